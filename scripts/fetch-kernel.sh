@@ -41,7 +41,10 @@ quiet apt-get "${APTOPTS[@]}" update
 # linux-image-amd64 is a metapackage: its dependency names the real, versioned image package.
 PKG=$(apt-cache "${APTOPTS[@]}" depends linux-image-amd64 | awk '/Depends: linux-image-6\.12/ { print $2; exit }')
 [ -n "$PKG" ] || { echo "fetch-kernel: no linux-image-6.12 package found in trixie" >&2; exit 1; }
-(cd "$KDIR" && quiet apt-get "${APTOPTS[@]}" download "$PKG")
+# The matching -common headers package carries the DRM UAPI headers (drm.h, vgem_drm.h) that the addon's
+# test-only vgem shim compiles against; the dma-buf core needs only linux-libc-dev.
+HDR="linux-headers-${PKG#linux-image-}"; HDR="${HDR%-amd64}-common"
+(cd "$KDIR" && quiet apt-get "${APTOPTS[@]}" download "$PKG" "$HDR")
 DEB=$(ls "$KDIR"/"$PKG"_*.deb | head -1)
 rm -rf "$KDIR/root" && mkdir -p "$KDIR/root"
 dpkg-deb -x "$DEB" "$KDIR/root"
@@ -49,5 +52,9 @@ MODROOT="$KDIR/root/usr/lib/modules"; [ -d "$MODROOT" ] || MODROOT="$KDIR/root/l
 KVER=$(ls "$MODROOT" | head -1)
 cp "$KDIR/root/boot/vmlinuz-$KVER" "$KDIR/vmlinuz"
 ln -sfn "$MODROOT/$KVER" "$KDIR/modules"
+rm -rf "$KDIR/hdr" "$CACHE/uapi" && mkdir -p "$KDIR/hdr" "$CACHE/uapi"
+dpkg-deb -x "$(ls "$KDIR"/"$HDR"_*.deb | head -1)" "$KDIR/hdr"
+cp -r "$(find "$KDIR/hdr" -path '*/include/uapi/drm' -type d | head -1)" "$CACHE/uapi/drm"
+rm -rf "$KDIR/hdr"
 echo "$KVER" > "$KDIR/ready"
 cat "$KDIR/ready"

@@ -1,0 +1,32 @@
+{
+  "variables": {
+    "drm_include%": "<!(sh scripts/find-drm-include.sh)"
+  },
+  "targets": [
+    {
+      "target_name": "dmabuf_sync",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/dma_buf.cc",
+        "native/sync_file.cc",
+        "native/fd_wait.cc",
+        "native/fd.cc",
+        "native/mapping.cc",
+        "native/alloc.cc",
+        "native/vgem.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "conditions": [
+        ["drm_include != ''", {
+          "defines": ["HAVE_VGEM=1"],
+          "include_dirs": ["<(drm_include)"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,11 @@
+// Tests are compiled by tsc (npm run build:ts) and jest runs the JavaScript: no transform step, which keeps
+// the emulated test VM fast. "unit" runs on any host; "vm" needs real udmabuf/dma-heap/vgem devices.
+const os = require('node:os');
+const path = require('node:path');
+module.exports = {
+  cacheDirectory: path.join(os.tmpdir(), 'dmabuf-sync-jest'),
+  projects: [
+    { displayName: 'unit', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/unit/**/*.test.js'] },
+    { displayName: 'vm', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/vm/**/*.test.js'] },
+  ],
+};

@@ -1,0 +1,114 @@
+/**
+ * The addon's surface: a thin shim over the dma-buf, sync_file, udmabuf, dma-heap and vgem UAPI. It holds
+ * no policy: every function checks its arguments (throwing TypeError / RangeError with code
+ * 'ERR_INVALID_ARG_TYPE' / 'ERR_OUT_OF_RANGE'), performs one syscall sequence, and on failure throws an
+ * Error carrying `code` (errno name, e.g. 'EBADF'), `errno` (positive number) and `syscall` (e.g.
+ * 'ioctl(DMA_BUF_IOCTL_SYNC)'). Every fd it returns is close-on-exec and owned by the caller.
+ * @internal
+ */
+import * as path from 'node:path';
+// node-gyp-build ships no types: it returns the addon's exports.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeGypBuild: (dir: string) => unknown = require('node-gyp-build');
+
+/** Flags and numbers taken from the kernel headers at build time. */
+export interface NativeConstants {
+  DMA_BUF_SYNC_READ: number;
+  DMA_BUF_SYNC_WRITE: number;
+  DMA_BUF_SYNC_RW: number;
+  DMA_BUF_SYNC_START: number;
+  DMA_BUF_SYNC_END: number;
+  POLLIN: number;
+  POLLOUT: number;
+  PAGE_SIZE: number;
+  /** 1 when the addon was built with the DRM UAPI headers (vgem shim available). */
+  HAVE_VGEM: number;
+}
+
+/** One fence of a sync_file, as SYNC_IOC_FILE_INFO reports it. */
+export interface NativeFenceInfo {
+  objName: string;
+  driverName: string;
+  /** 1 signalled, 0 active, negative errno on error. */
+  status: number;
+  flags: number;
+  /** Signal time in ns (CLOCK_MONOTONIC), 0n while pending. */
+  timestampNs: bigint;
+}
+
+export interface NativeSyncFileInfo {
+  name: string;
+  status: number;
+  fences: NativeFenceInfo[];
+}
+
+/** A pending uv_poll on a dup() of an fd. */
+export interface NativeFdWaiter {
+  /** Stops the poll and closes the waiter's dup. The callback is never called after this. Idempotent. */
+  cancel(): void;
+}
+
+export interface NativeBinding {
+  constants: NativeConstants;
+  /** DMA_BUF_IOCTL_SYNC with `flags` (START|END combined with READ/WRITE/RW); retries EINTR/EAGAIN. */
+  dmaBufSync(fd: number, flags: number): void;
+  /** DMA_BUF_IOCTL_EXPORT_SYNC_FILE; flags DMA_BUF_SYNC_READ or _WRITE (or RW). Returns a sync_file fd. */
+  exportSyncFile(fd: number, flags: number): number;
+  /** DMA_BUF_IOCTL_IMPORT_SYNC_FILE: attach the sync_file's fences to the dma-buf (READ: shared, WRITE: exclusive). */
+  importSyncFile(fd: number, syncFileFd: number, flags: number): void;
+  /** SYNC_IOC_FILE_INFO, both calls (count, then fences). */
+  syncFileInfo(fd: number): NativeSyncFileInfo;
+  /** SYNC_IOC_MERGE: a new sync_file fd signalled when both are. */
+  syncFileMerge(fd1: number, fd2: number, name: string): number;
+  /** poll() with timeout 0: true if any of `events` is ready (POLLERR/POLLNVAL throw EBADF/EIO). */
+  pollReady(fd: number, events: number): boolean;
+  /**
+   * Waits without blocking the event loop: dup()s fd (F_DUPFD_CLOEXEC), uv_poll_start(events) on the dup;
+   * calls `callback(null)` once when ready or `callback(err)` once on a poll error, then closes the dup.
+   */
+  waitFd(fd: number, events: number, callback: (err: Error | null) => void): NativeFdWaiter;
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dup(fd: number): number;
+  /** close(); EBADF throws. */
+  close(fd: number): void;
+  /**
+   * mmap(MAP_SHARED, PROT_READ|PROT_WRITE, or PROT_READ when `writable` is false) of `size` bytes at offset
+   * 0; returns an external ArrayBuffer over the mapping. It is munmap()ed by `unmap` (which also detaches the
+   * ArrayBuffer) or, failing that, when garbage-collected.
+   */
+  map(fd: number, size: number, writable: boolean): ArrayBuffer;
+  /** munmap the mapping behind `buffer` and detach it. Returns false if it was already unmapped. */
+  unmap(buffer: ArrayBuffer): boolean;
+  /**
+   * Replaces the mapping behind `buffer` (or at that registry address) in place (MAP_FIXED) by a private anonymous mapping of the same
+   * size, so later accesses through any view of it no longer reach the dma-buf. Thread-safe against a
+   * concurrent unmap. Returns false if it was already unmapped or replaced.
+   */
+  replaceWithScratch(buffer: ArrayBuffer | bigint): boolean;
+  /**
+   * The start address of the live mapping behind `buffer` (0n if unmapped), usable by another thread of this
+   * process with `replaceWithScratch(address)`: mappings are kept in a process-wide registry.
+   */
+  mappingAddress(buffer: ArrayBuffer): bigint;
+  /** memfd_create + ftruncate + F_SEAL_SHRINK + UDMABUF_CREATE (UDMABUF_FLAGS_CLOEXEC); size in bytes, page multiple. */
+  udmabufCreate(size: number): number;
+  /** DMA_HEAP_IOCTL_ALLOC on /dev/dma_heap/<name> with O_RDWR|O_CLOEXEC. */
+  heapAlloc(heapName: string, size: number): number;
+  /** DRM_IOCTL_VERSION: the driver name of an open DRM device fd. */
+  drmDriverName(fd: number): string;
+  /** open(path, O_RDWR|O_CLOEXEC). Used for DRM nodes. */
+  openDevice(path: string): number;
+  /** DRM_IOCTL_MODE_CREATE_DUMB. */
+  drmDumbCreate(fd: number, width: number, height: number, bpp: number): { handle: number; pitch: number; size: number };
+  /** DRM_IOCTL_PRIME_HANDLE_TO_FD with DRM_CLOEXEC|DRM_RDWR. */
+  drmPrimeHandleToFd(fd: number, handle: number): number;
+  /** DRM_IOCTL_GEM_CLOSE. */
+  drmGemClose(fd: number, handle: number): void;
+  /** DRM_IOCTL_VGEM_FENCE_ATTACH; returns the fence id. `write` sets VGEM_FENCE_WRITE. */
+  vgemFenceAttach(fd: number, handle: number, write: boolean): number;
+  /** DRM_IOCTL_VGEM_FENCE_SIGNAL. */
+  vgemFenceSignal(fd: number, fenceId: number): void;
+}
+
+/** The loaded addon: a prebuild matching this platform, or build/Release from source. */
+export const native: NativeBinding = nodeGypBuild(path.join(__dirname, '..', '..')) as NativeBinding;

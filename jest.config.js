@@ -5,7 +5,7 @@ const path = require('node:path');
 module.exports = {
   cacheDirectory: path.join(os.tmpdir(), 'dmabuf-sync-jest'),
   projects: [
-    { displayName: 'unit', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/unit/**/*.test.js'] },
-    { displayName: 'vm', testEnvironment: 'node', testMatch: ['<rootDir>/dist/test/vm/**/*.test.js'] },
+    { displayName: 'unit', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/unit/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
+    { displayName: 'vm', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
   ],
 };

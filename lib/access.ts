@@ -1,0 +1,37 @@
+/**
+ * Access modes and their kernel flag sets. A CPU or device task declares how it will touch a buffer:
+ * 'read', 'write' or 'rw' (read and write). The mode picks the DMA_BUF_SYNC_* flags of the cache bracket,
+ * which fences to wait for (a reader waits for writers only; a writer waits for everyone), and which kind of
+ * fence an imported device job becomes (write fences are exclusive, read fences shared).
+ */
+import { native } from './native';
+import { DmabufError } from './errors';
+
+/** How a task will touch a buffer. */
+export type Access = 'read' | 'write' | 'rw';
+
+const ACCESSES: readonly Access[] = ['read', 'write', 'rw'];
+
+/** Throws a TypeError (code ERR_INVALID_ARG_TYPE) unless `access` is 'read', 'write' or 'rw'. */
+export function checkAccess(access: unknown, what = 'access'): Access {
+  if (typeof access === 'string' && (ACCESSES as readonly string[]).includes(access)) return access as Access;
+  const err = new TypeError(`${what} must be 'read', 'write' or 'rw' (got ${JSON.stringify(access)})`);
+  (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
+  throw err;
+}
+
+/** The DMA_BUF_SYNC_READ/WRITE/RW bits for an access mode. */
+export function syncFlags(access: Access): number {
+  const c = native.constants;
+  return access === 'read' ? c.DMA_BUF_SYNC_READ : access === 'write' ? c.DMA_BUF_SYNC_WRITE : c.DMA_BUF_SYNC_RW;
+}
+
+/** True when the mode writes (so it excludes every other user, and waits for all fences). */
+export function writes(access: Access): boolean {
+  return access !== 'read';
+}
+
+/** Throws EBADF for use of a closed object. */
+export function closedError(what: string): DmabufError {
+  return new DmabufError('EBADF', `${what} is closed; it cannot be used after close()`);
+}

@@ -1,0 +1,184 @@
+/**
+ * DmaBuf: a dma-buf the library holds through its own dup() of the fd. Its identity is its inode (two fds,
+ * or two processes, naming the same buffer have the same inode), never its fd number. Allocators cover
+ * udmabuf (memfd-backed, any Linux host with /dev/udmabuf) and dma-heaps (/dev/dma_heap/<name>, the
+ * allocator on ARM boards); DRM drivers export theirs with PRIME and come in through fromFd().
+ */
+import * as fs from 'node:fs';
+import { native } from './native';
+import { DmabufError, kernelCall } from './errors';
+import { OwnedFd, checkFd } from './owned-fd';
+import { Mapping } from './mapping';
+import { SyncFile } from './sync-file';
+import { checkAccess, syncFlags, type Access } from './access';
+import { exportFences, fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import type { WaitOptions } from './fd-wait';
+
+/** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */
+const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+
+/** Throws RangeError (ERR_OUT_OF_RANGE) unless `size` is a positive integer; rounds it up to whole pages. */
+function checkSize(size: unknown): number {
+  if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > MAX_SIZE) {
+    const err = new RangeError(`size must be a positive integer number of bytes (got ${String(size)})`);
+    (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
+    throw err;
+  }
+  const page = native.constants.PAGE_SIZE;
+  return Math.ceil(size / page) * page;
+}
+
+/** Facts the kernel reports about a dma-buf in /proc/self/fdinfo. */
+function fdinfo(fd: number): { size: number; exporter: string } {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  } catch (err) {
+    throw new DmabufError('EBADF', `fd ${fd} is not open — pass an open dma-buf fd`, { cause: err });
+  }
+  const exporter = /^exp_name:\s*(\S+)/m.exec(text)?.[1];
+  const size = /^size:\s*(\d+)/m.exec(text)?.[1];
+  if (exporter === undefined || size === undefined) {
+    throw new DmabufError('ENOTTY', `fd ${fd} is not a dma-buf — pass an fd from udmabuf, a dma-heap or a DRM PRIME export`);
+  }
+  return { size: Number(size), exporter };
+}
+
+/** A dma-buf held by the library. */
+export class DmaBuf {
+  readonly #fd: OwnedFd;
+  /** Size in bytes, as the exporter reports it. */
+  readonly size: number;
+  /** The buffer's identity: the inode of the dma-buf file. Same buffer, same inode, in any fd or process. */
+  readonly inode: bigint;
+  /** The exporting driver ('udmabuf', 'system', 'vgem', …). */
+  readonly exporter: string;
+
+  private constructor(fd: OwnedFd) {
+    this.#fd = fd;
+    try {
+      const info = fdinfo(fd.fd);
+      this.size = info.size;
+      this.exporter = info.exporter;
+      this.inode = fs.fstatSync(fd.fd, { bigint: true }).ino;
+    } catch (err) {
+      fd.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Wraps a dma-buf fd the caller owns. The DmaBuf keeps its own dup(), so the caller still closes `fd`.
+   * Throws EBADF for a closed fd and ENOTTY for an fd that is not a dma-buf.
+   */
+  static fromFd(fd: number): DmaBuf {
+    checkFd(fd);
+    let owned: OwnedFd;
+    try {
+      owned = OwnedFd.dup(fd, 'DmaBuf');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EBADF') {
+        throw new DmabufError('EBADF', `fd ${fd} is not open — pass an open dma-buf fd`, { cause: err });
+      }
+      throw err;
+    }
+    return new DmaBuf(owned);
+  }
+
+  /** @internal Takes ownership of an fd the kernel just returned. */
+  static adopt(fd: number): DmaBuf {
+    return new DmaBuf(new OwnedFd(fd, 'DmaBuf'));
+  }
+
+  /**
+   * Allocates `size` bytes (rounded up to whole pages) through /dev/udmabuf, backed by a sealed memfd.
+   * udmabuf caps one buffer at its size_limit_mb module parameter (64 MiB by default).
+   */
+  static allocUdmabuf(size: number): DmaBuf {
+    const bytes = checkSize(size);
+    return DmaBuf.adopt(kernelCall(`allocating a ${bytes}-byte udmabuf`, () => native.udmabufCreate(bytes)));
+  }
+
+  /** Allocates `size` bytes (rounded up to whole pages) from the dma-heap /dev/dma_heap/<heap>. */
+  static allocHeap(size: number, heap = 'system'): DmaBuf {
+    const bytes = checkSize(size);
+    if (typeof heap !== 'string' || heap === '' || heap.includes('/') || heap === '.' || heap === '..') {
+      const err = new TypeError(`heap must be a dma-heap name such as 'system' (got ${JSON.stringify(heap)})`);
+      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    return DmaBuf.adopt(kernelCall(`allocating ${bytes} bytes from /dev/dma_heap/${heap}`, () => native.heapAlloc(heap, bytes)));
+  }
+
+  /** The library's fd for this buffer (valid until close()): hand it to APIs that take a dma-buf fd; do not close it. */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
+
+  /** Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. */
+  map(options?: { writable?: boolean }): Mapping {
+    return new Mapping(this.fd, this.size, options?.writable ?? true);
+  }
+
+  /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */
+  syncStart(access: Access): void {
+    const flags = native.constants.DMA_BUF_SYNC_START | syncFlags(checkAccess(access));
+    kernelCall('DmaBuf.syncStart', () => native.dmaBufSync(this.fd, flags));
+  }
+
+  /** Closes the CPU cache bracket (DMA_BUF_IOCTL_SYNC END) for `access`. */
+  syncEnd(access: Access): void {
+    const flags = native.constants.DMA_BUF_SYNC_END | syncFlags(checkAccess(access));
+    kernelCall('DmaBuf.syncEnd', () => native.dmaBufSync(this.fd, flags));
+  }
+
+  /**
+   * The device fences a task with `access` must wait for, as a SyncFile (EXPORT_SYNC_FILE): for 'read' the
+   * pending writers, for 'write'/'rw' every pending job. Throws ENOTTY on kernels before 6.0.
+   */
+  exportSyncFile(access: Access): SyncFile {
+    checkAccess(access);
+    return SyncFile.adopt(kernelCall('DmaBuf.exportSyncFile', () => native.exportSyncFile(this.fd, syncFlags(access))));
+  }
+
+  /**
+   * Attaches a device job's fence (IMPORT_SYNC_FILE): as a write fence for 'write'/'rw' (later readers and
+   * writers wait for it), as a read fence for 'read' (later writers wait for it).
+   */
+  importSyncFile(fence: SyncFile, access: Access): void {
+    importFence(this.fd, fence, checkAccess(access));
+  }
+
+  /** Whether no pending device fence conflicts with `access` (no waiting). */
+  isIdle(access: Access): boolean {
+    return fencesSignaled(this.fd, checkAccess(access));
+  }
+
+  /**
+   * Resolves when no pending device fence conflicts with `access`: exported sync_file + poll, or a poll on
+   * the dma-buf itself on kernels without EXPORT_SYNC_FILE. Never blocks the event loop.
+   */
+  waitIdle(access: Access, options?: WaitOptions): Promise<void> {
+    try {
+      checkAccess(access);
+      return waitForFences(this.fd, access, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Closes the library's fd; idempotent. Mappings stay valid until released (the kernel keeps the buffer). */
+  close(): void {
+    this.#fd.close();
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

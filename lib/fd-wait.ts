@@ -1,0 +1,70 @@
+/**
+ * Waiting for an fd to become ready without blocking the event loop: a zero-timeout poll first (the common,
+ * already-signalled case costs one syscall), then a libuv poll watcher in the addon, bounded by a deadline
+ * and an AbortSignal. Used for sync_file fds (POLLIN when all fences signalled) and for the dma-buf fd
+ * itself on kernels without EXPORT_SYNC_FILE (POLLIN: no pending writers; POLLOUT: no pending fences).
+ */
+import { native } from './native';
+import { abortError, fromNative, kernelCall, timeoutError } from './errors';
+
+/** Bounds for a wait. `deadline` is absolute (Date.now() ms) and wins over `timeoutMs` when both are set. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (rejects with code 'ETIMEDOUT'). */
+  timeoutMs?: number;
+  /** Absolute deadline in Date.now() milliseconds; used by callers that share one deadline across waits. */
+  deadline?: number;
+  /** Rejects with an AbortError when aborted. */
+  signal?: AbortSignal;
+}
+
+/** The absolute deadline (Date.now() ms, or Infinity) of a set of wait options; validates them. */
+export function deadlineOf(options: WaitOptions | undefined): number {
+  if (options?.deadline !== undefined) return options.deadline;
+  const t = options?.timeoutMs;
+  if (t === undefined) return Infinity;
+  if (typeof t !== 'number' || Number.isNaN(t) || t < 0) {
+    const err = new RangeError(`timeoutMs must be a number >= 0 (got ${String(t)})`);
+    (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
+    throw err;
+  }
+  return Date.now() + t;
+}
+
+/**
+ * Resolves when `fd` is ready for `events` (POLLIN/POLLOUT bits). Rejects with ETIMEDOUT at the deadline,
+ * with an AbortError on abort, or with the poll error; in every case the watcher and its dup are gone.
+ * @param what names the awaited thing in error messages.
+ */
+export function waitFdReady(fd: number, events: number, what: string, options?: WaitOptions): Promise<void> {
+  const deadline = deadlineOf(options);
+  const signal = options?.signal;
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  let ready: boolean;
+  try {
+    ready = kernelCall(`waiting for ${what}`, () => native.pollReady(fd, events));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (ready) return Promise.resolve();
+  if (deadline <= Date.now()) return Promise.reject(timeoutError(what));
+  return new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err: Error | null): void => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      waiter.cancel();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = (): void => finish(abortError(signal!));
+    let waiter: { cancel(): void };
+    try {
+      waiter = native.waitFd(fd, events, (err) => finish(err ? fromNative(err, `waiting for ${what}`) : null));
+    } catch (err) {
+      reject(fromNative(err, `waiting for ${what}`));
+      return;
+    }
+    if (deadline !== Infinity) timer = setTimeout(() => finish(timeoutError(what)), Math.max(0, deadline - Date.now()));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

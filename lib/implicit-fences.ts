@@ -1,0 +1,86 @@
+/**
+ * The devices' fences on a dma-buf (its reservation object, "implicit sync"). Before the CPU touches a
+ * buffer it waits for the jobs that conflict with its access: a reader waits for writers, a writer for
+ * everyone. Kernels >= 6.0 export those fences as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE); older ones
+ * answer ENOTTY and we poll the dma-buf fd itself (POLLIN: writers done; POLLOUT: all done). The probe runs
+ * once per process and is remembered.
+ */
+import { native } from './native';
+import { DmabufError, fromNative, kernelCall } from './errors';
+import { SyncFile } from './sync-file';
+import { waitFdReady, type WaitOptions } from './fd-wait';
+import { syncFlags, writes, type Access } from './access';
+
+let exportSupported: boolean | undefined = process.env.DMABUF_SYNC_NO_EXPORT === '1' ? false : undefined;
+
+/** Whether EXPORT_SYNC_FILE is used (undefined until the first probe). */
+export function exportSyncFileSupported(): boolean | undefined {
+  return exportSupported;
+}
+
+/** @internal Forces the poll fallback on (false) or re-probes (undefined); for tests and old kernels. */
+export function setExportSyncFileSupport(value: boolean | undefined): void {
+  exportSupported = value;
+}
+
+/**
+ * Exports the fences a task with `access` must wait for, as a SyncFile; undefined when the kernel lacks
+ * EXPORT_SYNC_FILE (the caller then polls the dma-buf). Other errors throw.
+ */
+export function exportFences(fd: number, access: Access): SyncFile | undefined {
+  if (exportSupported === false) return undefined;
+  try {
+    const sf = SyncFile.adopt(native.exportSyncFile(fd, syncFlags(access)));
+    exportSupported = true;
+    return sf;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOTTY' && exportSupported === undefined && isDmaBuf(fd)) {
+      exportSupported = false;
+      return undefined;
+    }
+    throw fromNative(err, 'exporting the fences of a dma-buf');
+  }
+}
+
+/** A dma-buf's fdinfo names its exporter; other files (a memfd, a pipe) have no exp_name line. */
+export function isDmaBuf(fd: number): boolean {
+  try {
+    return /^exp_name:/m.test(require('node:fs').readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the buffer has no pending fence that conflicts with `access`, without waiting. */
+export function fencesSignaled(fd: number, access: Access): boolean {
+  const sf = exportFences(fd, access);
+  if (!sf) return kernelCall('polling a dma-buf', () => native.pollReady(fd, pollEvents(access)));
+  try {
+    return sf.isSignaled();
+  } finally {
+    sf.close();
+  }
+}
+
+/** Waits (async) until no pending fence conflicts with `access`; ETIMEDOUT / AbortError as in waitFdReady. */
+export async function waitForFences(fd: number, access: Access, options?: WaitOptions): Promise<void> {
+  const sf = exportFences(fd, access);
+  if (!sf) return waitFdReady(fd, pollEvents(access), `device fences on a dma-buf (${access})`, options);
+  try {
+    await waitFdReady(sf.fd, native.constants.POLLIN, `device fences on a dma-buf (${access})`, options);
+  } finally {
+    sf.close();
+  }
+}
+
+/** Attaches a device job's fence: a write fence (exclusive) for a writer, a read fence (shared) for a reader. */
+export function importFence(fd: number, fence: SyncFile, access: Access): void {
+  if (fence.closed) throw new DmabufError('EBADF', 'the fence SyncFile is closed; pass an open one');
+  kernelCall('importing a fence into a dma-buf', () =>
+    native.importSyncFile(fd, fence.fd, writes(access) ? native.constants.DMA_BUF_SYNC_WRITE : native.constants.DMA_BUF_SYNC_READ),
+  );
+}
+
+function pollEvents(access: Access): number {
+  return writes(access) ? native.constants.POLLOUT : native.constants.POLLIN;
+}

@@ -1,0 +1,114 @@
+/**
+ * SyncFile: a kernel sync_file, the fd form of one or more dma_fences (device jobs). It is signalled when
+ * every fence in it has signalled. We get them from a dma-buf (EXPORT_SYNC_FILE: "the jobs I must wait for
+ * before touching this buffer"), from a device driver (a GPU/codec job's out-fence), or by merging two.
+ */
+import { native } from './native';
+import { kernelCall } from './errors';
+import { OwnedFd } from './owned-fd';
+import { waitFdReady, type WaitOptions } from './fd-wait';
+
+/** One fence inside a sync_file, as the kernel reports it. */
+export interface FenceInfo {
+  /** The fence's timeline name (e.g. a GPU ring). */
+  timeline: string;
+  /** The driver that created the fence (e.g. 'vgem', 'dma_fence_array'). */
+  driver: string;
+  /** 'signaled', 'active' or 'error'. */
+  status: 'signaled' | 'active' | 'error';
+  /** Negative errno when status is 'error'. */
+  error?: number;
+  /** When it signalled, in ns of CLOCK_MONOTONIC; undefined while active. */
+  timestampNs?: bigint;
+}
+
+/** What SYNC_IOC_FILE_INFO reports about a sync_file. */
+export interface SyncFileInfo {
+  name: string;
+  status: 'signaled' | 'active' | 'error';
+  fences: FenceInfo[];
+}
+
+function statusName(s: number): 'signaled' | 'active' | 'error' {
+  return s > 0 ? 'signaled' : s === 0 ? 'active' : 'error';
+}
+
+/** A sync_file fd owned by the library. */
+export class SyncFile {
+  readonly #fd: OwnedFd;
+
+  private constructor(fd: OwnedFd) {
+    this.#fd = fd;
+  }
+
+  /** Wraps a sync_file fd the caller owns; the SyncFile keeps its own dup(), so the caller still closes `fd`. */
+  static fromFd(fd: number): SyncFile {
+    const sf = new SyncFile(OwnedFd.dup(fd, 'SyncFile'));
+    try {
+      sf.info(); // ENOTTY here means "not a sync_file": fail now, not at first use.
+    } catch (err) {
+      sf.close();
+      throw err;
+    }
+    return sf;
+  }
+
+  /** @internal Takes ownership of an fd the kernel just returned. */
+  static adopt(fd: number): SyncFile {
+    return new SyncFile(new OwnedFd(fd, 'SyncFile'));
+  }
+
+  /** The library's fd (valid until close()); pass it to APIs that take a fence fd, do not close it. */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
+
+  /** Whether every fence has signalled, without waiting. */
+  isSignaled(): boolean {
+    return kernelCall('SyncFile.isSignaled', () => native.pollReady(this.fd, native.constants.POLLIN));
+  }
+
+  /**
+   * Resolves when every fence has signalled; never blocks the event loop. Rejects with code 'ETIMEDOUT'
+   * after `timeoutMs`, or with an AbortError when `signal` aborts.
+   */
+  wait(options?: WaitOptions): Promise<void> {
+    return waitFdReady(this.fd, native.constants.POLLIN, 'a sync_file to signal', options);
+  }
+
+  /** The kernel's view: name, status and each fence's timeline, driver, status and timestamp. */
+  info(): SyncFileInfo {
+    const raw = kernelCall('SyncFile.info', () => native.syncFileInfo(this.fd));
+    return {
+      name: raw.name,
+      status: statusName(raw.status),
+      fences: raw.fences.map((f) => ({
+        timeline: f.objName,
+        driver: f.driverName,
+        status: statusName(f.status),
+        ...(f.status < 0 ? { error: f.status } : {}),
+        ...(f.status > 0 ? { timestampNs: f.timestampNs } : {}),
+      })),
+    };
+  }
+
+  /** A new SyncFile that signals when both this and `other` have (SYNC_IOC_MERGE). */
+  merge(other: SyncFile, name = 'dmabuf-sync'): SyncFile {
+    return SyncFile.adopt(kernelCall('SyncFile.merge', () => native.syncFileMerge(this.fd, other.fd, name)));
+  }
+
+  /** Closes the library's fd; idempotent. */
+  close(): void {
+    this.#fd.close();
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * vgem: the kernel's virtual GEM driver, a software "GPU" with real dma-bufs and real dma_fences that user
+ * space can attach to a buffer and signal. Tests, the demo and the benchmarks use it as the device side of
+ * a pipeline: a fence attached for write is a device job writing the buffer until it is signalled. vgem
+ * signals a fence by itself after 10 s if nobody does. Needs the vgem module (/dev/dri/card* with driver
+ * 'vgem') and an addon built with the DRM UAPI headers.
+ */
+import * as fs from 'node:fs';
+import { native } from './native';
+import { DmabufError, kernelCall } from './errors';
+import { OwnedFd } from './owned-fd';
+import { DmaBuf } from './dma-buf';
+import { checkAccess, writes, type Access } from './access';
+
+/** A fence attached to a vgem buffer: a pending device job until signal(). */
+export class VgemFence {
+  readonly #device: VgemDevice;
+  /** vgem's fence id. */
+  readonly id: number;
+  #signaled = false;
+
+  /** @internal */
+  constructor(device: VgemDevice, id: number) {
+    this.#device = device;
+    this.id = id;
+  }
+
+  /** Signals the fence (the device job completes). Signalling twice throws ENOENT from the kernel. */
+  signal(): void {
+    kernelCall('VgemFence.signal', () => native.vgemFenceSignal(this.#device.fd, this.id));
+    this.#signaled = true;
+  }
+
+  /** Whether signal() was called through this object. */
+  get signaled(): boolean {
+    return this.#signaled;
+  }
+}
+
+/** A vgem buffer object: its GEM handle and its dma-buf. */
+export class VgemBuffer {
+  readonly #device: VgemDevice;
+  /** The GEM handle on the device. */
+  readonly handle: number;
+  /** The PRIME-exported dma-buf. Closed by close(). */
+  readonly dmaBuf: DmaBuf;
+
+  /** @internal */
+  constructor(device: VgemDevice, handle: number, dmaBuf: DmaBuf) {
+    this.#device = device;
+    this.handle = handle;
+    this.dmaBuf = dmaBuf;
+  }
+
+  /** Attaches a fence to the buffer, as a device job that reads ('read') or writes ('write'/'rw') it. */
+  attachFence(access: Access): VgemFence {
+    checkAccess(access);
+    const id = kernelCall('VgemBuffer.attachFence', () => native.vgemFenceAttach(this.#device.fd, this.handle, writes(access)));
+    return new VgemFence(this.#device, id);
+  }
+
+  /** Closes the dma-buf and the GEM handle. */
+  close(): void {
+    this.dmaBuf.close();
+    if (!this.#device.closed) kernelCall('VgemBuffer.close', () => native.drmGemClose(this.#device.fd, this.handle));
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** An open vgem device node. */
+export class VgemDevice {
+  readonly #fd: OwnedFd;
+  /** The device node path, e.g. /dev/dri/card0. */
+  readonly path: string;
+
+  private constructor(fd: OwnedFd, path: string) {
+    this.#fd = fd;
+    this.path = path;
+  }
+
+  /** Opens the first /dev/dri/card* whose driver is vgem. Throws ENODEV when there is none. */
+  static open(): VgemDevice {
+    if (!native.constants.HAVE_VGEM) {
+      throw new DmabufError('ENOSYS', 'the addon was built without the DRM UAPI headers: run the fetch in scripts/fetch-kernel.sh (or install headers with drm/vgem_drm.h) and rebuild');
+    }
+    let nodes: string[] = [];
+    try {
+      nodes = fs.readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n)).map((n) => `/dev/dri/${n}`);
+    } catch {
+      // No DRM at all: fall through to ENODEV.
+    }
+    for (const node of nodes) {
+      const fd = new OwnedFd(kernelCall(`opening ${node}`, () => native.openDevice(node)), 'VgemDevice');
+      if (native.drmDriverName(fd.fd) === 'vgem') return new VgemDevice(fd, node);
+      fd.close();
+    }
+    throw new DmabufError('ENODEV', 'no vgem device in /dev/dri: load the module with "modprobe vgem" (needs CONFIG_DRM_VGEM)');
+  }
+
+  /** @internal */
+  get fd(): number {
+    return this.#fd.fd;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#fd.closed;
+  }
+
+  /** Creates a buffer of at least `size` bytes (a dumb bo, 4 bytes per pixel) and exports it as a dma-buf. */
+  createBuffer(size: number): VgemBuffer {
+    if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > 2 ** 31) {
+      const err = new RangeError(`size must be a positive integer up to 2 GiB (got ${String(size)})`);
+      (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
+      throw err;
+    }
+    const width = 1024;
+    const height = Math.ceil(size / (width * 4));
+    const bo = kernelCall('VgemDevice.createBuffer', () => native.drmDumbCreate(this.fd, width, height, 32));
+    let primeFd: number;
+    try {
+      primeFd = kernelCall('VgemDevice.createBuffer: PRIME export', () => native.drmPrimeHandleToFd(this.fd, bo.handle));
+    } catch (err) {
+      native.drmGemClose(this.fd, bo.handle);
+      throw err;
+    }
+    return new VgemBuffer(this, bo.handle, DmaBuf.adopt(primeFd));
+  }
+
+  /** Closes the device fd. Buffers' dma-bufs stay valid until closed. */
+  close(): void {
+    this.#fd.close();
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

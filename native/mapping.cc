@@ -1,0 +1,167 @@
+// mmap of a dma-buf as an external ArrayBuffer, and its process-wide registry.
+//
+// Every live mapping is recorded (address -> size, state, id) under one mutex shared by all threads, so that
+// unmap, replaceWithScratch (possibly from another thread, by address) and the GC finalizer never munmap a
+// range twice or munmap a range that has since been reused by a newer mapping (the id tells them apart).
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "errors.h"
+#include "shim.h"
+
+namespace dmabuf_sync {
+namespace {
+
+enum class State { kActive, kScratch };  // absent from the registry = released
+
+struct Entry {
+  size_t size;
+  State state;
+  uint64_t id;
+};
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<uintptr_t, Entry> entries;
+  uint64_t next_id = 1;
+};
+
+// Never destroyed: finalizers may run on worker threads during process exit.
+Registry& GetRegistry() {
+  static Registry* registry = new Registry();
+  return *registry;
+}
+
+// GC finalizer of a mapped ArrayBuffer: munmap only if this very mapping is still registered.
+void FinalizeMapping(Napi::Env /*env*/, void* data, void* hint) {
+  uintptr_t addr = reinterpret_cast<uintptr_t>(data);
+  uint64_t id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(hint));
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.entries.find(addr);
+  if (it == r.entries.end() || it->second.id != id) return;
+  munmap(data, it->second.size);
+  r.entries.erase(it);
+}
+
+Napi::ArrayBuffer ArgArrayBuffer(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value v = info[index];
+  if (!v.IsArrayBuffer()) ThrowTypeError(info.Env(), std::string("The \"") + name + "\" argument must be an ArrayBuffer");
+  return v.As<Napi::ArrayBuffer>();
+}
+
+// The start address behind a (possibly detached) ArrayBuffer; 0 when detached.
+uintptr_t AddressOf(Napi::ArrayBuffer buffer) {
+  if (buffer.IsDetached()) return 0;
+  return reinterpret_cast<uintptr_t>(buffer.Data());
+}
+
+// map(fd, size, writable) -> external ArrayBuffer over mmap(MAP_SHARED) at offset 0.
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  size_t size = ArgSize(info, 1, "size");
+  bool writable = ArgBool(info, 2, "writable");
+  void* addr = mmap(nullptr, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  Registry& r = GetRegistry();
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    id = r.next_id++;
+    r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id};
+  }
+  try {
+    return Napi::ArrayBuffer::New(env, addr, size, FinalizeMapping, reinterpret_cast<void*>(static_cast<uintptr_t>(id)));
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.entries.find(reinterpret_cast<uintptr_t>(addr));
+    if (it != r.entries.end() && it->second.id == id) {
+      munmap(addr, size);
+      r.entries.erase(it);
+    }
+    throw;
+  }
+}
+
+// unmap(buffer) -> true if it munmapped (the mapping was active or replaced by scratch), false if it was
+// already released or never a mapping. A mapping's buffer is detached either way.
+Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::ArrayBuffer buffer = ArgArrayBuffer(info, 0, "buffer");
+  uintptr_t addr = AddressOf(buffer);
+  if (addr == 0) return Napi::Boolean::New(env, false);
+  Registry& r = GetRegistry();
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.entries.find(addr);
+    // Not registered: not one of ours (a live mapping's buffer stays registered until it is detached here).
+    if (it == r.entries.end()) return Napi::Boolean::New(env, false);
+    if (munmap(reinterpret_cast<void*>(addr), it->second.size) == -1) ThrowErrno(env, errno, "munmap");
+    r.entries.erase(it);
+  }
+  buffer.Detach();
+  return Napi::Boolean::New(env, true);
+}
+
+// replaceWithScratch(buffer | address) -> true if an active mapping was replaced in place by a private
+// anonymous one of the same size, false if it was already replaced or released.
+Napi::Value ReplaceWithScratch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value arg = info[0];
+  uintptr_t addr = 0;
+  if (arg.IsBigInt()) {
+    bool lossless = false;
+    uint64_t v = arg.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless || static_cast<uint64_t>(static_cast<uintptr_t>(v)) != v) {
+      ThrowRangeError(env, "The value of \"buffer\" is out of range. It must be an address returned by mappingAddress()");
+    }
+    addr = static_cast<uintptr_t>(v);
+  } else if (arg.IsArrayBuffer()) {
+    addr = AddressOf(arg.As<Napi::ArrayBuffer>());
+  } else {
+    ThrowTypeError(env, "The \"buffer\" argument must be an ArrayBuffer or a bigint");
+  }
+  if (addr == 0) return Napi::Boolean::New(env, false);
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto it = r.entries.find(addr);
+  if (it == r.entries.end() || it->second.state != State::kActive) return Napi::Boolean::New(env, false);
+  void* p = mmap(reinterpret_cast<void*>(addr), it->second.size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  if (p != reinterpret_cast<void*>(addr)) {
+    // Cannot happen with MAP_FIXED; never leave a stray mapping behind if it does.
+    munmap(p, it->second.size);
+    ThrowErrno(env, EFAULT, "mmap");
+  }
+  it->second.state = State::kScratch;
+  return Napi::Boolean::New(env, true);
+}
+
+// mappingAddress(buffer) -> the registered start address behind `buffer`, or 0n.
+Napi::Value MappingAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uintptr_t addr = AddressOf(ArgArrayBuffer(info, 0, "buffer"));
+  if (addr != 0) {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (r.entries.find(addr) == r.entries.end()) addr = 0;
+  }
+  return Napi::BigInt::New(env, static_cast<uint64_t>(addr));
+}
+
+}  // namespace
+
+void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
+  exports.Set("replaceWithScratch", Napi::Function::New(env, ReplaceWithScratch, "replaceWithScratch"));
+  exports.Set("mappingAddress", Napi::Function::New(env, MappingAddress, "mappingAddress"));
+}
+
+}  // namespace dmabuf_sync

@@ -1,0 +1,19 @@
+// Per-file initialisers of the dmabuf-sync addon. Each adds its functions to `exports`.
+#ifndef DMABUF_SYNC_SHIM_H_
+#define DMABUF_SYNC_SHIM_H_
+
+#include <napi.h>
+
+namespace dmabuf_sync {
+
+void InitDmaBuf(Napi::Env env, Napi::Object exports);    // dma_buf.cc
+void InitSyncFile(Napi::Env env, Napi::Object exports);  // sync_file.cc
+void InitFdWait(Napi::Env env, Napi::Object exports);    // fd_wait.cc
+void InitFd(Napi::Env env, Napi::Object exports);        // fd.cc
+void InitMapping(Napi::Env env, Napi::Object exports);   // mapping.cc
+void InitAlloc(Napi::Env env, Napi::Object exports);     // alloc.cc
+void InitVgem(Napi::Env env, Napi::Object exports);      // vgem.cc
+
+}  // namespace dmabuf_sync
+
+#endif  // DMABUF_SYNC_SHIM_H_

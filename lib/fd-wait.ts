@@ -36,11 +36,12 @@ export function deadlineOf(options: WaitOptions | undefined): number {
  * @param what names the awaited thing in error messages.
  */
 export function waitFdReady(fd: number, events: number, what: string, options?: WaitOptions): Promise<void> {
-  const deadline = deadlineOf(options);
   const signal = options?.signal;
   if (signal?.aborted) return Promise.reject(abortError(signal));
   let ready: boolean;
+  let deadline: number;
   try {
+    deadline = deadlineOf(options);
     ready = kernelCall(`waiting for ${what}`, () => native.pollReady(fd, events));
   } catch (err) {
     return Promise.reject(err);

@@ -8,22 +8,22 @@ import { DmaBuf, DmabufError, SyncFile } from '../../lib';
 import { native } from '../../lib/native';
 import { waitFdReady } from '../../lib/fd-wait';
 
+// Fixture fds are opened and closed inside each test: the fd guard's check runs before file-level afterAll.
 let dir: string;
 let fifoFd: number;
 let fileFd: number;
-beforeAll(() => {
+beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmabuf-sync-'));
   execFileSync('mkfifo', [path.join(dir, 'fifo')]);
   // O_RDWR opens a FIFO without waiting for a peer (Linux).
   fifoFd = fs.openSync(path.join(dir, 'fifo'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   // A shmem file: what a memfd is, but not a dma-buf.
-  fileFd = fs.openSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : dir, `dmabuf-sync-${process.pid}`), 'w+');
+  fileFd = fs.openSync(path.join(dir, 'shmem'), 'w+');
   fs.ftruncateSync(fileFd, 4096);
 });
-afterAll(() => {
+afterEach(() => {
   fs.closeSync(fifoFd);
   fs.closeSync(fileFd);
-  fs.rmSync(path.join('/dev/shm', `dmabuf-sync-${process.pid}`), { force: true });
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

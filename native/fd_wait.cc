@@ -90,16 +90,18 @@ void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   if (!w->pending) return;
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
-  Napi::Function callback = w->callback.Value();
-  Napi::Object self = w->self.Value();
-  std::unique_ptr<Napi::AsyncContext> async = std::move(w->async);
-  Napi::Value arg = env.Null();
-  if (status < 0) arg = UvError(env, status, "uv_poll").Value();
-  Finish(w);  // `w` stays valid until the close callback, which runs on a later loop iteration
   try {
+    Napi::Function callback = w->callback.Value();
+    Napi::Object self = w->self.Value();
+    std::unique_ptr<Napi::AsyncContext> async = std::move(w->async);
+    Napi::Value arg = env.Null();
+    if (status < 0) arg = UvError(env, status, "uv_poll").Value();
+    Finish(w);  // `w` stays valid until the close callback, which runs on a later loop iteration
     callback.MakeCallback(self, {arg}, *async);
   } catch (const Napi::Error& e) {
-    // An exception thrown by the callback: report it like any uncaught exception.
+    // Thrown by the callback (or by N-API while the environment is stopping): report it like any uncaught
+    // exception. `self` is still held by `scope`, so the wrapper cannot have been finalized: `w` is alive.
+    if (w->pending) Finish(w);
     napi_fatal_exception(env, e.Value());
   }
 }

@@ -13,10 +13,14 @@ RUN=$(sed -n 's/.*dmabufvm\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 H=/host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot $H || { dmesg | tail -20; cat /proc/filesystems | grep 9p; lsmod; echo 125 > "$STATUS"; poweroff -f; }
 cp "$H$RUN/cmd.sh" /cmd.sh
+CWD=$(cat "$H$RUN/cwd")
+# The VM gets a private tmpfs /tmp; a project that lives under the host's /tmp is bound back into it.
+mkdir -p /hosttmp && mount --bind $H/tmp /hosttmp
 mount -t proc proc $H/proc
 mount -t sysfs sys $H/sys
 mount -t devtmpfs dev $H/dev
 mount -t tmpfs -o mode=1777 tmp $H/tmp
+case "$CWD" in /tmp/?*) mkdir -p "$H$CWD" && mount --bind "/hosttmp${CWD#/tmp}" "$H$CWD" ;; esac
 mount -t tmpfs -o mode=1777 shm $H/dev/shm 2>/dev/null
 mount -t devpts pts $H/dev/pts 2>/dev/null
 mount -t tmpfs run $H/run 2>/dev/null

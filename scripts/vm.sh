@@ -78,6 +78,7 @@ trap 'rm -rf "$RUN"' EXIT
   printf 'cd %q || exit 125\n' "$PWD"
   printf 'exec'; printf ' %q' "$@"; printf '\n'
 } > "$RUN/cmd.sh"
+echo "$PWD" > "$RUN/cwd"
 : > "$RUN/status"
 
 set +e

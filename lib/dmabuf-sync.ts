@@ -1,0 +1,399 @@
+/**
+ * DmabufSync: the 2013 "dmabuf sync framework" for Node. A task names the buffers it will touch and how,
+ * locks them all at once, touches them, unlocks:
+ *
+ *     init → get(buf, access) … → lock → (CPU or device access) → unlock → putAll → fini
+ *
+ * lock() takes every buffer's ww mutex (wound/wait backoff: deadlock-free in any order), then waits for the
+ * devices' fences that conflict with the access, then opens the CPU cache bracket. unlock() closes the
+ * bracket, attaches the caller's device-job fence, and releases the mutexes. Our locks order our own users
+ * (tasks, workers); devices are ordered only by real kernel fences. See docs/design.md.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { debuglog } from 'node:util';
+import { threadId } from 'node:worker_threads';
+import { DmaBuf } from './dma-buf';
+import { SyncFile } from './sync-file';
+import { Mapping } from './mapping';
+import { DmabufError, abortError, kernelCall, usageError } from './errors';
+import { checkAccess, writes, type Access } from './access';
+import { deadlineOf } from './fd-wait';
+import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import { WwClass } from './ww-class';
+import { WwMutex } from './ww-mutex';
+import type { AcquireContext } from './acquire-context';
+import { CHANNELS } from './channels';
+
+const debug = debuglog('dmabuf-sync');
+const fenceWaitChannel = channel(CHANNELS.fenceWait);
+const forcedChannel = channel(CHANNELS.forcedUnlock);
+
+/** How long a holder may keep its locks before the watchdog forces them off, by default (ms). */
+export const DEFAULT_MAX_HOLD_MS = 10_000;
+
+/** Options of DmabufSync.init(). */
+export interface DmabufSyncOptions {
+  /** Shown by query() and in diagnostics; defaults to 'sync-<n>'. */
+  name?: string;
+  /** The ww class whose stamps order this sync against others; defaults to a shared wound-wait class. */
+  wwClass?: WwClass;
+  /** Watchdog bound on holding the locks, in ms (default 10 000). */
+  maxHoldMs?: number;
+}
+
+/** Options of lock(): one deadline and one signal bound the whole lock, backoffs and fence waits included. */
+export interface LockOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** Options of unlock(). */
+export interface UnlockOptions {
+  /**
+   * The fence of a device job that now owns the buffers (a SyncFile, or a sync_file fd the caller keeps
+   * owning). It is attached to every buffer: as a write fence where this sync wrote, a read fence where it
+   * read, so later users — ours and the kernel's (KMS, GPU drivers) — order after the job.
+   */
+  fence?: SyncFile | number;
+}
+
+/** Options of get(). */
+export interface GetOptions {
+  /** false: a device (DMA) access — same locking and fence waits, but no CPU cache bracket and no map(). */
+  cpu?: boolean;
+}
+
+interface Entry {
+  /** Our own dup of the caller's buffer: the caller may close theirs while we hold the lock. */
+  buf: DmaBuf;
+  access: Access;
+  cpu: boolean;
+  mutex: WwMutex;
+  /** CPU cache bracket open. */
+  started: boolean;
+  mapping?: Mapping;
+}
+
+type State = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
+
+let defaultClass: WwClass | undefined;
+let serial = 0;
+
+/** A set of buffers a task locks, accesses and unlocks together. */
+export class DmabufSync {
+  /** The name shown by query(). */
+  readonly name: string;
+  /** The ww class ordering this sync's acquire contexts. */
+  readonly wwClass: WwClass;
+  /** The watchdog bound, in ms. */
+  readonly maxHoldMs: number;
+  readonly #entries = new Map<bigint, Entry>();
+  #state: State = 'idle';
+  #ctx: AcquireContext | undefined;
+  #backoffs = 0;
+  #fenceWaits = 0;
+
+  /** Creates a sync object (same as DmabufSync.init). */
+  constructor(options: DmabufSyncOptions = {}) {
+    const maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+    if (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
+      throw Object.assign(new RangeError(`maxHoldMs must be a finite number > 0 (got ${String(maxHoldMs)})`), { code: 'ERR_OUT_OF_RANGE' });
+    }
+    if (options.wwClass !== undefined && !(options.wwClass instanceof WwClass)) {
+      throw Object.assign(new TypeError('wwClass must be a WwClass'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    this.name = options.name ?? `sync-${++serial}`;
+    this.wwClass = options.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
+    this.maxHoldMs = maxHoldMs;
+  }
+
+  /** Creates a sync object: the seed's dmabuf_sync_init(). */
+  static init(options?: DmabufSyncOptions): DmabufSync {
+    return new DmabufSync(options);
+  }
+
+  /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Whether lock() succeeded and unlock() has not run yet (false once forced off). */
+  get locked(): boolean {
+    return this.#state === 'locked';
+  }
+
+  /** Counters since creation: EDEADLK backoffs taken and waits on device fences that were not yet signalled. */
+  get stats(): { backoffs: number; fenceWaits: number } {
+    return { backoffs: this.#backoffs, fenceWaits: this.#fenceWaits };
+  }
+
+  /** The buffers added, in order. */
+  get buffers(): Array<{ inode: bigint; access: Access; cpu: boolean }> {
+    return [...this.#entries.values()].map((e) => ({ inode: e.buf.inode, access: e.access, cpu: e.cpu }));
+  }
+
+  /**
+   * Adds a buffer this task will access: 'read', 'write' or 'rw'. Only before lock(). Adding the same
+   * buffer (same inode) again merges the accesses (read + write = rw).
+   */
+  get(buf: DmaBuf, access: Access, options: GetOptions = {}): void {
+    this.#checkUsable('get');
+    if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: get() while locked; unlock() first, then add buffers`);
+    if (!(buf instanceof DmaBuf)) {
+      throw Object.assign(new TypeError('buf must be a DmaBuf (wrap an fd with DmaBuf.fromFd)'), { code: 'ERR_INVALID_ARG_TYPE' });
+    }
+    checkAccess(access);
+    const cpu = options.cpu ?? true;
+    if (buf.closed) throw new DmabufError('EBADF', `${this.name}: get() of a closed DmaBuf; keep it open until put()`);
+    const known = this.#entries.get(buf.inode);
+    if (known) {
+      known.access = known.access === access ? access : 'rw';
+      known.cpu ||= cpu;
+      return;
+    }
+    const own = DmaBuf.fromFd(buf.fd);
+    this.#entries.set(buf.inode, { buf: own, access, cpu, mutex: new WwMutex(this.wwClass, own.inode), started: false });
+  }
+
+  /** Removes a buffer (only while not locked). Removing one that was never added is ENOENT. */
+  put(buf: DmaBuf): void {
+    this.#checkUsable('put');
+    if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: put() while locked; unlock() first`);
+    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!e) throw usageError('ENOENT', `${this.name}: put() of a buffer that was not added with get()`);
+    this.#drop(e);
+  }
+
+  /** Removes every buffer (only while not locked). */
+  putAll(): void {
+    this.#checkUsable('putAll');
+    if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: putAll() while locked; unlock() first`);
+    for (const e of [...this.#entries.values()]) this.#drop(e);
+  }
+
+  /**
+   * Locks every added buffer: ww mutexes with backoff (a read joins other readers; a writer is exclusive),
+   * then waits for conflicting device fences, then opens the CPU cache bracket. `timeoutMs` and `signal`
+   * bound all of it with one deadline; a rejected lock leaves nothing held.
+   */
+  async lock(options: LockOptions = {}): Promise<void> {
+    this.#checkUsable('lock');
+    if (this.#state !== 'idle') {
+      throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
+    }
+    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
+    for (const e of this.#entries.values()) {
+      if (e.buf.closed) throw new DmabufError('EBADF', `${this.name}: a buffer was closed under the sync`);
+    }
+    const deadline = deadlineOf(options);
+    const signal = options.signal;
+    if (signal?.aborted) throw abortError(signal);
+    this.#state = 'locking';
+    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
+    this.#ctx = ctx;
+    try {
+      await this.#acquireAll(ctx, { signal, deadline });
+      ctx.done();
+      for (const e of this.#entries.values()) {
+        if (!fencesSignaled(e.buf.fd, e.access)) {
+          this.#fenceWaits++;
+          if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
+          await waitForFences(e.buf.fd, e.access, { signal, deadline });
+        }
+        if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
+      }
+      for (const e of this.#entries.values()) {
+        if (!e.cpu) continue;
+        e.buf.syncStart(e.access);
+        e.started = true;
+      }
+    } catch (err) {
+      this.#releaseAll(ctx);
+      throw err;
+    }
+    ctx.onForced(() => this.#onForced());
+    this.#state = 'locked';
+    debug('%s locked %d buffers', this.name, this.#entries.size);
+  }
+
+  /**
+   * A CPU view of a locked buffer, valid only while locked: unlock() releases it, and if the watchdog
+   * forces the lock off, the view is replaced by scratch memory so late writes cannot reach the buffer.
+   * Writable when the access writes.
+   */
+  map(buf: DmaBuf): Mapping {
+    this.#checkUsable('map');
+    if (this.#state === 'forced') throw this.#forcedError();
+    if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
+    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
+    if (!e.cpu) throw usageError('EPERM', `${this.name}: map() of a device-access buffer (get with cpu: true for CPU access)`);
+    if (!e.mapping) {
+      e.mapping = e.buf.map({ writable: writes(e.access) });
+      e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
+    }
+    return e.mapping;
+  }
+
+  /**
+   * Ends the access: closes the cache bracket, attaches `fence` (a device job's) to every buffer, releases
+   * the locks and wakes waiters. Rejects with ETIMEDOUT if the watchdog forced the locks off meanwhile.
+   */
+  async unlock(options: UnlockOptions = {}): Promise<void> {
+    this.#checkUsable('unlock');
+    if (this.#state === 'forced') {
+      this.#state = 'idle';
+      throw this.#forcedError();
+    }
+    if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: unlock() while ${this.#state}; lock() first`);
+    const ctx = this.#ctx!;
+    let fence: SyncFile | undefined;
+    let ownFence = false;
+    const errors: unknown[] = [];
+    try {
+      if (options.fence !== undefined) {
+        if (options.fence instanceof SyncFile) fence = options.fence;
+        else {
+          fence = SyncFile.fromFd(options.fence);
+          ownFence = true;
+        }
+      }
+    } catch (err) {
+      errors.push(err);
+    }
+    for (const e of this.#entries.values()) {
+      try {
+        this.#endCpu(e);
+      } catch (err) {
+        errors.push(err);
+      }
+      if (fence && errors.length === 0) {
+        try {
+          importFence(e.buf.fd, fence, e.access);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    if (ownFence) fence!.close();
+    this.#releaseAll(ctx);
+    if (errors.length > 0) throw errors[0];
+    debug('%s unlocked', this.name);
+  }
+
+  /** Ends the sync object: puts every buffer. Must not be locked (EBUSY). Idempotent. */
+  fini(): void {
+    if (this.#state === 'fini') return;
+    if (this.#state === 'locked' || this.#state === 'locking') {
+      throw usageError('EBUSY', `${this.name}: fini() while locked; unlock() first`);
+    }
+    for (const e of [...this.#entries.values()]) this.#drop(e);
+    this.#state = 'fini';
+  }
+
+  /** `await using`: unlock if locked, then fini. A forced-off lock still reports ETIMEDOUT (after fini). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    let error: unknown;
+    if (this.#state === 'locked' || this.#state === 'forced') {
+      try {
+        await this.unlock();
+      } catch (err) {
+        error = err;
+      }
+    }
+    this.fini();
+    if (error) throw error;
+  }
+
+  async #acquireAll(ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }): Promise<void> {
+    const entries = [...this.#entries.values()];
+    let contended: Entry | undefined;
+    for (;;) {
+      const held: Entry[] = [];
+      let failed: Entry | undefined;
+      try {
+        if (contended) {
+          failed = contended;
+          await contended.mutex.lockSlow(ctx, writes(contended.access) ? 'write' : 'read', opts);
+          held.push(contended);
+        }
+        for (const e of entries) {
+          if (e === contended) continue;
+          failed = e;
+          await e.mutex.lock(ctx, writes(e.access) ? 'write' : 'read', opts);
+          held.push(e);
+        }
+        return;
+      } catch (err) {
+        for (const e of held) e.mutex.unlock(ctx);
+        if ((err as { code?: string }).code !== 'EDEADLK') throw err;
+        // Wound/wait backoff: drop everything, sleep on the contended lock, keep the stamp (age) and retry.
+        this.#backoffs++;
+        contended = failed;
+      }
+    }
+  }
+
+  #endCpu(e: Entry): void {
+    if (e.mapping) {
+      e.mapping.release();
+      e.mapping = undefined;
+    }
+    if (e.started) {
+      e.started = false;
+      kernelCall(`${this.name}: closing the cache bracket`, () => e.buf.syncEnd(e.access));
+    }
+  }
+
+  /** Releases every hold of ctx and ends it; also the cleanup path of a failed lock(). */
+  #releaseAll(ctx: AcquireContext): void {
+    for (const e of this.#entries.values()) {
+      try {
+        this.#endCpu(e);
+      } catch (err) {
+        debug('%s: %s', this.name, (err as Error).message);
+      }
+      if (e.mutex.isHeldBy(ctx)) e.mutex.unlock(ctx);
+    }
+    ctx.fini();
+    this.#ctx = undefined;
+    this.#state = 'idle';
+  }
+
+  /** Runs in this thread when the watchdog forced our locks off: stop CPU access, free what we held. */
+  #onForced(): void {
+    if (this.#state !== 'locked') return;
+    for (const e of this.#entries.values()) {
+      e.mapping?.scratch(); // late writes through handed-out views now go to private memory
+      try {
+        this.#endCpu(e);
+      } catch (err) {
+        debug('%s: %s', this.name, (err as Error).message);
+      }
+    }
+    const ctx = this.#ctx!;
+    ctx.fini();
+    this.#ctx = undefined;
+    this.#state = 'forced';
+    if (forcedChannel.hasSubscribers) forcedChannel.publish({ sync: this.name, threadId, maxHoldMs: this.maxHoldMs });
+    debug('%s: forced off after %d ms', this.name, this.maxHoldMs);
+  }
+
+  #forcedError(): DmabufError {
+    return new DmabufError(
+      'ETIMEDOUT',
+      `${this.name}: held its locks longer than maxHoldMs (${this.maxHoldMs} ms); the watchdog forced them off and ` +
+        'other users went on. Writes after that went to scratch memory: redo the work under a new lock(), or raise maxHoldMs',
+    );
+  }
+
+  #checkUsable(what: string): void {
+    if (this.#state === 'fini') throw usageError('EBADF', `${this.name}: ${what}() after fini(); create a new DmabufSync`);
+  }
+
+  #drop(e: Entry): void {
+    this.#entries.delete(e.buf.inode);
+    e.mutex.dispose();
+    e.buf.close();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * An acquire context (kernel `struct ww_acquire_ctx`): one task's transaction over several ww mutexes.
+ * Its identity (stamp, flags, acquired count, name) lives in the shared table so that other threads can
+ * order against it, wound it, or force it off when it holds a lock past its maxHoldMs.
+ */
+import { DmabufError } from './errors';
+import { lockStore, type LockStore } from './lock-table';
+import { CF_FORCED, CF_WOUNDED } from './shared-state';
+import type { WwClass } from './ww-class';
+import { noticeForced } from './ww-watchdog';
+
+/** Options of WwClass.acquireContext. */
+export interface AcquireContextOptions {
+  /** Label shown by queryLocks() and diagnostics (up to 48 UTF-8 bytes are stored). */
+  name?: string;
+  /**
+   * Longest time one hold may last, in ms. Past it the watchdog may force the context off ALL its locks
+   * (see setForceHook / onForced). 0 or Infinity (default): no limit.
+   */
+  maxHoldMs?: number;
+}
+
+/** Called in the holder's own thread once the context has been forced off its locks. */
+export type ForcedCallback = (ctx: AcquireContext) => void;
+
+// Contexts dropped without fini() give their slot back if they hold nothing (else the slot stays reserved).
+const finalizer = new FinalizationRegistry<number>((slot) => {
+  lockStore().closeContext(slot);
+});
+
+/** One task's acquire context; create it with WwClass.acquireContext(). */
+export class AcquireContext {
+  /** The class this context locks. */
+  readonly class: WwClass;
+  /** Label for diagnostics. */
+  readonly name: string;
+  /** Age: smaller is older; process-wide monotonic. Kept across retries, which is how a task ages. */
+  readonly stamp: number;
+  /** The hold limit (0 = none). */
+  readonly maxHoldMs: number;
+  /** @internal */
+  readonly _store: LockStore;
+  /** @internal context slot in the table (-1 after fini). */
+  _slot: number;
+  /** @internal set by done(). */
+  _done = false;
+  /** @internal a lock() of this context is pending. */
+  _busy = false;
+  /** @internal onForced callbacks already ran. */
+  _forcedNoticed = false;
+  /** @internal */
+  _forcedCallbacks: ForcedCallback[] | undefined;
+  private readonly token = {};
+
+  /** Use WwClass.acquireContext(). */
+  constructor(cls: WwClass, options?: AcquireContextOptions) {
+    const maxHold = options?.maxHoldMs ?? 0;
+    if (typeof maxHold !== 'number' || Number.isNaN(maxHold) || maxHold < 0) {
+      throw new RangeError(`maxHoldMs must be a non-negative number of ms, got ${String(maxHold)}`);
+    }
+    this.class = cls;
+    this.name = options?.name ?? '';
+    this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
+    this._store = lockStore();
+    this._slot = this._store.openContext(cls.kindId, this.name, this.maxHoldMs);
+    this.stamp = this._store.ctxStamp(this._slot);
+    finalizer.register(this, this._slot, this.token);
+  }
+
+  /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */
+  get id(): number {
+    return this._slot;
+  }
+
+  /** Number of locks this context holds now (0 after a forced release). */
+  get acquired(): number {
+    return this._slot < 0 ? 0 : this._store.ctxAcquired(this._slot);
+  }
+
+  /** Wound-wait: an older context needs a lock this one holds; the next contended lock() fails EDEADLK. */
+  get wounded(): boolean {
+    return this._slot >= 0 && (this._store.ctxFlags(this._slot) & CF_WOUNDED) !== 0;
+  }
+
+  /** The watchdog forced this context off all its locks (a hold outlived maxHoldMs). */
+  get forced(): boolean {
+    return this._slot >= 0 && (this._store.ctxFlags(this._slot) & CF_FORCED) !== 0;
+  }
+
+  /**
+   * Registers a callback run in this context's thread once it has been forced off (from this thread's
+   * watchdog timer, or when an unlock()/lock() notices). Runs at once if that already happened.
+   */
+  onForced(callback: ForcedCallback): void {
+    (this._forcedCallbacks ??= []).push(callback);
+    if (this._forcedNoticed) callback(this);
+  }
+
+  /** Marks the end of the acquire phase (kernel ww_acquire_done): locking afterwards fails with EPERM. */
+  done(): void {
+    this._done = true;
+  }
+
+  /**
+   * Ends the context (kernel ww_acquire_fini): it must hold nothing (else EBUSY). Idempotent.
+   * A forced context holds nothing, so fini() is how it is cleared.
+   */
+  fini(): void {
+    if (this._slot < 0) return;
+    if (this._busy || !this._store.closeContext(this._slot)) {
+      throw new DmabufError(
+        'EBUSY',
+        `acquire context "${this.name}" still holds ${this.acquired} lock(s)` +
+          (this._busy ? ' and has a lock() pending' : '') +
+          ': unlock() every mutex it holds (and let pending lock() calls settle) before fini()',
+      );
+    }
+    finalizer.unregister(this.token);
+    this._slot = -1;
+  }
+
+  /**
+   * Why this context cannot lock now, or undefined. Also makes a forced context run its onForced callbacks.
+   * @internal
+   */
+  _lockError(): Error | undefined {
+    if (this._slot < 0) {
+      return new DmabufError('EINVAL', `acquire context "${this.name}" was fini()ed: create a new one with acquireContext()`);
+    }
+    if (this._done) {
+      return new DmabufError(
+        'EPERM',
+        `acquire context "${this.name}" is done(): call done() only after the last lock, or use a new context`,
+      );
+    }
+    if (this._busy) {
+      return new DmabufError(
+        'EINVAL',
+        `acquire context "${this.name}" already has a lock() pending: a context locks one mutex at a time; ` +
+          'await each lock() before the next',
+      );
+    }
+    if (this.forced) {
+      noticeForced(this);
+      return forcedError(this);
+    }
+    return undefined;
+  }
+}
+
+/** The error for using a context that the watchdog forced off its locks. @internal */
+export function forcedError(ctx: AcquireContext): DmabufError {
+  return new DmabufError(
+    'ETIMEDOUT',
+    `acquire context "${ctx.name}" held a lock longer than maxHoldMs (${ctx.maxHoldMs} ms) and was forced off all ` +
+      'its locks: its writes may be lost; fini() it and redo the whole transaction with a new context',
+  );
+}

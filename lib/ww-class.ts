@@ -1,0 +1,43 @@
+/**
+ * A ww (wound/wait) lock class: the deadlock-avoidance algorithm shared by a set of mutexes that are locked
+ * together under one acquire context (kernel `DEFINE_WW_CLASS` / `DEFINE_WD_CLASS`).
+ */
+import { AcquireContext, type AcquireContextOptions } from './acquire-context';
+import { KIND_WAIT_DIE, KIND_WOUND_WAIT } from './shared-state';
+
+/** 'wound-wait': older contexts wound younger holders (fewer back-offs); 'wait-die': younger requesters die. */
+export type WwClassKind = 'wound-wait' | 'wait-die';
+
+/**
+ * A ww lock class. Every WwMutex locked under one AcquireContext must belong to a class of the same kind;
+ * the kind is what the table checks (class objects are per thread, the lock state is shared).
+ */
+export class WwClass {
+  /** The algorithm. */
+  readonly kind: WwClassKind;
+  /** A label for diagnostics. */
+  readonly name: string;
+  /** @internal numeric kind stored in the shared table. */
+  readonly kindId: number;
+
+  /**
+   * @param kind 'wound-wait' (default, the kernel's DEFINE_WW_CLASS) or 'wait-die' (DEFINE_WD_CLASS).
+   * @param name label used in diagnostics.
+   */
+  constructor(kind: WwClassKind = 'wound-wait', name?: string) {
+    if (kind !== 'wound-wait' && kind !== 'wait-die') {
+      throw new TypeError(`WwClass kind must be 'wound-wait' or 'wait-die', got ${String(kind)}`);
+    }
+    this.kind = kind;
+    this.name = name ?? kind;
+    this.kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
+  }
+
+  /**
+   * Starts an acquire context (kernel ww_acquire_init): takes a new stamp, younger than every existing one.
+   * Keep the context across EDEADLK retries so the task ages and cannot starve; fini() it when done.
+   */
+  acquireContext(options?: AcquireContextOptions): AcquireContext {
+    return new AcquireContext(this, options);
+  }
+}

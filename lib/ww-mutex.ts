@@ -1,0 +1,341 @@
+/**
+ * WwMutex: a wound/wait mutex (kernel ww_mutex) with shared (read) holders, whose state is shared by every
+ * worker_thread of the process. See docs/design.md, "Lock core".
+ */
+import { AcquireContext, forcedError } from './acquire-context';
+import { DmabufError, abortError, timeoutError } from './errors';
+import { acquiredChannel, backoffChannel, contendedChannel } from './lock-channels';
+import {
+  EALREADY,
+  EDEADLK,
+  FORCED,
+  F_TRY,
+  F_WW,
+  GRANTED,
+  WAITING,
+  lockStore,
+  type LockSnapshot,
+  type LockStore,
+} from './lock-table';
+import type { WwClass } from './ww-class';
+import { forceContext, noticeForced, waiterBlocked, watchHold } from './ww-watchdog';
+
+export { setForceHook, type ForceHook } from './ww-watchdog';
+export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-table';
+export {
+  CHANNEL_ACQUIRED,
+  CHANNEL_BACKOFF,
+  CHANNEL_CONTENDED,
+  CHANNEL_FORCED_UNLOCK,
+} from './lock-channels';
+
+/** 'read': shared with other readers; 'write': exclusive. */
+export type LockMode = 'read' | 'write';
+
+/** Options of lock() / lockSlow(). */
+export interface LockOptions {
+  /** Aborting rejects the pending lock() with an AbortError; nothing is left held or queued. */
+  signal?: AbortSignal;
+  /** Absolute time (Date.now() ms) after which a pending lock() rejects with ETIMEDOUT. */
+  deadline?: number;
+}
+
+/** Longest single sleep of a waiter: a safety net; real wake-ups come from Atomics.notify. */
+const MAX_SLEEP_MS = 500;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+// WwMutex objects dropped without dispose() give their table reference back.
+const finalizer = new FinalizationRegistry<number>((slot) => {
+  lockStore().closeMutex(slot);
+});
+
+function checkMode(mode: LockMode): boolean {
+  if (mode === 'write') return true;
+  if (mode === 'read') return false;
+  throw new TypeError(`lock mode must be 'read' or 'write', got ${String(mode)}`);
+}
+
+function edeadlk(): DmabufError {
+  return new DmabufError(
+    'EDEADLK',
+    'lock conflict with an older context: release every lock this context holds, lockSlow() the contended ' +
+      'mutex, then retry the rest (keep the same context so it ages)',
+  );
+}
+
+function ealready(): DmabufError {
+  return new DmabufError('EALREADY', 'this acquire context already holds this mutex: do not lock it twice');
+}
+
+function eperm(what: string): DmabufError {
+  return new DmabufError('EPERM', `unlock() of a mutex ${what} does not hold: unlock only what you locked, once`);
+}
+
+/**
+ * A ww mutex identified process-wide by a bigint key. Several WwMutex objects with the same key (in any
+ * worker_thread) are the same lock.
+ */
+export class WwMutex {
+  /** The class (algorithm) of this mutex. */
+  readonly class: WwClass;
+  /** The process-wide key (negative for keys allocated by the library). */
+  readonly key: bigint;
+  private readonly store: LockStore;
+  private slot: number;
+  /** Ctx-less holds taken through this object, most recent last (unlock() without ctx pops). */
+  private readonly ctxless: number[] = [];
+  private readonly token = {};
+
+  /**
+   * @param cls the ww class; every WwMutex of one key must use the same class kind.
+   * @param key identifies the lock process-wide (dmabuf-sync uses the dma-buf's inode); omitted: a fresh
+   *   unique key.
+   */
+  constructor(cls: WwClass, key?: bigint) {
+    if (key !== undefined && typeof key !== 'bigint') throw new TypeError('WwMutex key must be a bigint');
+    this.class = cls;
+    this.store = lockStore();
+    this.slot = this.store.openMutex(key, cls.kindId);
+    this.key = this.store.mutexKey(this.slot);
+    finalizer.register(this, this.slot, this.token);
+  }
+
+  /**
+   * Locks (kernel ww_mutex_lock). With a context: rejects EDEADLK when the context must back off
+   * (wait-die: it holds locks and would wait for an older context; wound-wait: it was wounded by an older
+   * one), EALREADY if it already holds this mutex, EPERM after ctx.done(), ETIMEDOUT if it was forced off by
+   * the watchdog. Without a context (null): a plain mutex, no deadlock avoidance.
+   * A passed `deadline` rejects ETIMEDOUT, an aborted `signal` with an AbortError; neither leaves anything held
+   * or queued.
+   */
+  lock(ctx: AcquireContext | null = null, mode: LockMode = 'write', options?: LockOptions): Promise<void> {
+    return this.acquire(ctx, mode, options, F_WW);
+  }
+
+  /**
+   * Locks after an EDEADLK back-off (kernel ww_mutex_lock_slow): waits for the contended mutex and never
+   * rejects EDEADLK. The context must hold nothing (else EINVAL).
+   */
+  lockSlow(ctx: AcquireContext, mode: LockMode = 'write', options?: LockOptions): Promise<void> {
+    if (!(ctx instanceof AcquireContext)) {
+      return Promise.reject(new DmabufError('EINVAL', 'lockSlow() needs the acquire context that got EDEADLK'));
+    }
+    if (ctx._slot >= 0 && ctx.acquired > 0) {
+      return Promise.reject(
+        new DmabufError(
+          'EINVAL',
+          `lockSlow() with a context that holds ${ctx.acquired} lock(s): after EDEADLK unlock everything first`,
+        ),
+      );
+    }
+    return this.acquire(ctx, mode, options, 0);
+  }
+
+  private acquire(ctx: AcquireContext | null, mode: LockMode, options: LockOptions | undefined, flags: number): Promise<void> {
+    let write: boolean;
+    let c = -1;
+    try {
+      write = checkMode(mode);
+      this.checkUsable();
+      if (ctx !== null) {
+        const err = this.checkCtx(ctx);
+        if (err !== undefined) return Promise.reject(err);
+        c = ctx._slot;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const code = this.store.acquire(this.slot, c, write, flags);
+    if (code === GRANTED) {
+      this.granted(ctx, write, 0);
+      return RESOLVED;
+    }
+    if (code === WAITING) return this.waitLoop(ctx, c, write, flags, this.store.lastRecord, options);
+    return Promise.reject(this.failure(code, ctx, write));
+  }
+
+  /** Throws (returns) the error for an acquire/poll result code. */
+  private failure(code: number, ctx: AcquireContext | null, write: boolean): Error {
+    if (code === EDEADLK) {
+      if (backoffChannel.hasSubscribers) {
+        backoffChannel.publish({
+          key: this.key,
+          ctxName: ctx?.name,
+          stamp: ctx?.stamp,
+          mode: write ? 'write' : 'read',
+          reason: this.class.kind === 'wait-die' ? 'die' : 'wounded',
+        });
+      }
+      return edeadlk();
+    }
+    if (code === EALREADY) return ealready();
+    if (code === FORCED && ctx !== null) {
+      noticeForced(ctx);
+      return forcedError(ctx);
+    }
+    return new DmabufError('EIO', `unexpected lock table result ${code}`);
+  }
+
+  private granted(ctx: AcquireContext | null, write: boolean, waitedMs: number): void {
+    if (ctx === null) this.ctxless.push(this.store.lastRecord);
+    else if (ctx.maxHoldMs > 0) watchHold(ctx, Date.now() + ctx.maxHoldMs);
+    if (acquiredChannel.hasSubscribers) {
+      acquiredChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read', waitedMs });
+    }
+  }
+
+  private async waitLoop(
+    ctx: AcquireContext | null,
+    c: number,
+    write: boolean,
+    flags: number,
+    w: number,
+    options: LockOptions | undefined,
+  ): Promise<void> {
+    const store = this.store;
+    const m = this.slot;
+    const signal = options?.signal;
+    const deadline = options?.deadline ?? Infinity;
+    const started = Date.now();
+    if (contendedChannel.hasSubscribers) {
+      contendedChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read' });
+    }
+    // An abort must not wait for the next timeout: wake the mutex's waiters so that this one re-checks.
+    const onAbort = (): void => store.kick(m);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (ctx !== null) ctx._busy = true;
+    waiterBlocked(1);
+    try {
+      for (;;) {
+        // store.waitSeq/waitUntil/victim were set by the acquire()/poll() that returned WAITING.
+        const victim = store.victim;
+        if (victim >= 0) {
+          forceContext(store, victim, Date.now());
+        } else {
+          const now = Date.now();
+          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, deadline - now));
+          const p = store.wait(m, store.waitSeq, t);
+          if (p !== undefined) await p;
+        }
+        if (signal?.aborted) {
+          store.cancel(w, m, c);
+          throw abortError(signal);
+        }
+        if (Date.now() >= deadline) {
+          store.cancel(w, m, c);
+          throw timeoutError(`lock ${this.key}`);
+        }
+        const code = store.poll(w, m, c, write, flags);
+        if (code === GRANTED) {
+          this.granted(ctx, write, Date.now() - started);
+          return;
+        }
+        if (code !== WAITING) throw this.failure(code, ctx, write);
+      }
+    } finally {
+      waiterBlocked(-1);
+      if (ctx !== null) ctx._busy = false;
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Takes the lock only if it is available now (kernel ww_mutex_trylock); never waits, never wounds.
+   * Returns false if it is held in a conflicting mode, queued for, or already held by `ctx`.
+   */
+  tryLock(mode: LockMode = 'write', ctx?: AcquireContext | null): boolean {
+    const write = checkMode(mode);
+    this.checkUsable();
+    let c = -1;
+    if (ctx != null) {
+      const err = this.checkCtx(ctx);
+      if (err !== undefined) throw err;
+      c = ctx._slot;
+    }
+    const code = this.store.acquire(this.slot, c, write, F_TRY);
+    if (code === GRANTED) {
+      this.granted(ctx ?? null, write, 0);
+      return true;
+    }
+    if (code === FORCED) throw this.failure(code, ctx ?? null, write);
+    return false;
+  }
+
+  /**
+   * Releases `ctx`'s hold, or without ctx the most recent ctx-less hold taken through this object.
+   * Throws EPERM if there is no such hold, and ETIMEDOUT if the watchdog already forced the context off.
+   */
+  unlock(ctx?: AcquireContext | null): void {
+    if (ctx != null) {
+      if (ctx._slot < 0) throw eperm('a fini()ed context');
+      const code = this.store.release(this.slot, ctx._slot, -1);
+      if (code === GRANTED) return;
+      if (code === FORCED) {
+        noticeForced(ctx);
+        throw forcedError(ctx);
+      }
+      throw eperm(`context "${ctx.name}"`);
+    }
+    const r = this.ctxless.pop();
+    if (r === undefined || this.store.release(this.slot, -1, r) !== GRANTED) {
+      throw eperm('this WwMutex object (without a context)');
+    }
+  }
+
+  /**
+   * Sets the opaque tag of `ctx`'s hold on this mutex; the force hook receives it if the hold is forced off.
+   * Throws EPERM if `ctx` does not hold this mutex.
+   */
+  setHoldTag(ctx: AcquireContext, tag: bigint): void {
+    if (ctx._slot < 0 || !this.store.setHoldTag(this.slot, ctx._slot, tag)) throw eperm(`context "${ctx.name}"`);
+  }
+
+  /** True if `ctx` holds this mutex (any mode). */
+  isHeldBy(ctx: AcquireContext): boolean {
+    return this.slot >= 0 && ctx._slot >= 0 && this.store.holds(this.slot, ctx._slot);
+  }
+
+  /** True if anybody (any thread, any mode) holds the lock. */
+  isLocked(): boolean {
+    return this.slot >= 0 && this.store.isLocked(this.slot);
+  }
+
+  /**
+   * Drops this object's reference to the shared table slot (the slot is freed when no object references it
+   * and nobody holds it). Throws EBUSY if ctx-less holds taken through this object are still held.
+   * Idempotent; the object cannot be used afterwards.
+   */
+  dispose(): void {
+    if (this.slot < 0) return;
+    if (this.ctxless.length > 0) {
+      throw new DmabufError('EBUSY', `WwMutex ${this.key} still holds ${this.ctxless.length} ctx-less lock(s): unlock() them first`);
+    }
+    finalizer.unregister(this.token);
+    this.store.closeMutex(this.slot);
+    this.slot = -1;
+  }
+
+  /** Same as dispose(). */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private checkUsable(): void {
+    if (this.slot < 0) throw new DmabufError('EINVAL', `WwMutex ${this.key} was disposed: create a new one`);
+  }
+
+  private checkCtx(ctx: AcquireContext): Error | undefined {
+    if (!(ctx instanceof AcquireContext)) return new TypeError('ctx must be an AcquireContext or null');
+    if (ctx.class.kind !== this.class.kind) {
+      return new DmabufError('EINVAL', `context of a '${ctx.class.kind}' class used on a '${this.class.kind}' mutex: use one class`);
+    }
+    return ctx._lockError();
+  }
+}
+
+/** Snapshot of every mutex with a holder or a waiter, in all threads of the process. */
+export function queryLocks(): LockSnapshot {
+  return lockStore().query();
+}

@@ -1,0 +1,134 @@
+/**
+ * The lockup watchdog of the lock core. A context created with maxHoldMs may not keep a hold longer than
+ * that: past the deadline the hold's context is "forced": every hold it has is removed, its waiters proceed,
+ * the process-wide force hook runs in the forcing thread (so the sync layer can take the holder's CPU mapping
+ * away), and the holder's thread runs the context's onForced callbacks.
+ *
+ * Who forces: (1) a waiter, in any thread, whose wait reaches a holder's deadline (waits are capped at the
+ * earliest holder deadline); (2) the holder's own thread, from a timer armed at the earliest deadline of its
+ * holds, so a forgotten lock is forced even if nobody waits. The timer is unref()'d unless this thread has
+ * a lock() blocked (then the process is kept alive anyway by the wait's keep-alive timer), so a forgotten lock
+ * never keeps a process alive by itself.
+ * @internal
+ */
+import type { AcquireContext } from './acquire-context';
+import { forcedChannel } from './lock-channels';
+import type { ForcedRelease, LockStore } from './lock-table';
+import { debug } from './shared-state';
+import * as wt from 'node:worker_threads';
+
+/** Process-wide (per thread) hook run by the forcing thread: `tags` of the removed holds, forced `ctxId`. */
+export type ForceHook = (tags: bigint[], ctxId: number) => void;
+
+let forceHook: ForceHook | undefined;
+
+/**
+ * Sets the hook the forcing thread calls with the (non-zero) tags of the holds it removed and the forced
+ * context id. The sync layer stores in each tag what it needs to revoke the holder's access (e.g. the
+ * address of the holder's CPU mapping, to replace it). Set it in every thread that may force. Pass
+ * undefined to remove it. Errors thrown by the hook are reported as a process warning.
+ */
+export function setForceHook(hook: ForceHook | undefined): void {
+  forceHook = hook;
+}
+
+const watched = new Set<AcquireContext>();
+let timer: NodeJS.Timeout | undefined;
+let timerAt = Infinity;
+let blocked = 0;
+let keepAlive: NodeJS.Timeout | undefined;
+
+/** Called when `ctx` (with maxHoldMs) takes a hold whose deadline is `deadline`: arms the timer if earlier. */
+export function watchHold(ctx: AcquireContext, deadline: number): void {
+  watched.add(ctx);
+  if (deadline < timerAt) arm(deadline);
+}
+
+function arm(at: number): void {
+  if (timer !== undefined) clearTimeout(timer);
+  timerAt = at;
+  // +1: setTimeout may fire up to 1 ms early relative to Date.now(); the check uses `<=`.
+  timer = setTimeout(onTimer, Math.max(0, at - Date.now() + 1));
+  if (blocked === 0) timer.unref();
+}
+
+function onTimer(): void {
+  timer = undefined;
+  timerAt = Infinity;
+  const now = Date.now();
+  let next = Infinity;
+  for (const ctx of watched) {
+    if (ctx._slot < 0) {
+      watched.delete(ctx);
+      continue;
+    }
+    if (ctx.forced) {
+      watched.delete(ctx);
+      noticeForced(ctx);
+      continue;
+    }
+    const d = ctx._store.earliestDeadline(ctx._slot);
+    if (d === Infinity) {
+      watched.delete(ctx);
+    } else if (d <= now) {
+      forceContext(ctx._store, ctx._slot, now);
+      watched.delete(ctx);
+      noticeForced(ctx);
+    } else if (d < next) {
+      next = d;
+    }
+  }
+  if (next < Infinity) arm(next);
+}
+
+/**
+ * Forces context `c` off its locks if one of its holds is past its deadline at `now` (re-checked under the
+ * table lock: the holder may have released meanwhile). Runs the force hook and publishes the channel.
+ * Returns true if this call forced it.
+ */
+export function forceContext(store: LockStore, c: number, now: number): boolean {
+  const res: ForcedRelease | null = store.forceIfExpired(c, now);
+  if (res === null) return false;
+  debug('forced context %d "%s" off %d lock(s) (maxHoldMs exceeded)', res.ctxId, res.ctxName, res.keys.length);
+  if (forceHook !== undefined) {
+    try {
+      forceHook(res.tags, res.ctxId);
+    } catch (err) {
+      process.emitWarning(`dmabuf-sync force hook threw: ${String(err)}`, 'DmabufSyncWarning');
+    }
+  }
+  if (forcedChannel.hasSubscribers) forcedChannel.publish({ ...res, byThreadId: wt.threadId });
+  return true;
+}
+
+/** Runs `ctx`'s onForced callbacks once, in this (the holder's) thread. */
+export function noticeForced(ctx: AcquireContext): void {
+  if (ctx._forcedNoticed) return;
+  ctx._forcedNoticed = true;
+  watched.delete(ctx);
+  for (const cb of ctx._forcedCallbacks ?? []) {
+    try {
+      cb(ctx);
+    } catch (err) {
+      process.emitWarning(`dmabuf-sync onForced callback threw: ${String(err)}`, 'DmabufSyncWarning');
+    }
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Counts this thread's blocked lock() calls. A pending Atomics.waitAsync does not keep Node alive, so while
+ * any lock() waits a ref'd keep-alive interval does (and the watchdog timer is ref'd too).
+ */
+export function waiterBlocked(delta: 1 | -1): void {
+  blocked += delta;
+  if (delta === 1 && blocked === 1) {
+    keepAlive = setInterval(noop, 1 << 30);
+    timer?.ref();
+  } else if (blocked === 0) {
+    if (keepAlive !== undefined) clearInterval(keepAlive);
+    keepAlive = undefined;
+    timer?.unref();
+  }
+}

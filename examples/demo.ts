@@ -10,14 +10,15 @@
  *     learns ETIMEDOUT; its late write lands in scratch memory, not in the buffer.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { DmaBuf, DmabufSync, VgemDevice } from '../lib';
+import { DmaBuf, DmabufSync, VgemDevice, WwClass, type WwClassKind } from '../lib';
 
 const ITERATIONS = Number(process.env.DEMO_ITERATIONS ?? 200);
 
-async function abba(): Promise<void> {
+async function abba(kind: WwClassKind, order: 'seed' | 'abba'): Promise<void> {
   const [a, b, c] = [DmaBuf.allocUdmabuf(4096), DmaBuf.allocUdmabuf(4096), DmaBuf.allocUdmabuf(4096)];
+  const wwClass = new WwClass(kind);
   const task = async (name: string, bufs: DmaBuf[]): Promise<DmabufSync> => {
-    const sync = DmabufSync.init({ name });
+    const sync = DmabufSync.init({ name, wwClass });
     for (const buf of bufs) sync.get(buf, 'rw');
     for (let i = 0; i < ITERATIONS; i++) {
       await sync.lock();
@@ -32,17 +33,20 @@ async function abba(): Promise<void> {
     return sync;
   };
   const started = Date.now();
-  const [sa, sb] = await Promise.all([task('task-A', [a, b]), task('task-B', [c, a])]);
+  // The seed's scenario: A locks {a, b}, B locks {c, a}. The textbook ABBA: A locks {a, b}, B locks {b, a}.
+  const [sa, sb] = await Promise.all([task('task-A', [a, b]), task('task-B', order === 'seed' ? [c, a] : [b, a])]);
   const counts = [a, b, c].map((buf) => {
     const m = buf.map({ writable: false });
     const v = new Uint32Array(m.buffer)[0];
     m.release();
     return v;
   });
-  console.log(`1. ABBA on udmabufs: ${ITERATIONS} iterations per task in ${Date.now() - started} ms`);
-  console.log(`   counters a=${counts[0]} b=${counts[1]} c=${counts[2]} (expected ${2 * ITERATIONS}, ${ITERATIONS}, ${ITERATIONS})`);
-  console.log(`   backoffs: task-A ${sa.stats.backoffs}, task-B ${sb.stats.backoffs}`);
-  if (counts[0] !== 2 * ITERATIONS || counts[1] !== ITERATIONS || counts[2] !== ITERATIONS) throw new Error('lost update');
+  const expected = order === 'seed' ? [2 * ITERATIONS, ITERATIONS, ITERATIONS] : [2 * ITERATIONS, 2 * ITERATIONS, 0];
+  console.log(`1. ${order === 'seed' ? "seed scenario A{a,b} B{c,a}" : 'ABBA A{a,b} B{b,a}'} (${kind}) on udmabufs: ` +
+    `${ITERATIONS} iterations per task in ${Date.now() - started} ms`);
+  console.log(`   counters a=${counts[0]} b=${counts[1]} c=${counts[2]} (expected ${expected.join(', ')}); ` +
+    `backoffs: task-A ${sa.stats.backoffs}, task-B ${sb.stats.backoffs}`);
+  if (counts.some((v, i) => v !== expected[i])) throw new Error('lost update');
   for (const s of [sa, sb]) s.fini();
   for (const buf of [a, b, c]) buf.close();
 }
@@ -131,7 +135,8 @@ async function watchdog(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await abba();
+  await abba('wait-die', 'seed');
+  await abba('wound-wait', 'abba');
   await pipeline();
   await watchdog();
 }

@@ -11,7 +11,6 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
-import { threadId } from 'node:worker_threads';
 import { DmaBuf } from './dma-buf';
 import { SyncFile } from './sync-file';
 import { Mapping } from './mapping';
@@ -20,13 +19,32 @@ import { checkAccess, writes, type Access } from './access';
 import { deadlineOf } from './fd-wait';
 import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
 import { WwClass } from './ww-class';
-import { WwMutex } from './ww-mutex';
+import { WwMutex, queryLocks, setForceHook, type LockSnapshot } from './ww-mutex';
 import type { AcquireContext } from './acquire-context';
-import { CHANNELS } from './channels';
+import { native } from './native';
 
 const debug = debuglog('dmabuf-sync');
-const fenceWaitChannel = channel(CHANNELS.fenceWait);
-const forcedChannel = channel(CHANNELS.forcedUnlock);
+
+/** Published when lock() has to wait for a device fence that is not yet signalled. */
+export const CHANNEL_FENCE_WAIT = 'dmabuf-sync:fence-wait';
+const fenceWaitChannel = channel(CHANNEL_FENCE_WAIT);
+
+// Whichever thread forces a holder off (a waiter that reached the holder's deadline, or the holder's own
+// watchdog timer) takes the holder's CPU mappings away at once: each hold's tag is the address of the
+// mapping handed out by map(), replaced in place by scratch memory, so late writes cannot reach the buffer
+// that the next holder now owns. The holder's own thread closes the cache bracket when it notices.
+setForceHook((tags) => {
+  for (const address of tags) native.replaceWithScratch(address);
+});
+
+/**
+ * Who holds and who waits for which buffer, across all threads of this process: for each locked or
+ * awaited buffer (`key` is its inode), the holders and waiters with their sync name, stamp, mode, thread
+ * and since when. Meant for diagnosing a stuck pipeline.
+ */
+export function query(): LockSnapshot {
+  return queryLocks();
+}
 
 /** How long a holder may keep its locks before the watchdog forces them off, by default (ms). */
 export const DEFAULT_MAX_HOLD_MS = 10_000;
@@ -223,6 +241,7 @@ export class DmabufSync {
    */
   map(buf: DmaBuf): Mapping {
     this.#checkUsable('map');
+    this.#noticeForced();
     if (this.#state === 'forced') throw this.#forcedError();
     if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
     const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
@@ -241,6 +260,7 @@ export class DmabufSync {
    */
   async unlock(options: UnlockOptions = {}): Promise<void> {
     this.#checkUsable('unlock');
+    this.#noticeForced();
     if (this.#state === 'forced') {
       this.#state = 'idle';
       throw this.#forcedError();
@@ -375,8 +395,12 @@ export class DmabufSync {
     ctx.fini();
     this.#ctx = undefined;
     this.#state = 'forced';
-    if (forcedChannel.hasSubscribers) forcedChannel.publish({ sync: this.name, threadId, maxHoldMs: this.maxHoldMs });
     debug('%s: forced off after %d ms', this.name, this.maxHoldMs);
+  }
+
+  /** Another thread may have forced us off before our own timer ran: catch up before acting. */
+  #noticeForced(): void {
+    if (this.#state === 'locked' && this.#ctx?.forced) this.#onForced();
   }
 
   #forcedError(): DmabufError {

@@ -904,9 +904,11 @@ export class SabLockStore implements LockStore {
   }
 }
 
-let store: LockStore | undefined;
+// Created when the library is loaded, not on first lock: workers inherit the buffer only if it was
+// published before they were spawned.
+const store: LockStore = new SabLockStore(sharedState());
 
-/** The thread's LockStore (over the process-wide shared state), created on first use. */
+/** The thread's LockStore (over the process-wide shared state). */
 export function lockStore(): LockStore {
-  return (store ??= new SabLockStore(sharedState()));
+  return store;
 }

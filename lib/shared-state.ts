@@ -266,7 +266,8 @@ let state: SharedState | undefined;
 export function sharedState(): SharedState {
   if (state !== undefined) return state;
   let sab = wt.getEnvironmentData(ENV_DATA_KEY) as SharedArrayBuffer | undefined;
-  if (!(sab instanceof SharedArrayBuffer)) {
+  // Realm-independent check: the buffer may come from another vm context (e.g. test runners' sandboxes).
+  if (Object.prototype.toString.call(sab) !== '[object SharedArrayBuffer]') {
     sab = SharedState.create(parseCapacity(process.env[CAPACITY_ENV]));
     if (!wt.isMainThread) {
       debug(
@@ -278,6 +279,6 @@ export function sharedState(): SharedState {
     // Publish it so that workers spawned from this thread from now on share it.
     wt.setEnvironmentData(ENV_DATA_KEY, sab);
   }
-  state = new SharedState(sab);
+  state = new SharedState(sab as SharedArrayBuffer);
   return state;
 }

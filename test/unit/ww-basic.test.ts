@@ -1,0 +1,289 @@
+/**
+ * Lock core, single thread: the kernel's test_mutex and test_aa (kernel/locking/test-ww_mutex.c) for both
+ * classes and modes, read sharing, writer exclusion and fairness, deadline / abort clean-up, wrong uses.
+ */
+import { WwClass } from '../../lib/ww-class';
+import { WwMutex, queryLocks } from '../../lib/ww-mutex';
+import { Completion, KINDS, codeOf, sleep, thrownCode, tick } from './ww-helpers';
+
+function waitersOf(m: WwMutex): number {
+  return queryLocks().locks.find((l) => l.key === m.key)?.waiters.length ?? 0;
+}
+
+describe.each(KINDS)('%s', (kind) => {
+  const cls = new WwClass(kind, `test-${kind}`);
+
+  // kernel __test_mutex: flags SPIN / TRY / CTX; the second task must not get the lock while we hold it.
+  describe.each([0, 1, 2, 3, 4, 5, 6, 7])('test_mutex flags=%i', (flags) => {
+    const SPIN = 1, TRY = 2, CTX = 4;
+    test('mutual exclusion', async () => {
+      const mtx = new WwMutex(cls);
+      const ready = new Completion(), go = new Completion(), done = new Completion();
+      const work = (async () => {
+        ready.complete();
+        await go.wait();
+        if (flags & TRY) {
+          while (!mtx.tryLock()) await tick();
+        } else {
+          await mtx.lock(null);
+        }
+        done.complete();
+        mtx.unlock();
+      })();
+      const ctx = flags & CTX ? cls.acquireContext() : null;
+      await ready.wait();
+      await mtx.lock(ctx);
+      go.complete();
+      let failed = false;
+      if (flags & SPIN) {
+        const until = Date.now() + 30;
+        while (Date.now() < until) {
+          if (done.completed) failed = true;
+          await tick();
+        }
+      } else {
+        failed = await Promise.race([done.wait().then(() => true), sleep(30).then(() => false)]);
+      }
+      mtx.unlock(ctx);
+      ctx?.fini();
+      await work;
+      expect(failed).toBe(false);
+      expect(done.completed).toBe(true);
+      expect(mtx.isLocked()).toBe(false);
+      mtx.dispose();
+    });
+  });
+
+  // kernel test_aa: recursion is reported, never deadlocks.
+  describe.each([false, true])('test_aa trylock=%s', (trylock) => {
+    test.each(['write', 'read'] as const)('mode %s', async (mode) => {
+      const mutex = new WwMutex(cls);
+      const ctx = cls.acquireContext();
+      if (trylock) expect(mutex.tryLock(mode, ctx)).toBe(true);
+      else await mutex.lock(ctx, mode);
+      expect(mutex.isLocked()).toBe(true);
+      expect(ctx.acquired).toBe(1);
+      expect(mutex.tryLock('write', null)).toBe(false);
+      expect(mutex.tryLock('write', ctx)).toBe(false);
+      expect(mutex.tryLock('read', ctx)).toBe(false);
+      expect(await codeOf(mutex.lock(ctx, 'write'))).toBe('EALREADY');
+      expect(await codeOf(mutex.lock(ctx, 'read'))).toBe('EALREADY');
+      expect(ctx.acquired).toBe(1);
+      mutex.unlock(ctx);
+      expect(ctx.acquired).toBe(0);
+      expect(mutex.isLocked()).toBe(false);
+      ctx.fini();
+    });
+  });
+
+  test('readers share (elision): two contexts and a ctx-less reader hold at once', async () => {
+    const m = new WwMutex(cls);
+    const a = cls.acquireContext({ name: 'ra' }), b = cls.acquireContext({ name: 'rb' });
+    await m.lock(a, 'read');
+    await m.lock(b, 'read');
+    expect(m.tryLock('read')).toBe(true);
+    const holders = queryLocks().locks.find((l) => l.key === m.key)!.holders;
+    expect(holders.map((h) => h.mode)).toEqual(['read', 'read', 'read']);
+    expect(holders.map((h) => h.ctxName).sort()).toEqual(['', 'ra', 'rb']);
+    expect(m.tryLock('write')).toBe(false);
+    m.unlock();
+    m.unlock(a);
+    m.unlock(b);
+    expect(m.isLocked()).toBe(false);
+    a.fini();
+    b.fini();
+  });
+
+  test('a writer excludes readers and readers exclude a writer', async () => {
+    const m = new WwMutex(cls);
+    const w = cls.acquireContext({ name: 'w' });
+    await m.lock(w, 'write');
+    expect(m.tryLock('read')).toBe(false);
+    const r = cls.acquireContext({ name: 'r' });
+    let readerIn = false;
+    const pr = m.lock(r, 'read').then(() => (readerIn = true));
+    await sleep(20);
+    expect(readerIn).toBe(false);
+    m.unlock(w);
+    await pr;
+    expect(readerIn).toBe(true);
+    let writerIn = false;
+    const pw = m.lock(w, 'write').then(() => (writerIn = true));
+    await sleep(20);
+    expect(writerIn).toBe(false);
+    m.unlock(r);
+    await pw;
+    m.unlock(w);
+    w.fini();
+    r.fini();
+  });
+
+  test('writer fairness: younger and ctx-less readers queue behind a waiting writer', async () => {
+    const m = new WwMutex(cls);
+    const old = cls.acquireContext({ name: 'old-reader' }); // older than the writer: may still join
+    const r0 = cls.acquireContext({ name: 'r0' });
+    await m.lock(r0, 'read');
+    const w = cls.acquireContext({ name: 'writer' });
+    const events: string[] = [];
+    const pw = m.lock(w, 'write').then(() => events.push('writer'));
+    await tick();
+    // A stream of younger readers (no locks held, so they wait rather than die) and ctx-less ones.
+    const readers = Array.from({ length: 20 }, (_, i) => cls.acquireContext({ name: `young${i}` }));
+    const pr = readers.map((ctx, i) => m.lock(ctx, 'read').then(() => events.push(`r${i}`)));
+    const pn = m.lock(null, 'read').then(() => events.push('ctxless'));
+    expect(m.tryLock('read')).toBe(false);
+    await m.lock(old, 'read'); // bounded bypass: only contexts older than every waiting writer
+    await sleep(20);
+    expect(events).toEqual([]); // no reader admitted past the waiting writer
+    m.unlock(old);
+    m.unlock(r0);
+    await pw;
+    expect(events).toEqual(['writer']);
+    m.unlock(w);
+    await Promise.all([...pr, pn]);
+    expect(events.length).toBe(22);
+    // All readers were admitted together once the writer left.
+    const snap = queryLocks().locks.find((l) => l.key === m.key)!;
+    expect(snap.holders.length).toBe(21);
+    readers.forEach((ctx) => m.unlock(ctx));
+    m.unlock();
+    for (const c of [old, r0, w, ...readers]) c.fini();
+    expect(m.isLocked()).toBe(false);
+  });
+
+  test('a younger reader holding locks backs off behind a waiting writer (wait-die) or waits (wound-wait)', async () => {
+    const m = new WwMutex(cls), other = new WwMutex(cls);
+    const r0 = cls.acquireContext();
+    await m.lock(r0, 'read');
+    const w = cls.acquireContext({ name: 'writer' });
+    const pw = m.lock(w, 'write');
+    await tick();
+    const young = cls.acquireContext({ name: 'young' });
+    await other.lock(young);
+    const py = codeOf(m.lock(young, 'read'));
+    await sleep(10);
+    m.unlock(r0);
+    await pw;
+    m.unlock(w);
+    const code = await py;
+    if (kind === 'wait-die') expect(code).toBe('EDEADLK');
+    else expect(code).toBe(0);
+    if (code === 0) m.unlock(young);
+    other.unlock(young);
+    for (const c of [r0, w, young]) c.fini();
+  });
+
+  test('deadline: ETIMEDOUT, nothing held, no waiter left behind', async () => {
+    const m = new WwMutex(cls);
+    const holder = cls.acquireContext({ name: 'holder' });
+    await m.lock(holder, 'write');
+    for (const mode of ['read', 'write'] as const) {
+      const ctx = cls.acquireContext({ name: 'late' });
+      const t0 = Date.now();
+      expect(await codeOf(m.lock(ctx, mode, { deadline: Date.now() + 30 }))).toBe('ETIMEDOUT');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
+      expect(ctx.acquired).toBe(0);
+      expect(waitersOf(m)).toBe(0);
+      ctx.fini();
+      expect(await codeOf(m.lock(null, mode, { deadline: Date.now() + 5 }))).toBe('ETIMEDOUT');
+      expect(waitersOf(m)).toBe(0);
+    }
+    m.unlock(holder);
+    holder.fini();
+    expect(m.isLocked()).toBe(false);
+    expect(queryLocks().locks.find((l) => l.key === m.key)).toBeUndefined();
+  });
+
+  test('AbortSignal: AbortError at once, nothing held, no waiter left behind', async () => {
+    const m = new WwMutex(cls);
+    const holder = cls.acquireContext();
+    await m.lock(holder, 'write');
+    const ctx = cls.acquireContext();
+    const ac = new AbortController();
+    const p = m.lock(ctx, 'read', { signal: ac.signal });
+    await sleep(5);
+    expect(waitersOf(m)).toBe(1);
+    const t0 = Date.now();
+    ac.abort(new Error('stop'));
+    const err = await p.then(() => null, (e: unknown) => e as Error & { code: string; cause: unknown });
+    expect(Date.now() - t0).toBeLessThan(200); // woken by the abort, not by the 500 ms safety poll
+    expect(err?.name).toBe('AbortError');
+    expect(err?.code).toBe('ABORT_ERR');
+    expect((err?.cause as Error).message).toBe('stop');
+    expect(waitersOf(m)).toBe(0);
+    expect(ctx.acquired).toBe(0);
+    // Already aborted: rejects without touching the lock, even when it is free.
+    m.unlock(holder);
+    expect(await codeOf(m.lock(ctx, 'write', { signal: ac.signal }))).toBe('ABORT_ERR');
+    expect(m.isLocked()).toBe(false);
+    expect(queryLocks().locks.find((l) => l.key === m.key)).toBeUndefined();
+    ctx.fini();
+    holder.fini();
+  });
+
+  test('wrong uses: EPERM, EINVAL, EBUSY', async () => {
+    const m = new WwMutex(cls), n = new WwMutex(cls);
+    const ctx = cls.acquireContext({ name: 'misuse' });
+    expect(thrownCode(() => m.unlock(ctx))).toBe('EPERM');
+    expect(thrownCode(() => m.unlock())).toBe('EPERM');
+    await m.lock(ctx);
+    expect(thrownCode(() => m.unlock())).toBe('EPERM'); // a ctx hold is not a ctx-less one
+    expect(await codeOf(n.lockSlow(ctx))).toBe('EINVAL'); // lockSlow while holding
+    expect(thrownCode(() => ctx.fini())).toBe('EBUSY');
+    // One lock() at a time per context.
+    const other = cls.acquireContext();
+    await n.lock(other);
+    const pending = n.lock(ctx, 'write', { deadline: Date.now() + 50 });
+    expect(await codeOf(m.lock(ctx))).toBe('EINVAL');
+    expect(await codeOf(pending)).toMatch(/ETIMEDOUT|EDEADLK/);
+    n.unlock(other);
+    other.fini();
+    m.unlock(ctx);
+    expect(thrownCode(() => m.unlock(ctx))).toBe('EPERM'); // twice
+    ctx.done();
+    expect(await codeOf(m.lock(ctx))).toBe('EPERM');
+    expect(thrownCode(() => m.tryLock('write', ctx))).toBe('EPERM');
+    ctx.fini();
+    ctx.fini(); // idempotent
+    expect(await codeOf(m.lock(ctx))).toBe('EINVAL');
+    await expect(n.lock(null, 'exclusive' as never)).rejects.toThrow(TypeError);
+    // Another class kind on the same key, or a context of the other kind.
+    const otherKind = new WwClass(kind === 'wait-die' ? 'wound-wait' : 'wait-die');
+    expect(thrownCode(() => new WwMutex(otherKind, m.key))).toBe('EINVAL');
+    const foreign = otherKind.acquireContext();
+    expect(await codeOf(m.lock(foreign))).toBe('EINVAL');
+    foreign.fini();
+    // dispose with a ctx-less hold.
+    expect(m.tryLock()).toBe(true);
+    expect(thrownCode(() => m.dispose())).toBe('EBUSY');
+    m.unlock();
+    m.dispose();
+    m.dispose();
+    expect(await codeOf(m.lock(null))).toBe('EINVAL');
+    n.dispose();
+  });
+
+  test('same key = same lock; fresh keys are unique and negative', async () => {
+    const a = new WwMutex(cls, 123456789n);
+    const b = new WwMutex(cls, 123456789n);
+    const c = new WwMutex(cls);
+    expect(c.key < 0n).toBe(true);
+    expect(new WwMutex(cls).key).not.toBe(c.key);
+    await a.lock(null);
+    expect(b.isLocked()).toBe(true);
+    expect(b.tryLock()).toBe(false);
+    a.unlock();
+    expect(b.tryLock()).toBe(true);
+    b.unlock();
+    a.dispose();
+    b.dispose();
+  });
+
+  test('stamps are monotonic and kept across retries', () => {
+    const a = cls.acquireContext(), b = cls.acquireContext();
+    expect(b.stamp).toBeGreaterThan(a.stamp);
+    expect(a.name).toBe('');
+    a.fini();
+    b.fini();
+  });
+});

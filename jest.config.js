@@ -6,6 +6,6 @@ module.exports = {
   cacheDirectory: path.join(os.tmpdir(), 'dmabuf-sync-jest'),
   projects: [
     { displayName: 'unit', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/unit/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
-    { displayName: 'vm', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
+    { displayName: 'vm', testEnvironment: 'node', testTimeout: 120_000, setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
   ],
 };

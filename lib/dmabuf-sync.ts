@@ -132,12 +132,13 @@ export class DmabufSync {
 
   /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
   get state(): State {
+    this.#noticeForced();
     return this.#state;
   }
 
   /** Whether lock() succeeded and unlock() has not run yet (false once forced off). */
   get locked(): boolean {
-    return this.#state === 'locked';
+    return this.state === 'locked';
   }
 
   /** Counters since creation: EDEADLK backoffs taken and waits on device fences that were not yet signalled. */

@@ -98,6 +98,14 @@ export function forceContext(store: LockStore, c: number, now: number): boolean 
     }
   }
   if (forcedChannel.hasSubscribers) forcedChannel.publish({ ...res, byThreadId: wt.threadId });
+  // Forced a context of this very thread (e.g. a waiter forcing a holder of the same thread): run its
+  // onForced callbacks now rather than at its timer.
+  for (const ctx of watched) {
+    if (ctx._slot === c) {
+      noticeForced(ctx);
+      break;
+    }
+  }
   return true;
 }
 

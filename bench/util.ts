@@ -48,6 +48,47 @@ export async function timeLoop(op: () => Promise<unknown> | unknown, ms: number,
   return { nsPerOp: Number(t1 - t0) / ops, ops };
 }
 
+/** Like timeLoop for a synchronous `op` (no await between ops). */
+export function timeSync(op: () => unknown, ms: number, warmMs = ms / 5): { nsPerOp: number; ops: number } {
+  ms *= SCALE;
+  warmMs *= SCALE;
+  let end = nowMs() + warmMs;
+  while (nowMs() < end) for (let i = 0; i < 8; i++) op();
+  let ops = 0;
+  const t0 = nowNs();
+  end = nowMs() + ms;
+  let t1: bigint;
+  do {
+    for (let i = 0; i < 16; i++) op();
+    ops += 16;
+    t1 = nowNs();
+  } while (Number(t1) / 1e6 < end);
+  return { nsPerOp: Number(t1 - t0) / ops, ops };
+}
+
+/**
+ * Measures `a` and `b` alternately in `rounds` rounds (each gets ms/rounds per round), so that a change in the
+ * machine's load (other VMs on the host) hits both alike. Returns the medians and the median of the per-round
+ * ratios a/b.
+ */
+export async function interleaved(
+  rounds: number,
+  a: () => Promise<number>,
+  b: () => Promise<number> | number,
+): Promise<{ a: number; b: number; ratio: number; ratios: number[] }> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const x = await a();
+    const y = await b();
+    as.push(x);
+    bs.push(y);
+    ratios.push(x / y);
+  }
+  return { a: median(as), b: median(bs), ratio: median(ratios), ratios };
+}
+
 export function median(xs: number[]): number {
   return percentile(xs, 50);
 }

@@ -817,6 +817,7 @@ export class SabLockStore implements LockStore {
   forceIfExpired(c: number, now: number): ForcedRelease | null {
     const s = this.s;
     const i32 = this.i32;
+    if (c >= s.nCtx) return null;
     const coff = s.ctxOff(c);
     s.lock();
     try {

@@ -335,6 +335,16 @@ export class WwMutex {
   }
 }
 
+/**
+ * Forces context `ctxId` (AcquireContext.id, any thread) off all its locks if one of its holds is past its
+ * deadline now; runs the force hook here. Waiters do this by themselves; this is for a supervisor that
+ * watches queryLocks(). Returns true if this call forced it.
+ */
+export function forceRelease(ctxId: number): boolean {
+  if (!Number.isInteger(ctxId) || ctxId < 0) throw new RangeError(`ctxId must be an AcquireContext id, got ${ctxId}`);
+  return forceContext(lockStore(), ctxId, Date.now());
+}
+
 /** Snapshot of every mutex with a holder or a waiter, in all threads of the process. */
 export function queryLocks(): LockSnapshot {
   return lockStore().query();

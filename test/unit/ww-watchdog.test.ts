@@ -4,7 +4,7 @@
  */
 import * as dc from 'node:diagnostics_channel';
 import { WwClass } from '../../lib/ww-class';
-import { CHANNEL_FORCED_UNLOCK, WwMutex, queryLocks, setForceHook } from '../../lib/ww-mutex';
+import { CHANNEL_FORCED_UNLOCK, WwMutex, forceRelease, queryLocks, setForceHook } from '../../lib/ww-mutex';
 import { KINDS, codeOf, thrownCode } from './ww-helpers';
 
 afterEach(() => {
@@ -62,6 +62,7 @@ describe.each(KINDS)('%s', (kind) => {
     m.unlock(ctx);
     await m.lock(ctx); // a new hold: a new deadline
     jest.advanceTimersByTime(99);
+    expect(forceRelease(ctx.id)).toBe(false); // not expired yet: a supervisor cannot force it
     expect(ctx.forced).toBe(false);
     m.unlock(ctx);
     jest.advanceTimersByTime(1000);

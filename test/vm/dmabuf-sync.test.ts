@@ -252,8 +252,11 @@ test('worker_threads share the lock state: stress reorder on real dma-bufs, no l
   const run = (seed: number): Promise<{ counts: number[]; backoffs: number }> =>
     new Promise((resolve, reject) => {
       const w = new Worker(script, { workerData: { fds: bufs.map((b) => b.fd), iterations: 30, seed, name: `w${seed}` } });
-      w.once('message', resolve);
+      let result: { counts: number[]; backoffs: number } | undefined;
+      w.once('message', (m) => (result = m));
       w.once('error', reject);
+      // Resolve on exit: a worker's own event loop fds are gone only then (the fd guard checks).
+      w.once('exit', (code) => (result && code === 0 ? resolve(result) : reject(new Error(`worker exited ${code}`))));
     });
   const results = await Promise.all([run(1), run(2), run(3)]);
   const expected = bufs.map((_, i) => results.reduce((s, r) => s + r.counts[i], 0));

@@ -4,7 +4,7 @@
  *
  * Messages: { fd, id, delayMs } → sleeps delayMs, records CLOCK_MONOTONIC, signals fence `id` on the vgem
  * fd, replies { t } (ns as a string). { fd, ids, intervalMs } → signals each fence in turn every intervalMs,
- * replies { done: true }.
+ * replies { done: true }. { ping: true, delayMs } → sleeps, replies { t } (the time it posted).
  */
 import { parentPort } from 'node:worker_threads';
 import { native } from '../lib/native';
@@ -14,8 +14,14 @@ const sleep = (ms: number): void => {
   if (ms > 0) Atomics.wait(sleeper, 0, 0, ms);
 };
 
-parentPort!.on('message', (msg: { fd: number; id?: number; ids?: number[]; delayMs?: number; intervalMs?: number }) => {
+parentPort!.on('message', (msg: { fd: number; id?: number; ids?: number[]; delayMs?: number; intervalMs?: number; ping?: boolean }) => {
   try {
+    if (msg.ping) {
+      // Node's own cross-thread wake (uv_async), the floor under any wake-up in this process.
+      sleep(msg.delayMs ?? 5);
+      parentPort!.postMessage({ t: process.hrtime.bigint().toString() });
+      return;
+    }
     if (msg.ids) {
       for (const id of msg.ids) {
         sleep(msg.intervalMs ?? 1);

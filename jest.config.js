@@ -1,11 +1,11 @@
 // Tests are compiled by tsc (npm run build:ts) and jest runs the JavaScript: no transform step, which keeps
-// the emulated test VM fast. "unit" runs on any host; "vm" needs real udmabuf/dma-heap/vgem devices.
+// the emulated test VM fast. The VM is emulated (TCG): scripts/test-vm.sh gives its tests a 120 s timeout. "unit" runs on any host; "vm" needs real udmabuf/dma-heap/vgem devices.
 const os = require('node:os');
 const path = require('node:path');
 module.exports = {
   cacheDirectory: path.join(os.tmpdir(), 'dmabuf-sync-jest'),
   projects: [
     { displayName: 'unit', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/unit/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
-    { displayName: 'vm', testEnvironment: 'node', testTimeout: 120_000, setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
+    { displayName: 'vm', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
   ],
 };

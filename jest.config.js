@@ -1,5 +1,6 @@
 // Tests are compiled by tsc (npm run build:ts) and jest runs the JavaScript: no transform step, which keeps
-// the emulated test VM fast. The VM is emulated (TCG): scripts/test-vm.sh gives its tests a 120 s timeout. "unit" runs on any host; "vm" needs real udmabuf/dma-heap/vgem devices.
+// the emulated test VM fast. "unit" runs on any host; "vm" needs real udmabuf/dma-heap/vgem devices (the
+// VM is emulated, so scripts/test-vm.sh gives its tests a 120 s timeout).
 const os = require('node:os');
 const path = require('node:path');
 module.exports = {

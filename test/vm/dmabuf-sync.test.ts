@@ -1,5 +1,6 @@
 // The sync framework on real dma-bufs and real fences.
 import * as path from 'node:path';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
 import { DmaBuf, DmabufSync, VgemDevice, WwClass, query, type VgemBuffer } from '../../lib';
 
@@ -48,7 +49,12 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
       }
       return sync;
     };
+    let published = 0;
+    const onBackoff = (): void => void published++;
+    subscribe('dmabuf-sync:backoff', onBackoff);
     const [sa, sb] = await Promise.all([task('A', ia as number[]), task('B', ib as number[])]);
+    unsubscribe('dmabuf-sync:backoff', onBackoff);
+    expect(published).toBe(sa.stats.backoffs + sb.stats.backoffs); // every backoff is observable
     const expected = [0, 0, 0];
     for (const i of [...ia, ...ib]) expected[i] += N;
     expect(bufs.map(counter)).toEqual(expected);

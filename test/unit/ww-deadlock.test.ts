@@ -4,7 +4,7 @@
  */
 import { WwClass } from '../../lib/ww-class';
 import { WwMutex, queryLocks } from '../../lib/ww-mutex';
-import { Completion, KINDS, codeOf, sleep, stressInorder, stressOne, stressReorder, tick } from './ww-helpers';
+import { Completion, KINDS, codeOf, runStress, sleep, tick, type StressTask } from './ww-helpers';
 
 jest.setTimeout(20000);
 
@@ -83,20 +83,12 @@ describe.each(KINDS)('%s', (kind) => {
   });
 
   // kernel stress(): several tasks over shared locks, a non-atomic counter per lock proving no lost update.
-  const stress = async (nlocks: number, tasks: Array<'inorder' | 'reorder' | 'one' | 'mixed'>, ms: number) => {
+  const stress = async (nlocks: number, tasks: StressTask[], ms: number) => {
     const locks = Array.from({ length: nlocks }, () => new WwMutex(cls));
     const counters = new Int32Array(nlocks);
     const done = new Int32Array(nlocks);
     const until = Date.now() + ms;
-    const mixedMode = (i: number): 'read' | 'write' => (i % 3 === 0 ? 'write' : 'read');
-    const loops = await Promise.all(
-      tasks.map((t) =>
-        t === 'inorder' ? stressInorder(cls, locks, counters, done, until)
-        : t === 'reorder' ? stressReorder(cls, locks, counters, done, until)
-        : t === 'mixed' ? stressReorder(cls, locks, counters, done, until, 'mixed', mixedMode)
-        : stressOne(locks, counters, done, until),
-      ),
-    );
+    const loops = await runStress(cls, locks, counters, done, until, tasks);
     expect(Array.from(counters)).toEqual(Array.from(done));
     expect(loops.every((l) => l > 0)).toBe(true);
     expect(locks.some((l) => l.isLocked())).toBe(false);

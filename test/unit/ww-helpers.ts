@@ -165,3 +165,21 @@ export async function stressOne(locks: WwMutex[], counters: Int32Array, done: In
 }
 
 export type { AcquireContext };
+
+/** The kinds of stress task of kernel stress(): inorder, reorder, one (ctx-less, one lock) and read/write mixed. */
+export type StressTask = 'inorder' | 'reorder' | 'one' | 'mixed';
+
+/** Runs the stress tasks concurrently over `locks` until `until`; resolves to each task's loop count. */
+export function runStress(
+  cls: WwClass, locks: WwMutex[], counters: Int32Array, done: Int32Array, until: number, tasks: StressTask[],
+): Promise<number[]> {
+  const mixedMode = (i: number): 'read' | 'write' => (i % 3 === 0 ? 'write' : 'read');
+  return Promise.all(
+    tasks.map((t) =>
+      t === 'inorder' ? stressInorder(cls, locks, counters, done, until)
+      : t === 'reorder' ? stressReorder(cls, locks, counters, done, until)
+      : t === 'mixed' ? stressReorder(cls, locks, counters, done, until, 'mixed', mixedMode)
+      : stressOne(locks, counters, done, until),
+    ),
+  );
+}

@@ -3,7 +3,7 @@
 // show in the buffer itself.
 import { DmaBuf, WwClass, WwMutex, query } from '../../lib';
 import type { Mapping } from '../../lib';
-import { KINDS, stressInorder, stressOne, stressReorder } from '../unit/ww-helpers';
+import { KINDS, runStress, type StressTask } from '../unit/ww-helpers';
 
 /** An Int32Array-like view whose element i is the first word of buffer i's mapping. */
 function countersIn(maps: Mapping[]): Int32Array {
@@ -19,7 +19,7 @@ function countersIn(maps: Mapping[]): Int32Array {
 }
 
 describe.each(KINDS)('%s on dma-bufs', (kind) => {
-  const stress = async (nbufs: number, tasks: Array<'inorder' | 'reorder' | 'one' | 'mixed'>, ms: number): Promise<void> => {
+  const stress = async (nbufs: number, tasks: StressTask[], ms: number): Promise<void> => {
     const cls = new WwClass(kind);
     const bufs = Array.from({ length: nbufs }, () => DmaBuf.allocUdmabuf(4096));
     const maps = bufs.map((b) => b.map());
@@ -27,15 +27,7 @@ describe.each(KINDS)('%s on dma-bufs', (kind) => {
     const counters = countersIn(maps);
     const done = new Int32Array(nbufs);
     const until = Date.now() + ms;
-    const mixedMode = (i: number): 'read' | 'write' => (i % 3 === 0 ? 'write' : 'read');
-    const loops = await Promise.all(
-      tasks.map((t) =>
-        t === 'inorder' ? stressInorder(cls, locks, counters, done, until)
-        : t === 'reorder' ? stressReorder(cls, locks, counters, done, until)
-        : t === 'mixed' ? stressReorder(cls, locks, counters, done, until, 'mixed', mixedMode)
-        : stressOne(locks, counters, done, until),
-      ),
-    );
+    const loops = await runStress(cls, locks, counters, done, until, tasks);
     maps.forEach((m) => m.release());
     // Read the counters back through fresh mappings: what the buffers hold, not what a view remembers.
     const inBuffers = bufs.map((b) => {

@@ -282,13 +282,17 @@ export class DmabufSync {
     } catch (err) {
       errors.push(err);
     }
+    // Each step is attempted on every buffer: one buffer's failure must not leave another's bracket open or
+    // another buffer unordered after the device job.
     for (const e of this.#entries.values()) {
       try {
         this.#endCpu(e);
       } catch (err) {
         errors.push(err);
       }
-      if (fence && errors.length === 0) {
+    }
+    if (fence) {
+      for (const e of this.#entries.values()) {
         try {
           importFence(e.buf.fd, fence, e.access);
         } catch (err) {

@@ -1,4 +1,5 @@
 // The sync framework on real dma-bufs and real fences.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
@@ -227,6 +228,13 @@ test('wrong use is a typed error, never a hang', async () => {
   await expect(s.lock()).rejects.toMatchObject({ code: 'EBUSY' });
   expect(() => s.fini()).toThrow(expect.objectContaining({ code: 'EBUSY' }));
   expect(() => s.putAll()).toThrow(expect.objectContaining({ code: 'EBUSY' }));
+  // A fence that is not a sync_file: a typed error, and the locks are released all the same.
+  const notAFence = fs.openSync('/dev/null', 'r');
+  await expect(s.unlock({ fence: notAFence })).rejects.toMatchObject({ code: 'ENOTTY' });
+  fs.closeSync(notAFence);
+  expect(s.state).toBe('idle');
+  expectNothingHeld([buf]);
+  await s.lock();
   await s.unlock();
   await expect(s.unlock()).rejects.toMatchObject({ code: 'EPERM' });
   const closed = DmaBuf.allocUdmabuf(PAGE);

@@ -7,7 +7,7 @@ import { DmabufError } from './errors';
 import { lockStore, type LockStore } from './lock-table';
 import { CF_FORCED, CF_WOUNDED } from './shared-state';
 import type { WwClass } from './ww-class';
-import { noticeForced } from './ww-watchdog';
+import { noticeForced, unwatch } from './ww-watchdog';
 
 /** Options of WwClass.acquireContext. */
 export interface AcquireContextOptions {
@@ -116,6 +116,7 @@ export class AcquireContext {
       );
     }
     finalizer.unregister(this.token);
+    unwatch(this);
     this._slot = -1;
   }
 

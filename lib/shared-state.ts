@@ -161,6 +161,17 @@ export function parseCapacity(text: string | undefined): Capacity {
 }
 
 /** Typed views over the shared buffer plus the region bases, computed once per thread. */
+/** How long a thread waits for the table's critical section before declaring its owner dead. */
+const WEDGED_MS = 2000;
+
+function wedgedError(): DmabufError {
+  return new DmabufError(
+    'EOWNERDEAD',
+    'the shared lock table has been held for over 2 s: a worker_thread was most likely terminate()d in the middle ' +
+      'of a lock operation. Let workers finish their lock calls before terminating them; restart the process to recover',
+  );
+}
+
 export class SharedState {
   readonly sab: SharedArrayBuffer;
   readonly i32: Int32Array;
@@ -229,14 +240,26 @@ export class SharedState {
     for (let spin = 0; spin < 200; spin++) {
       if (Atomics.load(i32, H_LOCK) === 0 && Atomics.compareExchange(i32, H_LOCK, 0, 1) === 0) return;
     }
+    // A section lasts microseconds; one held for seconds means its owner died inside it (a worker
+    // terminate()d mid-operation). Fail loudly instead of spinning forever.
+    const giveUpAt = Date.now() + WEDGED_MS;
     if (this.canBlock) {
       // From here on we may sleep, so mark the word contended and always leave it contended when we take it.
-      while (Atomics.exchange(i32, H_LOCK, 2) !== 0) Atomics.wait(i32, H_LOCK, 2, 1);
+      while (Atomics.exchange(i32, H_LOCK, 2) !== 0) {
+        Atomics.wait(i32, H_LOCK, 2, 1);
+        if (Date.now() > giveUpAt) throw wedgedError();
+      }
       return;
     }
-    for (;;) {
+    for (let spin = 1; ; spin++) {
       if (Atomics.load(i32, H_LOCK) === 0 && Atomics.compareExchange(i32, H_LOCK, 0, 1) === 0) return;
+      if ((spin & 0xfff) === 0 && Date.now() > giveUpAt) throw wedgedError();
     }
+  }
+
+  /** @internal Leaves the table locked as a thread killed mid-section would (tests only). */
+  wedgeForTest(): void {
+    Atomics.store(this.i32, H_LOCK, 1);
   }
 
   /** Leaves the critical section, waking one sleeping worker if any marked the word contended. */

@@ -44,6 +44,14 @@ export function watchHold(ctx: AcquireContext, deadline: number): void {
   if (deadline < timerAt) arm(deadline);
 }
 
+/**
+ * Called when `ctx` ends (fini): it holds nothing, so nothing to watch. The timer stays armed: it is cheap to
+ * let it fire once with nothing to do, and re-arming on every lock would cost a timer per lock.
+ */
+export function unwatch(ctx: AcquireContext): void {
+  watched.delete(ctx);
+}
+
 function arm(at: number): void {
   if (timer !== undefined) clearTimeout(timer);
   timerAt = at;
@@ -139,4 +147,9 @@ export function waiterBlocked(delta: 1 | -1): void {
     keepAlive = undefined;
     timer?.unref();
   }
+}
+
+/** @internal How many contexts this thread's watchdog tracks (tests: finished contexts must not linger). */
+export function watchedCount(): number {
+  return watched.size;
 }

@@ -4,6 +4,7 @@
  */
 import { WwClass } from '../../lib/ww-class';
 import { WwMutex, queryLocks } from '../../lib/ww-mutex';
+import { sharedState } from '../../lib/shared-state';
 import { Completion, KINDS, codeOf, sleep, thrownCode, tick } from './ww-helpers';
 
 function waitersOf(m: WwMutex): number {
@@ -286,4 +287,20 @@ describe.each(KINDS)('%s', (kind) => {
     a.fini();
     b.fini();
   });
+});
+
+test('a table left locked by a dead thread is reported (EOWNERDEAD), not a forever spin', () => {
+  const m = new WwMutex(new WwClass('wound-wait'));
+  const state = sharedState();
+  state.wedgeForTest(); // as a worker terminate()d inside a critical section would leave it
+  try {
+    const t0 = Date.now();
+    expect(() => m.tryLock()).toThrow(expect.objectContaining({ code: 'EOWNERDEAD' }));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+  } finally {
+    state.unlock();
+  }
+  expect(m.tryLock()).toBe(true);
+  m.unlock();
+  m.dispose();
 });

@@ -6,6 +6,7 @@ import * as dc from 'node:diagnostics_channel';
 import { WwClass } from '../../lib/ww-class';
 import { CHANNEL_FORCED_UNLOCK, WwMutex, forceRelease, queryLocks, setForceHook } from '../../lib/ww-mutex';
 import { KINDS, codeOf, thrownCode } from './ww-helpers';
+import { watchedCount } from '../../lib/ww-watchdog';
 
 afterEach(() => {
   setForceHook(undefined);
@@ -49,6 +50,20 @@ describe.each(KINDS)('%s', (kind) => {
     expect(forcedCalls.length).toBe(1); // once
     ctx.fini();
     expect(thrownCode(() => a.unlock(ctx))).toBe('EPERM');
+  });
+
+  test('finished contexts are not kept by the watchdog (no growth per lock)', async () => {
+    const cls = new WwClass(kind);
+    const m = new WwMutex(cls);
+    const before = watchedCount();
+    for (let i = 0; i < 200; i++) {
+      const ctx = cls.acquireContext({ name: 'loop', maxHoldMs: 60_000 });
+      await m.lock(ctx);
+      m.unlock(ctx);
+      ctx.fini();
+    }
+    expect(watchedCount()).toBe(before);
+    m.dispose();
   });
 
   test('fake timers: released in time, nothing is forced; no maxHoldMs, never forced', async () => {

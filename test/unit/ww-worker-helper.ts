@@ -21,12 +21,18 @@ async function main(): Promise<void> {
   const cls = new WwClass(data.kind);
   const locks = data.keys.map((k) => new WwMutex(cls, k));
   const port = parentPort!;
+  // Dispose before the last message: the parent may end this thread as soon as it has that message, and a
+  // thread ended inside the shared table's critical section would leave the table locked.
+  const finish = (msg: Record<string, unknown>): void => {
+    locks.forEach((l) => l.dispose());
+    port.postMessage(msg);
+  };
   if (data.job === 'stress') {
     const counters = new Int32Array(data.counters!);
     const done = new Int32Array(locks.length);
     const modeOf = (i: number): 'read' | 'write' => (data.mixed && i % 3 !== 0 ? 'read' : 'write');
     const loops = await stressReorder(cls, locks, counters, done, Date.now() + data.ms!, 'worker', modeOf);
-    port.postMessage({ done: Array.from(done), loops });
+    finish({ done: Array.from(done), loops });
   } else if (data.job === 'hold') {
     // Hold the first key until told to release: the main thread checks query() sees this thread.
     const ctx = cls.acquireContext({ name: 'worker-hold' });
@@ -35,7 +41,7 @@ async function main(): Promise<void> {
     await new Promise((r) => port.once('message', r));
     locks[0]!.unlock(ctx);
     ctx.fini();
-    port.postMessage({ released: true });
+    finish({ released: true });
   } else {
     // Hold with a deadline, then block this thread (synchronously) past it: another thread must force us.
     const forcedHere: number[] = [];
@@ -55,9 +61,8 @@ async function main(): Promise<void> {
     }
     const forced = ctx.forced;
     ctx.fini();
-    port.postMessage({ unlockCode, onForced, forced, forcedHere: forcedHere.length });
+    finish({ unlockCode, onForced, forced, forcedHere: forcedHere.length });
   }
-  locks.forEach((l) => l.dispose());
 }
 
 main().catch((err: unknown) => {

@@ -18,6 +18,21 @@ function run(worker: Worker): Promise<Record<string, unknown>> {
   });
 }
 
+/**
+ * Lets a worker end by itself (its job is done once it sent its last message); terminate() only as a last
+ * resort, since a thread killed inside the shared table's critical section would leave it locked.
+ */
+function stop(worker: Worker): Promise<unknown> {
+  if (worker.threadId < 0) return Promise.resolve(); // already exited
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => void worker.terminate().then(resolve), 10_000);
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+}
+
 let nextKey = 0x7000_0000n;
 
 describe.each(KINDS)('%s', (kind) => {
@@ -50,7 +65,7 @@ describe.each(KINDS)('%s', (kind) => {
       expect(locks.some((l) => l.isLocked())).toBe(false);
       locks.forEach((l) => l.dispose());
     } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await Promise.all(workers.map(stop));
     }
   });
 
@@ -80,7 +95,7 @@ describe.each(KINDS)('%s', (kind) => {
       ctx.fini();
       m.dispose();
     } finally {
-      await worker.terminate();
+      await stop(worker);
     }
   });
 
@@ -102,7 +117,7 @@ describe.each(KINDS)('%s', (kind) => {
       m.dispose();
     } finally {
       setForceHook(undefined);
-      await worker.terminate();
+      await stop(worker);
     }
   });
 });

@@ -54,8 +54,15 @@ export class DmaBuf {
   /** The exporting driver ('udmabuf', 'system', 'vgem', …). */
   readonly exporter: string;
 
-  private constructor(fd: OwnedFd) {
+  private constructor(fd: OwnedFd, known?: DmaBuf) {
     this.#fd = fd;
+    if (known) {
+      // A dup of a buffer we already know: same file, same facts; no need to ask the kernel again.
+      this.size = known.size;
+      this.exporter = known.exporter;
+      this.inode = known.inode;
+      return;
+    }
     try {
       const info = fdinfo(fd.fd);
       this.size = info.size;
@@ -65,6 +72,11 @@ export class DmaBuf {
       fd.close();
       throw err;
     }
+  }
+
+  /** Another DmaBuf for the same buffer, holding its own dup() of the fd; close both independently. */
+  dup(): DmaBuf {
+    return new DmaBuf(OwnedFd.dup(this.fd, 'DmaBuf'), this);
   }
 
   /**

@@ -14,10 +14,10 @@ import { debuglog } from 'node:util';
 import { DmaBuf } from './dma-buf';
 import { SyncFile } from './sync-file';
 import { Mapping } from './mapping';
-import { DmabufError, abortError, kernelCall, usageError } from './errors';
-import { checkAccess, writes, type Access } from './access';
+import { DmabufError, abortError, fromNative, kernelCall, usageError } from './errors';
+import { checkAccess, syncFlags, writes, type Access } from './access';
 import { deadlineOf } from './fd-wait';
-import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import { firstPending, importFence, waitForFences } from './implicit-fences';
 import { WwClass } from './ww-class';
 import { WwMutex, queryLocks, setForceHook, type LockSnapshot } from './ww-mutex';
 import type { AcquireContext } from './acquire-context';
@@ -94,6 +94,18 @@ interface Entry {
 
 type State = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
 
+/** Arguments of the batched addon calls a lock and an unlock make, in entry order. */
+interface Batch {
+  entries: Entry[];
+  accesses: Access[];
+  fds: Int32Array;
+  exportFlags: Uint32Array;
+  cpu: Entry[];
+  cpuFds: Int32Array;
+  startFlags: Uint32Array;
+  endFlags: Uint32Array;
+}
+
 let defaultClass: WwClass | undefined;
 let serial = 0;
 
@@ -110,6 +122,9 @@ export class DmabufSync {
   #ctx: AcquireContext | undefined;
   #backoffs = 0;
   #fenceWaits = 0;
+  /** The per-lock syscall arguments, built once per set of buffers (get/put invalidate it). */
+  #batch: Batch | undefined;
+  readonly #forcedCallback = (): void => this.#onForced();
 
   /** Creates a sync object (same as DmabufSync.init). */
   constructor(options: DmabufSyncOptions = {}) {
@@ -168,10 +183,12 @@ export class DmabufSync {
     if (known) {
       known.access = known.access === access ? access : 'rw';
       known.cpu ||= cpu;
+      this.#batch = undefined;
       return;
     }
-    const own = DmaBuf.fromFd(buf.fd);
+    const own = buf.dup();
     this.#entries.set(buf.inode, { buf: own, access, cpu, mutex: new WwMutex(this.wwClass, own.inode), started: false });
+    this.#batch = undefined;
   }
 
   /** Removes a buffer (only while not locked). Removing one that was never added is ENOENT. */
@@ -213,24 +230,21 @@ export class DmabufSync {
     try {
       await this.#acquireAll(ctx, { signal, deadline });
       ctx.done();
-      for (const e of this.#entries.values()) {
-        if (!fencesSignaled(e.buf.fd, e.access)) {
-          this.#fenceWaits++;
-          if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
-          await waitForFences(e.buf.fd, e.access, { signal, deadline });
-        }
+      const batch = this.#batch ?? (this.#batch = this.#makeBatch());
+      // One addon call checks every buffer's fences; wait for the first pending one, then check again.
+      for (let i = firstPending(batch.fds, batch.exportFlags, batch.accesses); i >= 0; i = firstPending(batch.fds, batch.exportFlags, batch.accesses)) {
+        const e = batch.entries[i] as Entry;
+        this.#fenceWaits++;
+        if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
+        await waitForFences(e.buf.fd, e.access, { signal, deadline });
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
       }
-      for (const e of this.#entries.values()) {
-        if (!e.cpu) continue;
-        e.buf.syncStart(e.access);
-        e.started = true;
-      }
+      this.#startCpu(batch);
     } catch (err) {
       this.#releaseAll(ctx);
       throw err;
     }
-    ctx.onForced(() => this.#onForced());
+    ctx.onForced(this.#forcedCallback);
     this.#state = 'locked';
     debug('%s locked %d buffers', this.name, this.#entries.size);
   }
@@ -284,13 +298,7 @@ export class DmabufSync {
     }
     // Each step is attempted on every buffer: one buffer's failure must not leave another's bracket open or
     // another buffer unordered after the device job.
-    for (const e of this.#entries.values()) {
-      try {
-        this.#endCpu(e);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
+    this.#endCpuAll(errors);
     if (fence) {
       for (const e of this.#entries.values()) {
         try {
@@ -359,6 +367,64 @@ export class DmabufSync {
     }
   }
 
+  #makeBatch(): Batch {
+    const entries = [...this.#entries.values()];
+    const cpu = entries.filter((e) => e.cpu);
+    const c = native.constants;
+    return {
+      entries,
+      accesses: entries.map((e) => e.access),
+      fds: Int32Array.from(entries, (e) => e.buf.fd),
+      exportFlags: Uint32Array.from(entries, (e) => syncFlags(e.access)),
+      cpu,
+      cpuFds: Int32Array.from(cpu, (e) => e.buf.fd),
+      startFlags: Uint32Array.from(cpu, (e) => c.DMA_BUF_SYNC_START | syncFlags(e.access)),
+      endFlags: Uint32Array.from(cpu, (e) => c.DMA_BUF_SYNC_END | syncFlags(e.access)),
+    };
+  }
+
+  /** Opens every CPU buffer's cache bracket in one addon call; on a failure, the ones opened stay marked. */
+  #startCpu(batch: Batch): void {
+    if (batch.cpu.length === 0) return;
+    try {
+      native.dmaBufSyncEach(batch.cpuFds, batch.startFlags);
+      for (const e of batch.cpu) e.started = true;
+    } catch (err) {
+      const done = (err as { index?: number }).index ?? 0;
+      for (let i = 0; i < done; i++) (batch.cpu[i] as Entry).started = true;
+      throw fromNative(err, `${this.name}: opening the cache bracket`);
+    }
+  }
+
+  /** Releases the mappings and closes every open bracket (one addon call when all are open). */
+  #endCpuAll(errors: unknown[]): void {
+    const batch = this.#batch;
+    for (const e of this.#entries.values()) {
+      if (e.mapping) {
+        e.mapping.release();
+        e.mapping = undefined;
+      }
+    }
+    if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
+      try {
+        native.dmaBufSyncEach(batch.cpuFds, batch.endFlags);
+        for (const e of batch.cpu) e.started = false;
+        return;
+      } catch (err) {
+        const failed = (err as { index?: number }).index ?? 0;
+        for (let i = 0; i <= failed; i++) (batch.cpu[i] as Entry).started = false;
+        errors.push(fromNative(err, `${this.name}: closing the cache bracket`));
+      }
+    }
+    for (const e of this.#entries.values()) {
+      try {
+        this.#endCpu(e);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  }
+
   #endCpu(e: Entry): void {
     if (e.mapping) {
       e.mapping.release();
@@ -372,12 +438,10 @@ export class DmabufSync {
 
   /** Releases every hold of ctx and ends it; also the cleanup path of a failed lock(). */
   #releaseAll(ctx: AcquireContext): void {
+    const errors: unknown[] = [];
+    this.#endCpuAll(errors);
+    for (const err of errors) debug('%s: %s', this.name, (err as Error).message);
     for (const e of this.#entries.values()) {
-      try {
-        this.#endCpu(e);
-      } catch (err) {
-        debug('%s: %s', this.name, (err as Error).message);
-      }
       if (e.mutex.isHeldBy(ctx)) e.mutex.unlock(ctx);
     }
     ctx.fini();
@@ -422,6 +486,7 @@ export class DmabufSync {
 
   #drop(e: Entry): void {
     this.#entries.delete(e.buf.inode);
+    this.#batch = undefined;
     e.mutex.dispose();
     e.buf.close();
   }

@@ -53,13 +53,35 @@ export function isDmaBuf(fd: number): boolean {
 
 /** Whether the buffer has no pending fence that conflicts with `access`, without waiting. */
 export function fencesSignaled(fd: number, access: Access): boolean {
-  const sf = exportFences(fd, access);
-  if (!sf) return kernelCall('polling a dma-buf', () => native.pollReady(fd, pollEvents(access)));
-  try {
-    return sf.isSignaled();
-  } finally {
-    sf.close();
+  return firstPending(Int32Array.of(fd), Uint32Array.of(syncFlags(access)), [access]) < 0;
+}
+
+/**
+ * The index of the first buffer that has a pending fence conflicting with its access, or -1: one addon
+ * call for all buffers (export + poll + close each) where EXPORT_SYNC_FILE exists, else a poll per
+ * dma-buf. `flags[i]` is syncFlags(accesses[i]).
+ */
+export function firstPending(fds: Int32Array, flags: Uint32Array, accesses: readonly Access[]): number {
+  if (exportSupported !== false) {
+    try {
+      const i = native.pendingFence(fds, flags);
+      exportSupported = true;
+      return i;
+    } catch (err) {
+      const e = err as { code?: string; index?: number };
+      const fd = fds[e.index ?? 0] as number;
+      if (!(e.code === 'ENOTTY' && exportSupported === undefined && isDmaBuf(fd))) {
+        throw fromNative(err, 'checking the fences of a dma-buf');
+      }
+      exportSupported = false;
+    }
   }
+  for (let i = 0; i < fds.length; i++) {
+    const fd = fds[i] as number;
+    const access = accesses[i] as Access;
+    if (!kernelCall('polling a dma-buf', () => native.pollReady(fd, pollEvents(access)))) return i;
+  }
+  return -1;
 }
 
 /** Waits (async) until no pending fence conflicts with `access`; ETIMEDOUT / AbortError as in waitFdReady. */

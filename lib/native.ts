@@ -56,6 +56,17 @@ export interface NativeBinding {
   exportSyncFile(fd: number, flags: number): number;
   /** DMA_BUF_IOCTL_IMPORT_SYNC_FILE: attach the sync_file's fences to the dma-buf (READ: shared, WRITE: exclusive). */
   importSyncFile(fd: number, syncFileFd: number, flags: number): void;
+  /**
+   * Batched fence check, one call per lock: for each dma-buf fds[i], EXPORT_SYNC_FILE with flags[i], poll
+   * it with timeout 0, close it. Returns the index of the first buffer with a pending fence, or -1. Errors
+   * carry `index`.
+   */
+  pendingFence(fds: Int32Array, flags: Uint32Array): number;
+  /**
+   * Batched DMA_BUF_IOCTL_SYNC: fds[i] with flags[i], in order. A failure throws with `index`: the elements
+   * before it were done, the rest were not.
+   */
+  dmaBufSyncEach(fds: Int32Array, flags: Uint32Array): void;
   /** SYNC_IOC_FILE_INFO, both calls (count, then fences). */
   syncFileInfo(fd: number): NativeSyncFileInfo;
   /** SYNC_IOC_MERGE: a new sync_file fd signalled when both are. */

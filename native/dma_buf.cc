@@ -1,6 +1,8 @@
 // dma-buf ioctls: the CPU-access cache bracket and sync_file export/import.
 #include <errno.h>
 #include <linux/dma-buf.h>
+#include <poll.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "shim.h"
@@ -40,12 +42,79 @@ void ImportSyncFile(const Napi::CallbackInfo& info) {
   }
 }
 
+// Reads info[0] (Int32Array of fds) and info[1] (Uint32Array of flags, same length).
+void ArgBatch(const Napi::CallbackInfo& info, Napi::Int32Array* fds, Napi::Uint32Array* flags) {
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(info.Env(), "The \"fds\" argument must be an Int32Array");
+  }
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowTypeError(info.Env(), "The \"flags\" argument must be a Uint32Array");
+  }
+  *fds = info[0].As<Napi::Int32Array>();
+  *flags = info[1].As<Napi::Uint32Array>();
+  if (fds->ElementLength() != flags->ElementLength()) {
+    ThrowRangeError(info.Env(), "The \"fds\" and \"flags\" arguments must have the same length");
+  }
+  for (size_t i = 0; i < fds->ElementLength(); i++) {
+    if ((*fds)[i] < 0) ThrowRangeError(info.Env(), "The \"fds\" argument must hold fds >= 0");
+  }
+}
+
+// A syscall error for element `index` of a batch: the caller learns which elements were done.
+[[noreturn]] void ThrowBatchErrno(Napi::Env env, int err, const std::string& syscall, size_t index) {
+  Napi::Error e = ErrnoError(env, err, syscall);
+  e.Set("index", Napi::Number::New(env, static_cast<double>(index)));
+  throw e;
+}
+
+// pendingFence(fds, flags) -> index of the first dma-buf whose exported fences (EXPORT_SYNC_FILE with
+// flags[i]) are not all signalled, or -1. One call for what a lock does per buffer: export, poll(0), close.
+Napi::Value PendingFence(const Napi::CallbackInfo& info) {
+  Napi::Int32Array fds;
+  Napi::Uint32Array flags;
+  ArgBatch(info, &fds, &flags);
+  for (size_t i = 0; i < fds.ElementLength(); i++) {
+    struct dma_buf_export_sync_file arg = {};
+    arg.flags = flags[i];
+    arg.fd = -1;
+    if (Ioctl(fds[i], DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &arg) == -1) {
+      ThrowBatchErrno(info.Env(), errno, "ioctl(DMA_BUF_IOCTL_EXPORT_SYNC_FILE)", i);
+    }
+    struct pollfd p = {arg.fd, POLLIN, 0};
+    int r;
+    do r = poll(&p, 1, 0);
+    while (r == -1 && errno == EINTR);
+    int poll_errno = errno;
+    close(arg.fd);
+    if (r == -1) ThrowBatchErrno(info.Env(), poll_errno, "poll", i);
+    if (r == 0 || !(p.revents & POLLIN)) return Napi::Number::New(info.Env(), static_cast<double>(i));
+  }
+  return Napi::Number::New(info.Env(), -1);
+}
+
+// dmaBufSyncEach(fds, flags): DMA_BUF_IOCTL_SYNC on each fd with flags[i], in order. On a failure the error
+// carries `index`: elements before it were done, it and those after were not.
+void DmaBufSyncEach(const Napi::CallbackInfo& info) {
+  Napi::Int32Array fds;
+  Napi::Uint32Array flags;
+  ArgBatch(info, &fds, &flags);
+  for (size_t i = 0; i < fds.ElementLength(); i++) {
+    struct dma_buf_sync sync = {};
+    sync.flags = flags[i];
+    if (Ioctl(fds[i], DMA_BUF_IOCTL_SYNC, &sync, true) == -1) {
+      ThrowBatchErrno(info.Env(), errno, "ioctl(DMA_BUF_IOCTL_SYNC)", i);
+    }
+  }
+}
+
 }  // namespace
 
 void InitDmaBuf(Napi::Env env, Napi::Object exports) {
   exports.Set("dmaBufSync", Napi::Function::New(env, DmaBufSync, "dmaBufSync"));
   exports.Set("exportSyncFile", Napi::Function::New(env, ExportSyncFile, "exportSyncFile"));
   exports.Set("importSyncFile", Napi::Function::New(env, ImportSyncFile, "importSyncFile"));
+  exports.Set("pendingFence", Napi::Function::New(env, PendingFence, "pendingFence"));
+  exports.Set("dmaBufSyncEach", Napi::Function::New(env, DmaBufSyncEach, "dmaBufSyncEach"));
 }
 
 }  // namespace dmabuf_sync

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
 import { DmaBuf, DmabufSync, VgemDevice, WwClass, query, type VgemBuffer } from '../../lib';
+import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/implicit-fences';
 
 const PAGE = 4096;
 
@@ -81,7 +82,11 @@ describe('with a vgem device', () => {
     dev.close();
   });
 
-  test('a vgem write fence holds lock() for read until it is signalled', async () => {
+  test.each([
+    ['EXPORT_SYNC_FILE', undefined],
+    ['the dma-buf poll fallback', false],
+  ] as const)('a vgem write fence holds lock() for read until it is signalled (%s)', async (_how, exportSupport) => {
+    setExportSyncFileSupport(exportSupport);
     const fence = bo.attachFence('write');
     const sync = DmabufSync.init({ name: 'reader' });
     sync.get(bo.dmaBuf, 'read');
@@ -93,6 +98,8 @@ describe('with a vgem device', () => {
     expect(sync.stats.fenceWaits).toBe(1);
     await sync.unlock();
     sync.fini();
+    expect(exportSyncFileSupported()).toBe(exportSupport === undefined ? true : false);
+    setExportSyncFileSupport(undefined);
   });
 
   test('a lock that times out on a fence leaves nothing held', async () => {

@@ -19,7 +19,8 @@ import { checkAccess, syncFlags, writes, type Access } from './access';
 import { deadlineOf } from './fd-wait';
 import { firstPending, importFence, waitForFences } from './implicit-fences';
 import { WwClass } from './ww-class';
-import { WwMutex, queryLocks, setForceHook, type LockSnapshot } from './ww-mutex';
+import { queryLocks, setForceHook, type LockSnapshot, type WwMutex } from './ww-mutex';
+import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from './acquire-context';
 import { native } from './native';
 
@@ -82,8 +83,10 @@ export interface GetOptions {
 }
 
 interface Entry {
-  /** Our own dup of the caller's buffer: the caller may close theirs while we hold the lock. */
+  /** Our own dup of the caller's buffer (shared in this thread): the caller may close theirs meanwhile. */
   buf: DmaBuf;
+  /** The registry reference behind buf and mutex. */
+  reg: RegisteredBuffer;
   access: Access;
   cpu: boolean;
   mutex: WwMutex;
@@ -186,8 +189,8 @@ export class DmabufSync {
       this.#batch = undefined;
       return;
     }
-    const own = buf.dup();
-    this.#entries.set(buf.inode, { buf: own, access, cpu, mutex: new WwMutex(this.wwClass, own.inode), started: false });
+    const reg = registerBuffer(this.wwClass, buf);
+    this.#entries.set(buf.inode, { buf: reg.buf, access, cpu, mutex: reg.mutex, reg, started: false });
     this.#batch = undefined;
   }
 
@@ -349,9 +352,17 @@ export class DmabufSync {
           failed = contended;
           await contended.mutex.lockSlow(ctx, writes(contended.access) ? 'write' : 'read', opts);
           held.push(contended);
+        } else {
+          // Fast path: take every free lock without yielding. Each await would let other tasks of this
+          // thread interleave their acquisitions with ours, which is what makes them conflict and back off.
+          for (const e of entries) {
+            if (!e.mutex.tryLock(writes(e.access) ? 'write' : 'read', ctx)) break;
+            held.push(e);
+          }
+          if (held.length === entries.length) return;
         }
         for (const e of entries) {
-          if (e === contended) continue;
+          if (e === contended || held.includes(e)) continue;
           failed = e;
           await e.mutex.lock(ctx, writes(e.access) ? 'write' : 'read', opts);
           held.push(e);
@@ -487,7 +498,6 @@ export class DmabufSync {
   #drop(e: Entry): void {
     this.#entries.delete(e.buf.inode);
     this.#batch = undefined;
-    e.mutex.dispose();
-    e.buf.close();
+    unregisterBuffer(this.wwClass, e.reg);
   }
 }

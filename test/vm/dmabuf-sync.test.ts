@@ -286,3 +286,20 @@ test('worker_threads share the lock state: stress reorder on real dma-bufs, no l
   expectNothingHeld(bufs);
   bufs.forEach((b) => b.close());
 });
+
+test('syncs of one thread share one dup per buffer; the last put closes it', () => {
+  const buf = DmaBuf.allocUdmabuf(PAGE);
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const a = DmabufSync.init({ name: 'a' });
+  const b = DmabufSync.init({ name: 'b' });
+  a.get(buf, 'read');
+  b.get(buf, 'write');
+  expect(fds()).toBe(before + 1);
+  a.fini();
+  expect(fds()).toBe(before + 1); // b still holds it
+  b.put(buf);
+  expect(fds()).toBe(before);
+  b.fini();
+  buf.close();
+});

@@ -1,0 +1,44 @@
+/**
+ * The buffers this thread's sync objects hold: for each ww class and buffer (inode), one dup() of the fd and
+ * one WwMutex, shared by every DmabufSync of the thread and reference-counted. Tasks typically create a sync
+ * per job over the same few buffers; sharing makes get()/put() a map lookup instead of a dup()/close() and a
+ * lock-table slot each. The dup is closed and the mutex disposed when the last sync puts the buffer.
+ */
+import type { DmaBuf } from './dma-buf';
+import { WwMutex } from './ww-mutex';
+import type { WwClass } from './ww-class';
+
+/** One registered buffer. */
+export interface RegisteredBuffer {
+  /** The library's own dup: valid while registered, whatever the caller does with theirs. */
+  readonly buf: DmaBuf;
+  /** The buffer's ww mutex in this class (keyed by inode: the same lock in every thread). */
+  readonly mutex: WwMutex;
+  refs: number;
+}
+
+const registry = new Map<WwClass, Map<bigint, RegisteredBuffer>>();
+
+/** Takes a reference on `buf` in class `cls`, registering it (dup + mutex) on first use. */
+export function registerBuffer(cls: WwClass, buf: DmaBuf): RegisteredBuffer {
+  let byInode = registry.get(cls);
+  if (!byInode) registry.set(cls, (byInode = new Map()));
+  let r = byInode.get(buf.inode);
+  if (!r) {
+    const own = buf.dup();
+    r = { buf: own, mutex: new WwMutex(cls, own.inode), refs: 0 };
+    byInode.set(own.inode, r);
+  }
+  r.refs++;
+  return r;
+}
+
+/** Drops a reference; the last one closes the dup and disposes the mutex. */
+export function unregisterBuffer(cls: WwClass, r: RegisteredBuffer): void {
+  if (--r.refs > 0) return;
+  const byInode = registry.get(cls);
+  byInode?.delete(r.buf.inode);
+  if (byInode?.size === 0) registry.delete(cls);
+  r.mutex.dispose();
+  r.buf.close();
+}

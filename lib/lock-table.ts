@@ -197,6 +197,8 @@ export class SabLockStore implements LockStore {
   victim = -1;
 
   private readonly s: SharedState;
+  /** This thread's waiters by futex index (see notify). */
+  private readonly localWaiters = new Map<number, Array<() => void>>();
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly i64: BigInt64Array;
@@ -409,7 +411,20 @@ export class SabLockStore implements LockStore {
   private wake(moff: number): void {
     if (this.i32[moff + M_NWAITERS] === 0) return;
     Atomics.add(this.i32, moff + M_SEQ, 1);
-    Atomics.notify(this.i32, moff + M_SEQ);
+    this.notify(moff + M_SEQ);
+  }
+
+  /**
+   * Wakes the waiters on futex word `idx`: other threads through Atomics.notify, this thread's own directly.
+   * A same-thread Atomics.notify only settles waitAsync on a later event-loop turn; resolving our own
+   * waiters' promises lets them retry in a microtask, which matters when async tasks of one thread contend.
+   */
+  private notify(idx: number): void {
+    Atomics.notify(this.i32, idx);
+    const list = this.localWaiters.get(idx);
+    if (list === undefined) return;
+    this.localWaiters.delete(idx);
+    for (const wakeUp of list) wakeUp();
   }
 
   /** The context's hold record on the mutex at `moff`, or -1. */
@@ -659,7 +674,7 @@ export class SabLockStore implements LockStore {
       if (on !== 0) {
         const off = s.mutexOff(on - 1);
         Atomics.add(i32, off + M_SEQ, 1);
-        Atomics.notify(i32, off + M_SEQ);
+        this.notify(off + M_SEQ);
       }
     }
     return false;
@@ -744,12 +759,29 @@ export class SabLockStore implements LockStore {
   }
 
   kick(m: number): void {
-    Atomics.notify(this.i32, this.s.mutexOff(m) + M_SEQ);
+    this.notify(this.s.mutexOff(m) + M_SEQ);
   }
 
   wait(m: number, seq: number, timeoutMs: number): Promise<unknown> | undefined {
-    const res = waitAsync(this.i32, this.s.mutexOff(m) + M_SEQ, seq, timeoutMs);
-    return res.async ? (res.value as Promise<unknown>) : undefined;
+    const idx = this.s.mutexOff(m) + M_SEQ;
+    const res = waitAsync(this.i32, idx, seq, timeoutMs);
+    if (!res.async) return undefined;
+    // Settled by whichever comes first: a wake from this thread (notify above) or waitAsync (another
+    // thread's notify, or the timeout); the loser is dropped so the list cannot grow.
+    return new Promise((resolve) => {
+      let list = this.localWaiters.get(idx);
+      if (list === undefined) this.localWaiters.set(idx, (list = []));
+      list.push(resolve as () => void);
+      const own = list;
+      (res.value as Promise<unknown>).then(() => {
+        const i = own.indexOf(resolve as () => void);
+        if (i >= 0) {
+          own.splice(i, 1);
+          if (own.length === 0 && this.localWaiters.get(idx) === own) this.localWaiters.delete(idx);
+        }
+        resolve(undefined);
+      });
+    });
   }
 
   // ---------------------------------------------------------------- release / force
@@ -852,7 +884,7 @@ export class SabLockStore implements LockStore {
       if (on !== 0) {
         const off = s.mutexOff(on - 1);
         Atomics.add(i32, off + M_SEQ, 1);
-        Atomics.notify(i32, off + M_SEQ);
+        this.notify(off + M_SEQ);
       }
       // Publish the forced context id: a futex word anybody can watch.
       i32[H_LAST_FORCED] = c + 1;

@@ -342,7 +342,7 @@ export class DmabufSync {
   }
 
   async #acquireAll(ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }): Promise<void> {
-    const entries = [...this.#entries.values()];
+    const entries = this.#batch?.entries ?? [...this.#entries.values()];
     let contended: Entry | undefined;
     for (;;) {
       const held: Entry[] = [];
@@ -352,19 +352,16 @@ export class DmabufSync {
           failed = contended;
           await contended.mutex.lockSlow(ctx, writes(contended.access) ? 'write' : 'read', opts);
           held.push(contended);
-        } else {
-          // Fast path: take every free lock without yielding. Each await would let other tasks of this
-          // thread interleave their acquisitions with ours, which is what makes them conflict and back off.
-          for (const e of entries) {
-            if (!e.mutex.tryLock(writes(e.access) ? 'write' : 'read', ctx)) break;
-            held.push(e);
-          }
-          if (held.length === entries.length) return;
         }
         for (const e of entries) {
-          if (e === contended || held.includes(e)) continue;
-          failed = e;
-          await e.mutex.lock(ctx, writes(e.access) ? 'write' : 'read', opts);
+          if (e === contended) continue;
+          const mode = writes(e.access) ? 'write' : 'read';
+          // Take a free lock without yielding; only a busy one is awaited. Each await lets other tasks of
+          // this thread interleave their acquisitions with ours, which is what makes them conflict.
+          if (!e.mutex.tryLock(mode, ctx)) {
+            failed = e;
+            await e.mutex.lock(ctx, mode, opts);
+          }
           held.push(e);
         }
         return;

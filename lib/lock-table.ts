@@ -466,35 +466,38 @@ export class SabLockStore implements LockStore {
     this.f64[(roff + R_DEADLINE) >> 1] = deadline;
   }
 
+  /**
+   * Unlinks record r from the singly linked list whose head word is at `head`; `next` is the record field
+   * that links this list (records are on two lists at once: their mutex's and their context's).
+   * Links are record index + 1, 0 ending the list.
+   */
+  private unlink(head: number, r: number, next: number): void {
+    const i32 = this.i32;
+    const s = this.s;
+    let prev = -1;
+    for (let p = i32[head] as number; p !== 0; p = i32[s.recOff(p - 1) + next] as number) {
+      if (p - 1 === r) {
+        const after = i32[s.recOff(r) + next] as number;
+        if (prev < 0) i32[head] = after;
+        else i32[s.recOff(prev) + next] = after;
+        return;
+      }
+      prev = p - 1;
+    }
+  }
+
   /** Unlinks hold r from its mutex and its context (the record itself is not freed). */
   private removeHold(moff: number, r: number): void {
     const i32 = this.i32;
     const s = this.s;
     const roff = s.recOff(r);
-    // Unlink from the mutex's holder list.
-    let prev = -1;
-    for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[s.recOff(p - 1) + R_NEXT] as number) {
-      if (p - 1 === r) {
-        if (prev < 0) i32[moff + M_HOLD_HEAD] = i32[roff + R_NEXT] as number;
-        else i32[s.recOff(prev) + R_NEXT] = i32[roff + R_NEXT] as number;
-        break;
-      }
-      prev = p - 1;
-    }
+    this.unlink(moff + M_HOLD_HEAD, r, R_NEXT);
     Atomics.store(i32, moff + M_NHOLDERS, (i32[moff + M_NHOLDERS] as number) - 1);
     if (((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) i32[moff + M_WRITE_HELD] = 0;
     const ctag = i32[roff + R_CTX] as number;
     if (ctag !== 0) {
       const coff = s.ctxOff(ctag - 1);
-      prev = -1;
-      for (let p = i32[coff + C_HOLD_HEAD] as number; p !== 0; p = i32[s.recOff(p - 1) + R_CTX_NEXT] as number) {
-        if (p - 1 === r) {
-          if (prev < 0) i32[coff + C_HOLD_HEAD] = i32[roff + R_CTX_NEXT] as number;
-          else i32[s.recOff(prev) + R_CTX_NEXT] = i32[roff + R_CTX_NEXT] as number;
-          break;
-        }
-        prev = p - 1;
-      }
+      this.unlink(coff + C_HOLD_HEAD, r, R_CTX_NEXT);
       const acquired = (i32[coff + C_ACQUIRED] as number) - 1;
       Atomics.store(i32, coff + C_ACQUIRED, acquired);
       // As in the kernel: a context that holds nothing is no longer wounded (it has backed off).
@@ -507,15 +510,7 @@ export class SabLockStore implements LockStore {
     const i32 = this.i32;
     const s = this.s;
     const woff = s.recOff(w);
-    let prev = -1;
-    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[s.recOff(p - 1) + R_NEXT] as number) {
-      if (p - 1 === w) {
-        if (prev < 0) i32[moff + M_WAIT_HEAD] = i32[woff + R_NEXT] as number;
-        else i32[s.recOff(prev) + R_NEXT] = i32[woff + R_NEXT] as number;
-        break;
-      }
-      prev = p - 1;
-    }
+    this.unlink(moff + M_WAIT_HEAD, w, R_NEXT);
     i32[moff + M_NWAITERS]--;
     if (((i32[woff + R_FLAGS] as number) & RF_WRITE) !== 0) i32[moff + M_NWRITERS_WAITING]--;
     const ctag = i32[woff + R_CTX] as number;

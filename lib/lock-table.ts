@@ -182,6 +182,9 @@ function enospc(what: string, cap: number): DmabufError {
 
 const textDecoder = new TextDecoder();
 
+/** How many same-thread waiters one release wakes directly (see SabLockStore.notify). */
+const LOCAL_WAKE_BATCH = 8;
+
 /** Atomics.waitAsync (Node >= 16); typed here because the ES2022 lib typings predate it. */
 const waitAsync = (
   Atomics as unknown as {
@@ -423,8 +426,11 @@ export class SabLockStore implements LockStore {
     Atomics.notify(this.i32, idx);
     const list = this.localWaiters.get(idx);
     if (list === undefined) return;
-    this.localWaiters.delete(idx);
-    for (const wakeUp of list) wakeUp();
+    // Only the first few: all of them re-polling in one microtask burst would stall the event loop with
+    // 1000 waiters; the rest wake through their waitAsync (just notified), one task each.
+    const woken = list.splice(0, LOCAL_WAKE_BATCH);
+    if (list.length === 0) this.localWaiters.delete(idx);
+    for (const wakeUp of woken) wakeUp();
   }
 
   /** The context's hold record on the mutex at `moff`, or -1. */

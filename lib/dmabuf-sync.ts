@@ -222,9 +222,6 @@ export class DmabufSync {
       throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
     }
     if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
-    for (const e of this.#entries.values()) {
-      if (e.buf.closed) throw new DmabufError('EBADF', `${this.name}: a buffer was closed under the sync`);
-    }
     const deadline = deadlineOf(options);
     const signal = options.signal;
     if (signal?.aborted) throw abortError(signal);

@@ -5,7 +5,7 @@
  * fence an imported device job becomes (write fences are exclusive, read fences shared).
  */
 import { native } from './native';
-import { DmabufError } from './errors';
+import { argTypeError, DmabufError } from './errors';
 
 /** How a task will touch a buffer. */
 export type Access = 'read' | 'write' | 'rw';
@@ -15,9 +15,7 @@ const ACCESSES: readonly Access[] = ['read', 'write', 'rw'];
 /** Throws a TypeError (code ERR_INVALID_ARG_TYPE) unless `access` is 'read', 'write' or 'rw'. */
 export function checkAccess(access: unknown, what = 'access'): Access {
   if (typeof access === 'string' && (ACCESSES as readonly string[]).includes(access)) return access as Access;
-  const err = new TypeError(`${what} must be 'read', 'write' or 'rw' (got ${JSON.stringify(access)})`);
-  (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-  throw err;
+  throw argTypeError(`${what} must be 'read', 'write' or 'rw' (got ${JSON.stringify(access)})`);
 }
 
 /** The DMA_BUF_SYNC_READ/WRITE/RW bits for an access mode. */

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { DmabufError, kernelCall } from './errors';
+import { argRangeError, argTypeError, DmabufError, kernelCall } from './errors';
 import { OwnedFd, checkFd } from './owned-fd';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
@@ -20,9 +20,7 @@ const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 /** Throws RangeError (ERR_OUT_OF_RANGE) unless `size` is a positive integer; rounds it up to whole pages. */
 function checkSize(size: unknown): number {
   if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > MAX_SIZE) {
-    const err = new RangeError(`size must be a positive integer number of bytes (got ${String(size)})`);
-    (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-    throw err;
+    throw argRangeError(`size must be a positive integer number of bytes (got ${String(size)})`);
   }
   const page = native.constants.PAGE_SIZE;
   return Math.ceil(size / page) * page;
@@ -115,9 +113,7 @@ export class DmaBuf {
   static allocHeap(size: number, heap = 'system'): DmaBuf {
     const bytes = checkSize(size);
     if (typeof heap !== 'string' || heap === '' || heap.includes('/') || heap === '.' || heap === '..') {
-      const err = new TypeError(`heap must be a dma-heap name such as 'system' (got ${JSON.stringify(heap)})`);
-      (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-      throw err;
+      throw argTypeError(`heap must be a dma-heap name such as 'system' (got ${JSON.stringify(heap)})`);
     }
     return DmaBuf.adopt(kernelCall(`allocating ${bytes} bytes from /dev/dma_heap/${heap}`, () => native.heapAlloc(heap, bytes)));
   }

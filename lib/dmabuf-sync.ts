@@ -14,7 +14,7 @@ import { debuglog } from 'node:util';
 import { DmaBuf } from './dma-buf';
 import { SyncFile } from './sync-file';
 import { Mapping } from './mapping';
-import { DmabufError, abortError, fromNative, kernelCall, usageError } from './errors';
+import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, usageError } from './errors';
 import { checkAccess, syncFlags, writes, type Access } from './access';
 import { deadlineOf } from './fd-wait';
 import { firstPending, importFence, waitForFences } from './implicit-fences';
@@ -134,10 +134,10 @@ export class DmabufSync {
   constructor(options: DmabufSyncOptions = {}) {
     const maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
     if (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
-      throw Object.assign(new RangeError(`maxHoldMs must be a finite number > 0 (got ${String(maxHoldMs)})`), { code: 'ERR_OUT_OF_RANGE' });
+      throw argRangeError(`maxHoldMs must be a finite number > 0 (got ${String(maxHoldMs)})`);
     }
     if (options.wwClass !== undefined && !(options.wwClass instanceof WwClass)) {
-      throw Object.assign(new TypeError('wwClass must be a WwClass'), { code: 'ERR_INVALID_ARG_TYPE' });
+      throw argTypeError('wwClass must be a WwClass');
     }
     this.name = options.name ?? `sync-${++serial}`;
     this.wwClass = options.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
@@ -178,7 +178,7 @@ export class DmabufSync {
     this.#checkUsable('get');
     if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: get() while locked; unlock() first, then add buffers`);
     if (!(buf instanceof DmaBuf)) {
-      throw Object.assign(new TypeError('buf must be a DmaBuf (wrap an fd with DmaBuf.fromFd)'), { code: 'ERR_INVALID_ARG_TYPE' });
+      throw argTypeError('buf must be a DmaBuf (wrap an fd with DmaBuf.fromFd)');
     }
     checkAccess(access);
     const cpu = options.cpu ?? true;

@@ -82,6 +82,16 @@ export function timeoutError(what: string): DmabufError {
   return new DmabufError('ETIMEDOUT', `timed out waiting for ${what}; raise timeoutMs, or find the holder with query()`);
 }
 
+/** A TypeError with Node's code 'ERR_INVALID_ARG_TYPE', for an argument of the wrong type. */
+export function argTypeError(message: string): TypeError {
+  return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+/** A RangeError with Node's code 'ERR_OUT_OF_RANGE', for an argument outside what the call can take. */
+export function argRangeError(message: string): RangeError {
+  return Object.assign(new RangeError(message), { code: 'ERR_OUT_OF_RANGE' });
+}
+
 /** A DmabufError for a wrong use of the API (code chosen by the caller, e.g. 'EPERM', 'EBUSY'). */
 export function usageError(code: string, message: string): DmabufError {
   return new DmabufError(code, message);

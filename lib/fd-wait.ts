@@ -5,7 +5,7 @@
  * itself on kernels without EXPORT_SYNC_FILE (POLLIN: no pending writers; POLLOUT: no pending fences).
  */
 import { native } from './native';
-import { abortError, fromNative, kernelCall, timeoutError } from './errors';
+import { abortError, argRangeError, fromNative, kernelCall, timeoutError } from './errors';
 
 /** Bounds for a wait. `deadline` is absolute (Date.now() ms) and wins over `timeoutMs` when both are set. */
 export interface WaitOptions {
@@ -23,9 +23,7 @@ export function deadlineOf(options: WaitOptions | undefined): number {
   const t = options?.timeoutMs;
   if (t === undefined) return Infinity;
   if (typeof t !== 'number' || Number.isNaN(t) || t < 0) {
-    const err = new RangeError(`timeoutMs must be a number >= 0 (got ${String(t)})`);
-    (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-    throw err;
+    throw argRangeError(`timeoutMs must be a number >= 0 (got ${String(t)})`);
   }
   return Date.now() + t;
 }

@@ -5,7 +5,7 @@
  * because a leaked fd pins kernel memory (a dma-buf) until exit.
  */
 import { native } from './native';
-import { kernelCall } from './errors';
+import { argRangeError, argTypeError, kernelCall } from './errors';
 import { closedError } from './access';
 
 const leaks = new FinalizationRegistry<{ fd: number; what: string }>(({ fd, what }) => {
@@ -20,14 +20,10 @@ const leaks = new FinalizationRegistry<{ fd: number; what: string }>(({ fd, what
 /** Checks that `fd` is a non-negative integer; throws TypeError / RangeError like Node's fs does. */
 export function checkFd(fd: unknown, what = 'fd'): number {
   if (typeof fd !== 'number' || !Number.isInteger(fd)) {
-    const err = new TypeError(`${what} must be an integer file descriptor (got ${typeof fd === 'number' ? fd : typeof fd})`);
-    (err as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
-    throw err;
+    throw argTypeError(`${what} must be an integer file descriptor (got ${typeof fd === 'number' ? fd : typeof fd})`);
   }
   if (fd < 0 || fd > 0x7fffffff) {
-    const err = new RangeError(`${what} must be >= 0 (got ${fd})`);
-    (err as RangeError & { code: string }).code = 'ERR_OUT_OF_RANGE';
-    throw err;
+    throw argRangeError(`${what} must be >= 0 (got ${fd})`);
   }
   return fd;
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { native } from './native';
 import { argRangeError, argTypeError, DmabufError, kernelCall } from './errors';
 import { OwnedFd, checkFd } from './owned-fd';
+import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
 import { checkAccess, syncFlags, type Access } from './access';
@@ -24,22 +25,6 @@ function checkSize(size: unknown): number {
   }
   const page = native.constants.PAGE_SIZE;
   return Math.ceil(size / page) * page;
-}
-
-/** Facts the kernel reports about a dma-buf in /proc/self/fdinfo. */
-function fdinfo(fd: number): { size: number; exporter: string } {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-  } catch (err) {
-    throw new DmabufError('EBADF', `fd ${fd} is not open — pass an open dma-buf fd`, { cause: err });
-  }
-  const exporter = /^exp_name:\s*(\S+)/m.exec(text)?.[1];
-  const size = /^size:\s*(\d+)/m.exec(text)?.[1];
-  if (exporter === undefined || size === undefined) {
-    throw new DmabufError('ENOTTY', `fd ${fd} is not a dma-buf — pass an fd from udmabuf, a dma-heap or a DRM PRIME export`);
-  }
-  return { size: Number(size), exporter };
 }
 
 /** A dma-buf held by the library. */
@@ -62,7 +47,7 @@ export class DmaBuf {
       return;
     }
     try {
-      const info = fdinfo(fd.fd);
+      const info = dmaBufInfo(fd.fd);
       this.size = info.size;
       this.exporter = info.exporter;
       this.inode = fs.fstatSync(fd.fd, { bigint: true }).ino;

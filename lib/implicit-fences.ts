@@ -10,6 +10,7 @@ import { DmabufError, fromNative, kernelCall } from './errors';
 import { SyncFile } from './sync-file';
 import { waitFdReady, type WaitOptions } from './fd-wait';
 import { syncFlags, writes, type Access } from './access';
+import { isDmaBuf } from './fdinfo';
 
 let exportSupported: boolean | undefined = process.env.DMABUF_SYNC_NO_EXPORT === '1' ? false : undefined;
 
@@ -34,21 +35,19 @@ export function exportFences(fd: number, access: Access): SyncFile | undefined {
     exportSupported = true;
     return sf;
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOTTY' && exportSupported === undefined && isDmaBuf(fd)) {
-      exportSupported = false;
-      return undefined;
-    }
+    if (lacksExport(err, fd)) return undefined;
     throw fromNative(err, 'exporting the fences of a dma-buf');
   }
 }
 
-/** A dma-buf's fdinfo names its exporter; other files (a memfd, a pipe) have no exp_name line. */
-export function isDmaBuf(fd: number): boolean {
-  try {
-    return /^exp_name:/m.test(require('node:fs').readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-  } catch {
-    return false;
-  }
+/**
+ * The probe: a first export that fails with ENOTTY on a real dma-buf means this kernel has no
+ * EXPORT_SYNC_FILE (before 6.0); remember it and poll from now on. Any other failure is the caller's error.
+ */
+function lacksExport(err: unknown, fd: number): boolean {
+  if ((err as { code?: string }).code !== 'ENOTTY' || exportSupported !== undefined || !isDmaBuf(fd)) return false;
+  exportSupported = false;
+  return true;
 }
 
 /** Whether the buffer has no pending fence that conflicts with `access`, without waiting. */
@@ -68,12 +67,9 @@ export function firstPending(fds: Int32Array, flags: Uint32Array, accesses: read
       exportSupported = true;
       return i;
     } catch (err) {
-      const e = err as { code?: string; index?: number };
-      const fd = fds[e.index ?? 0] as number;
-      if (!(e.code === 'ENOTTY' && exportSupported === undefined && isDmaBuf(fd))) {
+      if (!lacksExport(err, fds[(err as { index?: number }).index ?? 0] as number)) {
         throw fromNative(err, 'checking the fences of a dma-buf');
       }
-      exportSupported = false;
     }
   }
   for (let i = 0; i < fds.length; i++) {

@@ -21,11 +21,10 @@ if [ ! -x bench/raw-baseline ] || [ bench/raw-baseline.c -nt bench/raw-baseline 
   "${CC:-cc}" "${cflags[@]}" -o bench/raw-baseline bench/raw-baseline.c
 fi
 
-has_vgem() { for d in /sys/class/drm/card*/device/driver; do [ "$(basename "$(readlink -f "$d")" 2>/dev/null)" = vgem ] && return 0; done; return 1; }
 out=$(mktemp "${TMPDIR:-/tmp}/dmabuf-bench.XXXXXX")
 trap 'rm -f "$out"' EXIT
 set +e
-if [ -e /dev/udmabuf ] && has_vgem; then
+if sh scripts/has-devices.sh; then
   node --expose-gc dist/bench/run.js | tee "$out"
 else
   echo "bench: this host lacks udmabuf/vgem; running in the test VM (QEMU TCG: compare ratios, not times)" >&2

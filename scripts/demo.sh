@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/examples/demo.js ] && [ -f build/Release/dmabuf_sync.node ] || { bash scripts/fetch-kernel.sh >/dev/null; npm run --silent build; }
-if [ -e /dev/udmabuf ] && ls /sys/class/drm/card*/device/driver 2>/dev/null | xargs -r -n1 readlink -f | grep -q '/vgem$'; then
+if sh scripts/has-devices.sh; then
   exec node dist/examples/demo.js
 fi
 echo "demo: this host lacks udmabuf/vgem; running in the test VM" >&2

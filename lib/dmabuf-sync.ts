@@ -225,13 +225,13 @@ export class DmabufSync {
     const deadline = deadlineOf(options);
     const signal = options.signal;
     if (signal?.aborted) throw abortError(signal);
+    const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
     const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
     this.#ctx = ctx;
     try {
-      if (!this.#tryAcquireAll(ctx)) await this.#acquireAll(ctx, { signal, deadline });
+      if (!this.#tryAcquireAll(batch.entries, ctx)) await this.#acquireAll(batch.entries, ctx, { signal, deadline });
       ctx.done();
-      const batch = this.#batch ?? (this.#batch = this.#makeBatch());
       // One addon call checks every buffer's fences; wait for the first pending one, then check again.
       for (let i = firstPending(batch.fds, batch.exportFlags, batch.accesses); i >= 0; i = firstPending(batch.fds, batch.exportFlags, batch.accesses)) {
         const e = batch.entries[i] as Entry;
@@ -350,8 +350,7 @@ export class DmabufSync {
   }
 
   /** Takes every lock if all are free, synchronously (the uncontended case); otherwise takes none. */
-  #tryAcquireAll(ctx: AcquireContext): boolean {
-    const entries = this.#batch?.entries ?? [...this.#entries.values()];
+  #tryAcquireAll(entries: Entry[], ctx: AcquireContext): boolean {
     let n = 0;
     for (; n < entries.length; n++) {
       const e = entries[n] as Entry;
@@ -362,8 +361,7 @@ export class DmabufSync {
     return false;
   }
 
-  async #acquireAll(ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }): Promise<void> {
-    const entries = this.#batch?.entries ?? [...this.#entries.values()];
+  async #acquireAll(entries: Entry[], ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }): Promise<void> {
     let contended: Entry | undefined;
     for (;;) {
       const held: Entry[] = [];

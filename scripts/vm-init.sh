@@ -25,6 +25,8 @@ mount -t tmpfs -o mode=1777 shm $H/dev/shm 2>/dev/null
 mount -t devpts pts $H/dev/pts 2>/dev/null
 mount -t tmpfs run $H/run 2>/dev/null
 cp /cmd.sh $H/tmp/.dmabufvm-cmd.sh
+# "R" on the status port tells the host the VM booted and the command started (a boot failure is retried).
+echo R > "$STATUS"
 chroot $H /bin/sh /tmp/.dmabufvm-cmd.sh > "$OUT" 2>&1 < /dev/null
 echo "$?" > "$STATUS"
 sync

@@ -81,20 +81,31 @@ trap 'rm -rf "$RUN"' EXIT
 echo "$PWD" > "$RUN/cwd"
 : > "$RUN/status"
 
+# Under multi-threaded TCG the guest kernel now and then dies while booting (an int3 left by its own code
+# patching, before our init runs). Such a boot is retried; a command that crashed the kernel is not.
+boot() {
+  : > "$RUN/status"
+  timeout --foreground -k 10 "${DMABUF_VM_TIMEOUT:-1800}" qemu-system-x86_64 \
+    -nodefaults -no-user-config -display none -monitor none -no-reboot \
+    -machine q35 -accel tcg,thread=multi -cpu max -smp "${DMABUF_VM_SMP:-2}" -m "${DMABUF_VM_MEM:-3G}" \
+    -kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 dmabufvm.run=$RUN" \
+    -serial "file:$CACHE/console.log" \
+    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+    -device virtio-serial-pci \
+    -chardev file,id=out,path=/dev/stdout,append=on -device virtserialport,chardev=out,name=out \
+    -chardev "file,id=status,path=$RUN/status" -device virtserialport,chardev=status,name=status \
+    < /dev/null | cat
+  # qemu reopens /dev/stdout for the output port: through this pipe its writes never race our own.
+  qrc=${PIPESTATUS[0]}
+}
 set +e
-timeout --foreground -k 10 "${DMABUF_VM_TIMEOUT:-1800}" qemu-system-x86_64 \
-  -nodefaults -no-user-config -display none -monitor none -no-reboot \
-  -machine q35 -accel tcg,thread=multi -cpu max -smp "${DMABUF_VM_SMP:-2}" -m "${DMABUF_VM_MEM:-3G}" \
-  -kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 dmabufvm.run=$RUN" \
-  -serial "file:$CACHE/console.log" \
-  -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
-  -device virtio-serial-pci \
-  -chardev file,id=out,path=/dev/stdout,append=on -device virtserialport,chardev=out,name=out \
-  -chardev "file,id=status,path=$RUN/status" -device virtserialport,chardev=status,name=status \
-  < /dev/null | cat
-# qemu reopens /dev/stdout for the output port: through this pipe its writes never race our own.
-qrc=${PIPESTATUS[0]}
+for attempt in 1 2 3; do
+  boot
+  grep -q R "$RUN/status" && break
+  echo "vm: the VM did not boot (attempt $attempt, qemu exit $qrc); kernel console: $CACHE/console.log" >&2
+  tail -n 5 "$CACHE/console.log" >&2 || true
+done
 set -e
 status=$(tr -dc '0-9' < "$RUN/status")
 if [ -z "$status" ]; then

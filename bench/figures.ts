@@ -9,8 +9,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { Mutex } from 'async-mutex';
 import { DmaBuf, DmabufSync, VgemDevice, WwClass, WwMutex, type VgemBuffer } from '../lib';
-import { native } from '../lib/native';
-import { fencesSignaled } from '../lib/implicit-fences';
+import { native } from '../lib/kernel/native';
+import { fencesSignaled } from '../lib/kernel/implicit-fences';
 import {
   SCALE,
   fmtNs,

@@ -7,7 +7,7 @@
  * replies { done: true }. { ping: true, delayMs } → sleeps, replies { t } (the time it posted).
  */
 import { parentPort } from 'node:worker_threads';
-import { native } from '../lib/native';
+import { native } from '../lib/kernel/native';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms: number): void => {

@@ -96,3 +96,8 @@ export function argRangeError(message: string): RangeError {
 export function usageError(code: string, message: string): DmabufError {
   return new DmabufError(code, message);
 }
+
+/** The EBADF error for use of a closed object. */
+export function closedError(what: string): DmabufError {
+  return new DmabufError('EBADF', `${what} is closed; it cannot be used after close()`);
+}

@@ -5,8 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DmaBuf, DmabufError, SyncFile } from '../../lib';
-import { native } from '../../lib/native';
-import { waitFdReady } from '../../lib/fd-wait';
+import { native } from '../../lib/kernel/native';
+import { waitFdReady } from '../../lib/kernel/fd-wait';
 
 // Fixture fds are opened and closed inside each test: the fd guard's check runs before file-level afterAll.
 let dir: string;

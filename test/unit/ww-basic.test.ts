@@ -2,9 +2,9 @@
  * Lock core, single thread: the kernel's test_mutex and test_aa (kernel/locking/test-ww_mutex.c) for both
  * classes and modes, read sharing, writer exclusion and fairness, deadline / abort clean-up, wrong uses.
  */
-import { WwClass } from '../../lib/ww-class';
-import { WwMutex, queryLocks } from '../../lib/ww-mutex';
-import { sharedState } from '../../lib/shared-state';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
+import { sharedState } from '../../lib/ww/shared-state';
 import { Completion, KINDS, codeOf, sleep, thrownCode, tick } from './ww-helpers';
 
 function waitersOf(m: WwMutex): number {

@@ -2,8 +2,8 @@
  * Lock core deadlock avoidance: the kernel's test_abba, test_cycle and stress tests
  * (kernel/locking/test-ww_mutex.c), for both classes; plus wound / die wake-ups of a waiting context.
  */
-import { WwClass } from '../../lib/ww-class';
-import { WwMutex, queryLocks } from '../../lib/ww-mutex';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
 import { Completion, KINDS, codeOf, runStress, sleep, tick, type StressTask } from './ww-helpers';
 
 jest.setTimeout(20000);

@@ -2,9 +2,9 @@
  * Shared pieces of the ww lock-core tests: a completion (kernel `struct completion`), sleeps, error-code
  * capture and the stress workloads of kernel/locking/test-ww_mutex.c, reused by the worker helper.
  */
-import type { AcquireContext } from '../../lib/acquire-context';
-import type { WwClass } from '../../lib/ww-class';
-import type { WwMutex } from '../../lib/ww-mutex';
+import type { AcquireContext } from '../../lib/ww/acquire-context';
+import type { WwClass } from '../../lib/ww/ww-class';
+import type { WwMutex } from '../../lib/ww/ww-mutex';
 
 export const KINDS = ['wound-wait', 'wait-die'] as const;
 

@@ -3,10 +3,10 @@
  * tags, onForced in the holder's thread, ETIMEDOUT on the holder's later unlock/lock).
  */
 import * as dc from 'node:diagnostics_channel';
-import { WwClass } from '../../lib/ww-class';
-import { CHANNEL_FORCED_UNLOCK, WwMutex, forceRelease, queryLocks, setForceHook } from '../../lib/ww-mutex';
+import { WwClass } from '../../lib/ww/ww-class';
+import { CHANNEL_FORCED_UNLOCK, WwMutex, forceRelease, queryLocks, setForceHook } from '../../lib/ww/ww-mutex';
 import { KINDS, codeOf, thrownCode } from './ww-helpers';
-import { watchedCount } from '../../lib/ww-watchdog';
+import { watchedCount } from '../../lib/ww/ww-watchdog';
 
 afterEach(() => {
   setForceHook(undefined);

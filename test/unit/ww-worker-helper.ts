@@ -3,8 +3,8 @@
  * (WwMutex objects with the same key are the same lock process-wide).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { WwClass } from '../../lib/ww-class';
-import { WwMutex, setForceHook } from '../../lib/ww-mutex';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex, setForceHook } from '../../lib/ww/ww-mutex';
 import { stressReorder } from './ww-helpers';
 
 interface Job {

@@ -3,8 +3,8 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { WwClass } from '../../lib/ww-class';
-import { WwMutex, queryLocks, setForceHook } from '../../lib/ww-mutex';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex, queryLocks, setForceHook } from '../../lib/ww/ww-mutex';
 import { KINDS, stressReorder } from './ww-helpers';
 
 jest.setTimeout(30000);

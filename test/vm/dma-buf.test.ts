@@ -1,7 +1,7 @@
 // Real dma-bufs on a real kernel: udmabuf, the system dma-heap and vgem allocate, map, keep bytes, and take
 // the cache bracket with every flag.
 import { DmaBuf, DmabufError, VgemDevice } from '../../lib';
-import { native } from '../../lib/native';
+import { native } from '../../lib/kernel/native';
 
 const PAGE = native.constants.PAGE_SIZE;
 

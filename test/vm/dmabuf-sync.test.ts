@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
 import { DmaBuf, DmabufSync, VgemDevice, WwClass, query, type VgemBuffer } from '../../lib';
-import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/implicit-fences';
+import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 
 const PAGE = 4096;
 

@@ -1,6 +1,6 @@
 // Device fences on real dma-bufs: vgem fences stand in for a GPU job reading or writing the buffer.
 import { DmaBuf, SyncFile, VgemDevice, type VgemBuffer } from '../../lib';
-import { setExportSyncFileSupport } from '../../lib/implicit-fences';
+import { setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 
 let dev: VgemDevice;
 let bo: VgemBuffer;

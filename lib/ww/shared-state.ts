@@ -16,7 +16,7 @@
  */
 import { debuglog } from 'node:util';
 import * as wt from 'node:worker_threads';
-import { DmabufError } from './errors';
+import { DmabufError } from '../errors';
 
 /** Debug log for the lock core (`NODE_DEBUG=dmabuf-sync`). */
 export const debug = debuglog('dmabuf-sync');

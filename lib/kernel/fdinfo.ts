@@ -4,7 +4,7 @@
  * dma-buf from anything else without an ioctl.
  */
 import * as fs from 'node:fs';
-import { DmabufError } from './errors';
+import { DmabufError } from '../errors';
 
 /** A dma-buf's size and exporter. Throws EBADF for a closed fd and ENOTTY for an fd that is not a dma-buf. */
 export function dmaBufInfo(fd: number): { size: number; exporter: string } {

@@ -5,7 +5,7 @@
  * fence an imported device job becomes (write fences are exclusive, read fences shared).
  */
 import { native } from './native';
-import { argTypeError, DmabufError } from './errors';
+import { argTypeError } from '../errors';
 
 /** How a task will touch a buffer. */
 export type Access = 'read' | 'write' | 'rw';
@@ -27,9 +27,4 @@ export function syncFlags(access: Access): number {
 /** True when the mode writes (so it excludes every other user, and waits for all fences). */
 export function writes(access: Access): boolean {
   return access !== 'read';
-}
-
-/** Throws EBADF for use of a closed object. */
-export function closedError(what: string): DmabufError {
-  return new DmabufError('EBADF', `${what} is closed; it cannot be used after close()`);
 }

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, DmabufError, kernelCall } from './errors';
+import { argRangeError, DmabufError, kernelCall } from '../errors';
 import { OwnedFd } from './owned-fd';
 import { DmaBuf } from './dma-buf';
 import { checkAccess, writes, type Access } from './access';

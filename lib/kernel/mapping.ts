@@ -5,8 +5,7 @@
  * place with private anonymous memory, so a holder that was forced off writes into nothing.
  */
 import { native } from './native';
-import { kernelCall } from './errors';
-import { closedError } from './access';
+import { closedError, kernelCall } from '../errors';
 
 /** A live mapping of a dma-buf. */
 export class Mapping {
@@ -62,4 +61,13 @@ export class Mapping {
   [Symbol.dispose](): void {
     this.release();
   }
+}
+
+/**
+ * Replaces the mapping that starts at `address` (a `Mapping.address`, possibly of another thread of this
+ * process) with scratch memory. Returns false if it was already released or replaced.
+ * @internal
+ */
+export function scratchMappingAt(address: bigint): boolean {
+  return native.replaceWithScratch(address);
 }

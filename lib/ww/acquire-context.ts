@@ -3,7 +3,7 @@
  * Its identity (stamp, flags, acquired count, name) lives in the shared table so that other threads can
  * order against it, wound it, or force it off when it holds a lock past its maxHoldMs.
  */
-import { DmabufError } from './errors';
+import { DmabufError } from '../errors';
 import { lockStore, type LockStore } from './lock-table';
 import { CF_FORCED, CF_WOUNDED } from './shared-state';
 import type { WwClass } from './ww-class';

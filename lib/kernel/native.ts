@@ -122,4 +122,4 @@ export interface NativeBinding {
 }
 
 /** The loaded addon: a prebuild matching this platform, or build/Release from source. */
-export const native: NativeBinding = nodeGypBuild(path.join(__dirname, '..', '..')) as NativeBinding;
+export const native: NativeBinding = nodeGypBuild(path.join(__dirname, '..', '..', '..')) as NativeBinding;

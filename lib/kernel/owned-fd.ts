@@ -5,8 +5,7 @@
  * because a leaked fd pins kernel memory (a dma-buf) until exit.
  */
 import { native } from './native';
-import { argRangeError, argTypeError, kernelCall } from './errors';
-import { closedError } from './access';
+import { argRangeError, argTypeError, closedError, kernelCall } from '../errors';
 
 const leaks = new FinalizationRegistry<{ fd: number; what: string }>(({ fd, what }) => {
   try {

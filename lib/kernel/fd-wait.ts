@@ -5,7 +5,7 @@
  * itself on kernels without EXPORT_SYNC_FILE (POLLIN: no pending writers; POLLOUT: no pending fences).
  */
 import { native } from './native';
-import { abortError, argRangeError, fromNative, kernelCall, timeoutError } from './errors';
+import { abortError, argRangeError, fromNative, kernelCall, timeoutError } from '../errors';
 
 /** Bounds for a wait. `deadline` is absolute (Date.now() ms) and wins over `timeoutMs` when both are set. */
 export interface WaitOptions {

@@ -4,9 +4,9 @@
  * per job over the same few buffers; sharing makes get()/put() a map lookup instead of a dup()/close() and a
  * lock-table slot each. The dup is closed and the mutex disposed when the last sync puts the buffer.
  */
-import type { DmaBuf } from './dma-buf';
-import { WwMutex } from './ww-mutex';
-import type { WwClass } from './ww-class';
+import type { DmaBuf } from '../kernel/dma-buf';
+import { WwMutex } from '../ww/ww-mutex';
+import type { WwClass } from '../ww/ww-class';
 
 /** One registered buffer. */
 export interface RegisteredBuffer {

@@ -6,7 +6,7 @@
  * once per process and is remembered.
  */
 import { native } from './native';
-import { DmabufError, fromNative, kernelCall } from './errors';
+import { DmabufError, fromNative, kernelCall } from '../errors';
 import { SyncFile } from './sync-file';
 import { waitFdReady, type WaitOptions } from './fd-wait';
 import { syncFlags, writes, type Access } from './access';

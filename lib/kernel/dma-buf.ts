@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, argTypeError, DmabufError, kernelCall } from './errors';
+import { argRangeError, argTypeError, DmabufError, kernelCall } from '../errors';
 import { OwnedFd, checkFd } from './owned-fd';
 import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';

@@ -4,7 +4,7 @@
  * before touching this buffer"), from a device driver (a GPU/codec job's out-fence), or by merging two.
  */
 import { native } from './native';
-import { kernelCall } from './errors';
+import { kernelCall } from '../errors';
 import { OwnedFd } from './owned-fd';
 import { waitFdReady, type WaitOptions } from './fd-wait';
 

@@ -3,7 +3,7 @@
  * worker_thread of the process. See docs/design.md, "Lock core".
  */
 import { AcquireContext, forcedError } from './acquire-context';
-import { DmabufError, abortError, timeoutError } from './errors';
+import { DmabufError, abortError, timeoutError } from '../errors';
 import { acquiredChannel, backoffChannel, contendedChannel } from './lock-channels';
 import {
   EALREADY,

@@ -11,7 +11,7 @@
  * @internal
  */
 import * as wt from 'node:worker_threads';
-import { DmabufError } from './errors';
+import { DmabufError } from '../errors';
 import {
   CAPACITY_ENV,
   CF_FORCED,

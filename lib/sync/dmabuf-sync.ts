@@ -11,18 +11,18 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
-import { DmaBuf } from './dma-buf';
-import { SyncFile } from './sync-file';
-import { Mapping } from './mapping';
-import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, usageError } from './errors';
-import { checkAccess, syncFlags, writes, type Access } from './access';
-import { deadlineOf } from './fd-wait';
-import { firstPending, importFence, waitForFences } from './implicit-fences';
-import { WwClass } from './ww-class';
-import { queryLocks, setForceHook, type LockSnapshot, type WwMutex } from './ww-mutex';
+import { DmaBuf } from '../kernel/dma-buf';
+import { SyncFile } from '../kernel/sync-file';
+import { Mapping, scratchMappingAt } from '../kernel/mapping';
+import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, usageError } from '../errors';
+import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
+import { deadlineOf } from '../kernel/fd-wait';
+import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
+import { WwClass } from '../ww/ww-class';
+import { queryLocks, setForceHook, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
 import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
-import type { AcquireContext } from './acquire-context';
-import { native } from './native';
+import type { AcquireContext } from '../ww/acquire-context';
+import { bracketFlags, syncEach } from '../kernel/cache-bracket';
 
 const debug = debuglog('dmabuf-sync');
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -36,7 +36,7 @@ const fenceWaitChannel = channel(CHANNEL_FENCE_WAIT);
 // mapping handed out by map(), replaced in place by scratch memory, so late writes cannot reach the buffer
 // that the next holder now owns. The holder's own thread closes the cache bracket when it notices.
 setForceHook((tags) => {
-  for (const address of tags) native.replaceWithScratch(address);
+  for (const address of tags) scratchMappingAt(address);
 });
 
 /**
@@ -397,7 +397,6 @@ export class DmabufSync {
   #makeBatch(): Batch {
     const entries = [...this.#entries.values()];
     const cpu = entries.filter((e) => e.cpu);
-    const c = native.constants;
     return {
       entries,
       accesses: entries.map((e) => e.access),
@@ -405,8 +404,8 @@ export class DmabufSync {
       exportFlags: Uint32Array.from(entries, (e) => syncFlags(e.access)),
       cpu,
       cpuFds: Int32Array.from(cpu, (e) => e.buf.fd),
-      startFlags: Uint32Array.from(cpu, (e) => c.DMA_BUF_SYNC_START | syncFlags(e.access)),
-      endFlags: Uint32Array.from(cpu, (e) => c.DMA_BUF_SYNC_END | syncFlags(e.access)),
+      startFlags: Uint32Array.from(cpu, (e) => bracketFlags(e.access, false)),
+      endFlags: Uint32Array.from(cpu, (e) => bracketFlags(e.access, true)),
     };
   }
 
@@ -414,7 +413,7 @@ export class DmabufSync {
   #startCpu(batch: Batch): void {
     if (batch.cpu.length === 0) return;
     try {
-      native.dmaBufSyncEach(batch.cpuFds, batch.startFlags);
+      syncEach(batch.cpuFds, batch.startFlags);
       for (const e of batch.cpu) e.started = true;
     } catch (err) {
       const done = (err as { index?: number }).index ?? 0;
@@ -434,7 +433,7 @@ export class DmabufSync {
     }
     if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
       try {
-        native.dmaBufSyncEach(batch.cpuFds, batch.endFlags);
+        syncEach(batch.cpuFds, batch.endFlags);
         for (const e of batch.cpu) e.started = false;
         return;
       } catch (err) {

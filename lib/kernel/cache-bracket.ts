@@ -1,0 +1,21 @@
+/**
+ * The CPU cache bracket of a set of dma-bufs: DMA_BUF_IOCTL_SYNC START before CPU access and END after, for
+ * many buffers in one addon call (the lock and unlock hot paths call this once each).
+ */
+import { native } from './native';
+import { syncFlags, type Access } from './access';
+
+/** The DMA_BUF_IOCTL_SYNC flags that open (`end` false) or close (`end` true) the bracket for `access`. */
+export function bracketFlags(access: Access, end: boolean): number {
+  const c = native.constants;
+  return (end ? c.DMA_BUF_SYNC_END : c.DMA_BUF_SYNC_START) | syncFlags(access);
+}
+
+/**
+ * DMA_BUF_IOCTL_SYNC on fds[i] with flags[i], in order, in one addon call. On a failure it throws the
+ * addon's error with `index`: the buffers before it were done, the rest were not. Callers wrap the error
+ * (fromNative) with their own context.
+ */
+export function syncEach(fds: Int32Array, flags: Uint32Array): void {
+  native.dmaBufSyncEach(fds, flags);
+}

@@ -20,7 +20,10 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-psabi"],
+      # libstdc++ linked in, its symbols kept local to the addon: prebuilds then load on board images whose
+      # libstdc++ is older than the build machine's; only glibc (and libgcc_s) are needed at run time.
+      "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"],
       "conditions": [
         ["drm_include != ''", {
           "defines": ["HAVE_VGEM=1"],

@@ -1,5 +1,6 @@
 // Module init: the constants object and every file's functions. Context-aware (one instance per
 // environment: main thread and each worker); no per-environment state is kept in statics.
+#include <linux/ioctl.h>  // _IO* for the UAPI header below (not always included by it)
 #include <linux/dma-buf.h>
 #include <poll.h>
 

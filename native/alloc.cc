@@ -1,6 +1,7 @@
 // dma-buf allocation: udmabuf (from a sealed memfd) and dma-heap.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ioctl.h>  // _IO* for the UAPI header below (not always included by it)
 #include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
 #include <sys/mman.h>

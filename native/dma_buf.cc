@@ -1,5 +1,8 @@
 // dma-buf ioctls: the CPU-access cache bracket and sync_file export/import.
 #include <errno.h>
+// <linux/ioctl.h> first: some kernel header sets (cross toolchains, older boards) do not include it from
+// the UAPI header, and _IOW/_IOWR would be undeclared. Numbers and layouts come from these headers, per arch.
+#include <linux/ioctl.h>
 #include <linux/dma-buf.h>
 #include <poll.h>
 #include <unistd.h>

@@ -1,5 +1,6 @@
 // sync_file ioctls: fence info and merge.
 #include <errno.h>
+#include <linux/ioctl.h>  // _IO* for the UAPI header below (not always included by it)
 #include <linux/sync_file.h>
 #include <string.h>
 

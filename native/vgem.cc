@@ -8,6 +8,7 @@
 
 #ifdef HAVE_VGEM
 #include <fcntl.h>  // O_CLOEXEC, O_RDWR behind DRM_CLOEXEC, DRM_RDWR
+#include <linux/ioctl.h>  // _IO* for drm.h
 // The headers may be the kernel's include/uapi copies, not run through headers_install: strip __user.
 #ifndef __user
 #define __user

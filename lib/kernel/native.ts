@@ -7,6 +7,7 @@
  * @internal
  */
 import * as path from 'node:path';
+import { DmabufError } from '../errors';
 // node-gyp-build ships no types: it returns the addon's exports.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeGypBuild: (dir: string) => unknown = require('node-gyp-build');
@@ -121,5 +122,44 @@ export interface NativeBinding {
   vgemFenceSignal(fd: number, fenceId: number): void;
 }
 
-/** The loaded addon: a prebuild matching this platform, or build/Release from source. */
-export const native: NativeBinding = nodeGypBuild(path.join(__dirname, '..', '..', '..')) as NativeBinding;
+/** What to do when no addon loads: the install script (node-gyp-build) builds one from source. */
+const HOW_TO_BUILD =
+  'npm 11 runs a dependency\'s install script only once approved: run `npm install-scripts approve dmabuf-sync` ' +
+  '(or list it in allowScripts), then `npm rebuild dmabuf-sync`. Building from source needs a C++17 compiler ' +
+  '(g++), make, python3 and the Node headers (node-gyp downloads them; offline, set npm_config_nodedir to a ' +
+  'Node install that has include/node). Prebuilds ship for linux-x64, linux-arm64 and linux-arm (glibc 2.36+).';
+
+/**
+ * Loads the addon of the package at `packageDir`: build/Release (built from source) if present, else the
+ * prebuild in prebuilds/ matching this platform and architecture (node-gyp-build's rules).
+ * @throws DmabufError 'MODULE_NOT_FOUND' when there is neither, 'ERR_DLOPEN_FAILED' when the one found does
+ *   not load here (e.g. this system's glibc is older than the prebuild's); both messages say what to do.
+ */
+export function loadAddon(packageDir: string): NativeBinding {
+  let file: string;
+  try {
+    file = (nodeGypBuild as unknown as { resolve(dir: string): string }).resolve(packageDir);
+  } catch (err) {
+    throw new DmabufError(
+      'MODULE_NOT_FOUND',
+      `dmabuf-sync has no native addon for ${process.platform}-${process.arch} (Node ${process.versions.node}, ` +
+        `N-API ${process.versions.napi}): no prebuild in ${path.join(packageDir, 'prebuilds')} matches and none ` +
+        `was built from source in ${path.join(packageDir, 'build', 'Release')}. ${HOW_TO_BUILD}`,
+      { cause: err },
+    );
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as NativeBinding;
+  } catch (err) {
+    throw new DmabufError(
+      'ERR_DLOPEN_FAILED',
+      `dmabuf-sync's native addon ${file} does not load here (${(err as Error).message.split('\n')[0]}). ` +
+        `Build it from source for this system: ${HOW_TO_BUILD}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The loaded addon: build/Release from source, or the prebuild matching this platform. */
+export const native: NativeBinding = loadAddon(path.join(__dirname, '..', '..', '..'));

@@ -12,7 +12,7 @@ import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
 import { checkAccess, syncFlags, type Access } from './access';
-import { exportFences, fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
 import type { WaitOptions } from './fd-wait';
 
 /** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */

@@ -115,7 +115,7 @@ export class DmaBuf {
 
   /** Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. */
   map(options?: { writable?: boolean }): Mapping {
-    return new Mapping(this.fd, this.size, options?.writable ?? true);
+    return Mapping.open(this.fd, this.size, options?.writable ?? true);
   }
 
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */

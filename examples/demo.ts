@@ -42,7 +42,7 @@ async function abba(kind: WwClassKind, order: 'seed' | 'abba'): Promise<void> {
     return v;
   });
   const expected = order === 'seed' ? [2 * ITERATIONS, ITERATIONS, ITERATIONS] : [2 * ITERATIONS, 2 * ITERATIONS, 0];
-  console.log(`1. ${order === 'seed' ? "seed scenario A{a,b} B{c,a}" : 'ABBA A{a,b} B{b,a}'} (${kind}) on udmabufs: ` +
+  console.log(`1. ${order === 'seed' ? 'seed scenario A{a,b} B{c,a}' : 'ABBA A{a,b} B{b,a}'} (${kind}) on udmabufs: ` +
     `${ITERATIONS} iterations per task in ${Date.now() - started} ms`);
   console.log(`   counters a=${counts[0]} b=${counts[1]} c=${counts[2]} (expected ${expected.join(', ')}); ` +
     `backoffs: task-A ${sa.stats.backoffs}, task-B ${sb.stats.backoffs}`);

@@ -1,6 +1,8 @@
 /**
- * dmabuf-sync: share Linux dma-bufs safely between async tasks, worker threads, processes and devices.
+ * dmabuf-sync: share Linux dma-bufs safely between async tasks, worker threads and devices (the lock state
+ * is shared by the worker_threads of one process).
  * The public surface is small on purpose: buffers and fences over the kernel UAPI, and the sync framework.
+ * @packageDocumentation
  */
 export { DmabufError } from './errors';
 export type { Access } from './kernel/access';
@@ -9,7 +11,15 @@ export { DmaBuf } from './kernel/dma-buf';
 export { Mapping } from './kernel/mapping';
 export { SyncFile, type SyncFileInfo, type FenceInfo } from './kernel/sync-file';
 export { VgemDevice, VgemBuffer, VgemFence } from './kernel/vgem';
-export { DmabufSync, query, DEFAULT_MAX_HOLD_MS, type DmabufSyncOptions, type LockOptions, type UnlockOptions, type GetOptions } from './sync/dmabuf-sync';
+export { DmabufSync, query, DEFAULT_MAX_HOLD_MS, CHANNEL_FENCE_WAIT, type DmabufSyncOptions, type LockOptions, type UnlockOptions, type GetOptions } from './sync/dmabuf-sync';
 export { WwClass, type WwClassKind } from './ww/ww-class';
 export { AcquireContext, type AcquireContextOptions } from './ww/acquire-context';
-export { WwMutex, type LockMode, type LockSnapshot } from './ww/ww-mutex';
+export {
+  WwMutex,
+  forceRelease,
+  type LockMode,
+  type LockSnapshot,
+  type LockHolderInfo,
+  type LockWaiterInfo,
+} from './ww/ww-mutex';
+export { CHANNEL_ACQUIRED, CHANNEL_BACKOFF, CHANNEL_CONTENDED, CHANNEL_FORCED_UNLOCK } from './ww/lock-channels';

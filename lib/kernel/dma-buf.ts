@@ -12,7 +12,7 @@ import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
 import { checkAccess, syncFlags, type Access } from './access';
-import { exportFences, fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
 import type { WaitOptions } from './fd-wait';
 
 /** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */
@@ -115,7 +115,7 @@ export class DmaBuf {
 
   /** Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. */
   map(options?: { writable?: boolean }): Mapping {
-    return new Mapping(this.fd, this.size, options?.writable ?? true);
+    return Mapping.open(this.fd, this.size, options?.writable ?? true);
   }
 
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */

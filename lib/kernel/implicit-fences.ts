@@ -28,7 +28,7 @@ export function setExportSyncFileSupport(value: boolean | undefined): void {
  * Exports the fences a task with `access` must wait for, as a SyncFile; undefined when the kernel lacks
  * EXPORT_SYNC_FILE (the caller then polls the dma-buf). Other errors throw.
  */
-export function exportFences(fd: number, access: Access): SyncFile | undefined {
+function exportFences(fd: number, access: Access): SyncFile | undefined {
   if (exportSupported === false) return undefined;
   try {
     const sf = SyncFile.adopt(native.exportSyncFile(fd, syncFlags(access)));

@@ -13,10 +13,14 @@ export class Mapping {
   readonly #writable: boolean;
   #released = false;
 
-  /** @internal */
-  constructor(fd: number, size: number, writable: boolean) {
-    this.#buffer = kernelCall('DmaBuf.map', () => native.map(fd, size, writable));
+  private constructor(buffer: ArrayBuffer, writable: boolean) {
+    this.#buffer = buffer;
     this.#writable = writable;
+  }
+
+  /** @internal Maps `size` bytes of dma-buf `fd` (DmaBuf.map() is the public way). */
+  static open(fd: number, size: number, writable: boolean): Mapping {
+    return new Mapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable)), writable);
   }
 
   /** The mapped memory. Views made from it stop working (length 0) after release(). */

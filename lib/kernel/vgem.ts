@@ -19,10 +19,14 @@ export class VgemFence {
   readonly id: number;
   #signaled = false;
 
-  /** @internal */
-  constructor(device: VgemDevice, id: number) {
+  private constructor(device: VgemDevice, id: number) {
     this.#device = device;
     this.id = id;
+  }
+
+  /** @internal A fence vgem attached with id `id` (VgemBuffer.attachFence() is the public way). */
+  static of(device: VgemDevice, id: number): VgemFence {
+    return new VgemFence(device, id);
   }
 
   /** Signals the fence (the device job completes). Signalling twice throws ENOENT from the kernel. */
@@ -45,18 +49,22 @@ export class VgemBuffer {
   /** The PRIME-exported dma-buf. Closed by close(). */
   readonly dmaBuf: DmaBuf;
 
-  /** @internal */
-  constructor(device: VgemDevice, handle: number, dmaBuf: DmaBuf) {
+  private constructor(device: VgemDevice, handle: number, dmaBuf: DmaBuf) {
     this.#device = device;
     this.handle = handle;
     this.dmaBuf = dmaBuf;
+  }
+
+  /** @internal A buffer object `handle` of `device` and its exported dma-buf (VgemDevice.createBuffer() is the public way). */
+  static of(device: VgemDevice, handle: number, dmaBuf: DmaBuf): VgemBuffer {
+    return new VgemBuffer(device, handle, dmaBuf);
   }
 
   /** Attaches a fence to the buffer, as a device job that reads ('read') or writes ('write'/'rw') it. */
   attachFence(access: Access): VgemFence {
     checkAccess(access);
     const id = kernelCall('VgemBuffer.attachFence', () => native.vgemFenceAttach(this.#device.fd, this.handle, writes(access)));
-    return new VgemFence(this.#device, id);
+    return VgemFence.of(this.#device, id);
   }
 
   /** Closes the dma-buf and the GEM handle. */
@@ -126,7 +134,7 @@ export class VgemDevice {
       native.drmGemClose(this.fd, bo.handle);
       throw err;
     }
-    return new VgemBuffer(this, bo.handle, DmaBuf.adopt(primeFd));
+    return VgemBuffer.of(this, bo.handle, DmaBuf.adopt(primeFd));
   }
 
   /** Closes the device fd. Buffers' dma-bufs stay valid until closed. */

@@ -144,7 +144,7 @@ export class DmabufSync {
     this.maxHoldMs = maxHoldMs;
   }
 
-  /** Creates a sync object: the seed's dmabuf_sync_init(). */
+  /** Creates a sync object: dmabuf_sync_init() of the 2013 dmabuf sync framework. */
   static init(options?: DmabufSyncOptions): DmabufSync {
     return new DmabufSync(options);
   }

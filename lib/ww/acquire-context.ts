@@ -28,6 +28,26 @@ const finalizer = new FinalizationRegistry<number>((slot) => {
   lockStore().closeContext(slot);
 });
 
+/**
+ * What the lock core's own files (ww-mutex, ww-watchdog) read and write of a context. Reached only through
+ * contextState(), which is not exported by the package: nothing of it is in the public API or its .d.ts.
+ * @internal
+ */
+export interface ContextState {
+  readonly store: LockStore;
+  /** Context slot in the table (-1 after fini). */
+  slot: number;
+  /** Set by done(). */
+  done: boolean;
+  /** A lock() of this context is pending. */
+  busy: boolean;
+  /** The onForced callbacks already ran. */
+  forcedNoticed: boolean;
+  forcedCallbacks: ForcedCallback[] | undefined;
+}
+
+let stateOf: (ctx: AcquireContext) => ContextState;
+
 /** One task's acquire context; create it with WwClass.acquireContext(). */
 export class AcquireContext {
   /** The class this context locks. */
@@ -38,19 +58,12 @@ export class AcquireContext {
   readonly stamp: number;
   /** The hold limit (0 = none). */
   readonly maxHoldMs: number;
-  /** @internal */
-  readonly _store: LockStore;
-  /** @internal context slot in the table (-1 after fini). */
-  _slot: number;
-  /** @internal set by done(). */
-  _done = false;
-  /** @internal a lock() of this context is pending. */
-  _busy = false;
-  /** @internal onForced callbacks already ran. */
-  _forcedNoticed = false;
-  /** @internal */
-  _forcedCallbacks: ForcedCallback[] | undefined;
-  private readonly token = {};
+  readonly #s: ContextState;
+  readonly #token = {};
+
+  static {
+    stateOf = (ctx) => ctx.#s;
+  }
 
   /** Use WwClass.acquireContext(). */
   constructor(cls: WwClass, options?: AcquireContextOptions) {
@@ -61,30 +74,31 @@ export class AcquireContext {
     this.class = cls;
     this.name = options?.name ?? '';
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
-    this._store = lockStore();
-    this._slot = this._store.openContext(cls.kindId, this.name, this.maxHoldMs);
-    this.stamp = this._store.ctxStamp(this._slot);
-    finalizer.register(this, this._slot, this.token);
+    const store = lockStore();
+    const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
+    this.#s = { store, slot, done: false, busy: false, forcedNoticed: false, forcedCallbacks: undefined };
+    this.stamp = store.ctxStamp(slot);
+    finalizer.register(this, slot, this.#token);
   }
 
   /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */
   get id(): number {
-    return this._slot;
+    return this.#s.slot;
   }
 
   /** Number of locks this context holds now (0 after a forced release). */
   get acquired(): number {
-    return this._slot < 0 ? 0 : this._store.ctxAcquired(this._slot);
+    return this.#s.slot < 0 ? 0 : this.#s.store.ctxAcquired(this.#s.slot);
   }
 
   /** Wound-wait: an older context needs a lock this one holds; the next contended lock() fails EDEADLK. */
   get wounded(): boolean {
-    return this._slot >= 0 && (this._store.ctxFlags(this._slot) & CF_WOUNDED) !== 0;
+    return this.#s.slot >= 0 && (this.#s.store.ctxFlags(this.#s.slot) & CF_WOUNDED) !== 0;
   }
 
   /** The watchdog forced this context off all its locks (a hold outlived maxHoldMs). */
   get forced(): boolean {
-    return this._slot >= 0 && (this._store.ctxFlags(this._slot) & CF_FORCED) !== 0;
+    return this.#s.slot >= 0 && (this.#s.store.ctxFlags(this.#s.slot) & CF_FORCED) !== 0;
   }
 
   /**
@@ -92,13 +106,13 @@ export class AcquireContext {
    * watchdog timer, or when an unlock()/lock() notices). Runs at once if that already happened.
    */
   onForced(callback: ForcedCallback): void {
-    (this._forcedCallbacks ??= []).push(callback);
-    if (this._forcedNoticed) callback(this);
+    (this.#s.forcedCallbacks ??= []).push(callback);
+    if (this.#s.forcedNoticed) callback(this);
   }
 
   /** Marks the end of the acquire phase (kernel ww_acquire_done): locking afterwards fails with EPERM. */
   done(): void {
-    this._done = true;
+    this.#s.done = true;
   }
 
   /**
@@ -106,47 +120,53 @@ export class AcquireContext {
    * A forced context holds nothing, so fini() is how it is cleared.
    */
   fini(): void {
-    if (this._slot < 0) return;
-    if (this._busy || !this._store.closeContext(this._slot)) {
+    if (this.#s.slot < 0) return;
+    if (this.#s.busy || !this.#s.store.closeContext(this.#s.slot)) {
       throw new DmabufError(
         'EBUSY',
         `acquire context "${this.name}" still holds ${this.acquired} lock(s)` +
-          (this._busy ? ' and has a lock() pending' : '') +
+          (this.#s.busy ? ' and has a lock() pending' : '') +
           ': unlock() every mutex it holds (and let pending lock() calls settle) before fini()',
       );
     }
-    finalizer.unregister(this.token);
+    finalizer.unregister(this.#token);
     unwatch(this);
-    this._slot = -1;
+    this.#s.slot = -1;
   }
+}
 
-  /**
-   * Why this context cannot lock now, or undefined. Also makes a forced context run its onForced callbacks.
-   * @internal
-   */
-  _lockError(): Error | undefined {
-    if (this._slot < 0) {
-      return new DmabufError('EINVAL', `acquire context "${this.name}" was fini()ed: create a new one with acquireContext()`);
-    }
-    if (this._done) {
-      return new DmabufError(
-        'EPERM',
-        `acquire context "${this.name}" is done(): call done() only after the last lock, or use a new context`,
-      );
-    }
-    if (this._busy) {
-      return new DmabufError(
-        'EINVAL',
-        `acquire context "${this.name}" already has a lock() pending: a context locks one mutex at a time; ` +
-          'await each lock() before the next',
-      );
-    }
-    if (this.forced) {
-      noticeForced(this);
-      return forcedError(this);
-    }
-    return undefined;
+/** The internal state of `ctx` (for ww-mutex and ww-watchdog only). @internal */
+export function contextState(ctx: AcquireContext): ContextState {
+  return stateOf(ctx);
+}
+
+/**
+ * Why `ctx` cannot lock now, or undefined. Also makes a forced context run its onForced callbacks.
+ * @internal
+ */
+export function lockError(ctx: AcquireContext): Error | undefined {
+  const s = stateOf(ctx);
+  if (s.slot < 0) {
+    return new DmabufError('EINVAL', `acquire context "${ctx.name}" was fini()ed: create a new one with acquireContext()`);
   }
+  if (s.done) {
+    return new DmabufError(
+      'EPERM',
+      `acquire context "${ctx.name}" is done(): call done() only after the last lock, or use a new context`,
+    );
+  }
+  if (s.busy) {
+    return new DmabufError(
+      'EINVAL',
+      `acquire context "${ctx.name}" already has a lock() pending: a context locks one mutex at a time; ` +
+        'await each lock() before the next',
+    );
+  }
+  if (ctx.forced) {
+    noticeForced(ctx);
+    return forcedError(ctx);
+  }
+  return undefined;
 }
 
 /** The error for using a context that the watchdog forced off its locks. @internal */

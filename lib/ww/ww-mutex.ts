@@ -2,7 +2,7 @@
  * WwMutex: a wound/wait mutex (kernel ww_mutex) with shared (read) holders, whose state is shared by every
  * worker_thread of the process. See docs/design.md, "Lock core".
  */
-import { AcquireContext, forcedError } from './acquire-context';
+import { AcquireContext, contextState, forcedError, lockError } from './acquire-context';
 import { DmabufError, abortError, timeoutError } from '../errors';
 import { acquiredChannel, backoffChannel, contendedChannel } from './lock-channels';
 import {
@@ -120,7 +120,7 @@ export class WwMutex {
     if (!(ctx instanceof AcquireContext)) {
       return Promise.reject(new DmabufError('EINVAL', 'lockSlow() needs the acquire context that got EDEADLK'));
     }
-    if (ctx._slot >= 0 && ctx.acquired > 0) {
+    if (contextState(ctx).slot >= 0 && ctx.acquired > 0) {
       return Promise.reject(
         new DmabufError(
           'EINVAL',
@@ -140,7 +140,7 @@ export class WwMutex {
       if (ctx !== null) {
         const err = this.checkCtx(ctx);
         if (err !== undefined) return Promise.reject(err);
-        c = ctx._slot;
+        c = contextState(ctx).slot;
       }
     } catch (err) {
       return Promise.reject(err);
@@ -205,7 +205,7 @@ export class WwMutex {
     // An abort must not wait for the next timeout: wake the mutex's waiters so that this one re-checks.
     const onAbort = (): void => store.kick(m);
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (ctx !== null) ctx._busy = true;
+    if (ctx !== null) contextState(ctx).busy = true;
     waiterBlocked(1);
     try {
       for (;;) {
@@ -236,7 +236,7 @@ export class WwMutex {
       }
     } finally {
       waiterBlocked(-1);
-      if (ctx !== null) ctx._busy = false;
+      if (ctx !== null) contextState(ctx).busy = false;
       signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -252,7 +252,7 @@ export class WwMutex {
     if (ctx != null) {
       const err = this.checkCtx(ctx);
       if (err !== undefined) throw err;
-      c = ctx._slot;
+      c = contextState(ctx).slot;
     }
     const code = this.store.acquire(this.slot, c, write, F_TRY);
     if (code === GRANTED) {
@@ -269,8 +269,8 @@ export class WwMutex {
    */
   unlock(ctx?: AcquireContext | null): void {
     if (ctx != null) {
-      if (ctx._slot < 0) throw eperm('a fini()ed context');
-      const code = this.store.release(this.slot, ctx._slot, -1);
+      if (contextState(ctx).slot < 0) throw eperm('a fini()ed context');
+      const code = this.store.release(this.slot, contextState(ctx).slot, -1);
       if (code === GRANTED) return;
       if (code === FORCED) {
         noticeForced(ctx);
@@ -289,12 +289,12 @@ export class WwMutex {
    * Throws EPERM if `ctx` does not hold this mutex.
    */
   setHoldTag(ctx: AcquireContext, tag: bigint): void {
-    if (ctx._slot < 0 || !this.store.setHoldTag(this.slot, ctx._slot, tag)) throw eperm(`context "${ctx.name}"`);
+    if (contextState(ctx).slot < 0 || !this.store.setHoldTag(this.slot, contextState(ctx).slot, tag)) throw eperm(`context "${ctx.name}"`);
   }
 
   /** True if `ctx` holds this mutex (any mode). */
   isHeldBy(ctx: AcquireContext): boolean {
-    return this.slot >= 0 && ctx._slot >= 0 && this.store.holds(this.slot, ctx._slot);
+    return this.slot >= 0 && contextState(ctx).slot >= 0 && this.store.holds(this.slot, contextState(ctx).slot);
   }
 
   /** True if anybody (any thread, any mode) holds the lock. */
@@ -331,7 +331,7 @@ export class WwMutex {
     if (ctx.class.kind !== this.class.kind) {
       return new DmabufError('EINVAL', `context of a '${ctx.class.kind}' class used on a '${this.class.kind}' mutex: use one class`);
     }
-    return ctx._lockError();
+    return lockError(ctx);
   }
 }
 

@@ -11,7 +11,7 @@
  * never keeps a process alive by itself.
  * @internal
  */
-import type { AcquireContext } from './acquire-context';
+import { contextState, type AcquireContext } from './acquire-context';
 import { forcedChannel } from './lock-channels';
 import type { ForcedRelease, LockStore } from './lock-table';
 import { debug } from './shared-state';
@@ -66,7 +66,7 @@ function onTimer(): void {
   const now = Date.now();
   let next = Infinity;
   for (const ctx of watched) {
-    if (ctx._slot < 0) {
+    if (contextState(ctx).slot < 0) {
       watched.delete(ctx);
       continue;
     }
@@ -75,11 +75,11 @@ function onTimer(): void {
       noticeForced(ctx);
       continue;
     }
-    const d = ctx._store.earliestDeadline(ctx._slot);
+    const d = contextState(ctx).store.earliestDeadline(contextState(ctx).slot);
     if (d === Infinity) {
       watched.delete(ctx);
     } else if (d <= now) {
-      forceContext(ctx._store, ctx._slot, now);
+      forceContext(contextState(ctx).store, contextState(ctx).slot, now);
       watched.delete(ctx);
       noticeForced(ctx);
     } else if (d < next) {
@@ -109,7 +109,7 @@ export function forceContext(store: LockStore, c: number, now: number): boolean 
   // Forced a context of this very thread (e.g. a waiter forcing a holder of the same thread): run its
   // onForced callbacks now rather than at its timer.
   for (const ctx of watched) {
-    if (ctx._slot === c) {
+    if (contextState(ctx).slot === c) {
       noticeForced(ctx);
       break;
     }
@@ -119,10 +119,11 @@ export function forceContext(store: LockStore, c: number, now: number): boolean 
 
 /** Runs `ctx`'s onForced callbacks once, in this (the holder's) thread. */
 export function noticeForced(ctx: AcquireContext): void {
-  if (ctx._forcedNoticed) return;
-  ctx._forcedNoticed = true;
+  const s = contextState(ctx);
+  if (s.forcedNoticed) return;
+  s.forcedNoticed = true;
   watched.delete(ctx);
-  for (const cb of ctx._forcedCallbacks ?? []) {
+  for (const cb of s.forcedCallbacks ?? []) {
     try {
       cb(ctx);
     } catch (err) {

@@ -25,6 +25,31 @@ VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem)
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
 
+# POSIX single quotes: the VM's /bin/sh (dash on the host root, busybox ash on arm) reads the script, and
+# bash's printf %q may produce $'...' quoting that dash does not understand (e.g. for newlines).
+q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+# The script the VM's /bin/sh runs: environment, cd, exec of the command. On stdout.
+command_script() {
+  if [ -z "$USERLAND" ]; then
+    echo "export PATH=$(q "$PATH") HOME=/tmp TMPDIR=/tmp LANG=$(q "${LANG:-C.UTF-8}")"
+  else
+    # The arm user space: its node and busybox; jest's per-platform resolver binding on NODE_PATH; the
+    # addon from the cross-built prebuild (node-gyp-build's <NAME>_PREBUILD names a package dir whose
+    # prebuilds/ it searches, skipping the project's build/Release, which is this host's x64 build).
+    echo "export PATH=/usr/local/bin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 NODE_PATH=/usr/lib/node_modules"
+    echo "mkdir -p /tmp/.dmabuf-prebuild && ln -s $(q "$PREBUILDS") /tmp/.dmabuf-prebuild/prebuilds"
+    echo "export DMABUF_SYNC_PREBUILD=/tmp/.dmabuf-prebuild"
+  fi
+  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_)' || true); do
+    [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
+  done
+  echo "cd $(q "$PWD") || exit 125"
+  printf 'exec'; for a in "$@"; do printf ' %s' "$(q "$a")"; done; printf '\n'
+}
+# scripts/vm.sh --print-command <command …>: print that script for the x64 VM and exit (a unit test runs it
+# with dash and busybox sh to check that every argument arrives intact).
+if [ "$1" = --print-command ]; then shift; USERLAND=""; command_script "$@"; exit 0; fi
+
 # --- host tools -------------------------------------------------------------------------------------
 need=()
 case "$QEMU" in
@@ -95,26 +120,7 @@ fi
 # --- the run --------------------------------------------------------------------------------------------
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/dmabuf-vm.XXXXXX")
 trap 'rm -rf "$RUN"' EXIT
-# POSIX single quotes: the VM's /bin/sh (dash on the host root, busybox ash on arm) reads the script, and
-# bash's printf %q may produce $'...' quoting that dash does not understand (e.g. for newlines).
-q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
-{
-  if [ -z "$USERLAND" ]; then
-    echo "export PATH=$(q "$PATH") HOME=/tmp TMPDIR=/tmp LANG=$(q "${LANG:-C.UTF-8}")"
-  else
-    # The arm user space: its node and busybox; jest's per-platform resolver binding on NODE_PATH; the
-    # addon from the cross-built prebuild (node-gyp-build's <NAME>_PREBUILD names a package dir whose
-    # prebuilds/ it searches, skipping the project's build/Release, which is this host's x64 build).
-    echo "export PATH=/usr/local/bin:/usr/bin:/usr/sbin HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8 NODE_PATH=/usr/lib/node_modules"
-    echo "mkdir -p /tmp/.dmabuf-prebuild && ln -s $(q "$PREBUILDS") /tmp/.dmabuf-prebuild/prebuilds"
-    echo "export DMABUF_SYNC_PREBUILD=/tmp/.dmabuf-prebuild"
-  fi
-  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_)' || true); do
-    [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
-  done
-  echo "cd $(q "$PWD") || exit 125"
-  printf 'exec'; for a in "$@"; do printf ' %s' "$(q "$a")"; done; printf '\n'
-} > "$RUN/cmd.sh"
+command_script "$@" > "$RUN/cmd.sh"
 echo "$PWD" > "$RUN/cwd"
 echo "$USERLAND" > "$RUN/userland"
 # What of the host an arm user space sees at the same path: /work and the top directory of the current one

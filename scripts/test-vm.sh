@@ -1,10 +1,59 @@
 #!/usr/bin/env bash
 # Runs the integration tests (jest project "vm", compiled JS) where real devices are: on this host if it has
-# /dev/udmabuf, /dev/dma_heap/system and a vgem card, otherwise inside the test VM. Extra args go to jest.
+# /dev/udmabuf, /dev/dma_heap/system and a vgem card (and no other machine was asked for), otherwise inside
+# the test VM (scripts/vm.sh) on the machine DMABUF_VM_ARCH / DMABUF_VM_KERNEL name. Extra args go to jest.
+# DMABUF_TEST_RESULTS=<file>: where jest's JSON results go (the VM cannot write the host: they come back on
+# its output between markers, which this script takes out of what it shows).
+# Ends with the run's count line (scripts/test-summary.js).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if sh scripts/has-devices.sh --heap; then
-  exec node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=120000 "$@"
+RESULTS=${DMABUF_TEST_RESULTS:-}
+own=""
+if [ -z "$RESULTS" ]; then RESULTS=$(mktemp "${TMPDIR:-/tmp}/dmabuf-jest.XXXXXX"); own=$RESULTS; fi
+trap '[ -z "$own" ] || rm -f "$own"' EXIT
+rm -f "$RESULTS"
+jest=(node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=120000 --json)
+label="${DMABUF_VM_ARCH:-x64}/${DMABUF_VM_KERNEL:-6.12}"
+
+if [ -z "${DMABUF_VM_ARCH:-}${DMABUF_VM_KERNEL:-}" ] && sh scripts/has-devices.sh --heap; then
+  set +e
+  "${jest[@]}" --outputFile="$RESULTS" "$@"
+  rc=$?
+  set -e
+  node scripts/test-summary.js "host=$RESULTS" | head -n -1 || true
+  exit "$rc"
 fi
-echo "integration tests: this host lacks udmabuf/dma_heap/vgem; running them in the test VM" >&2
-exec bash scripts/vm.sh node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=120000 "$@"
+
+arch=${DMABUF_VM_ARCH:-x64}
+if [ "$arch" = x64 ]; then
+  # The addon's vgem shim needs the DRM UAPI headers; without them on this host they come with the default
+  # kernel's fetch, and the addon is rebuilt with them.
+  if [ -z "$(sh scripts/find-drm-include.sh)" ]; then
+    DMABUF_VM_ARCH=x64 DMABUF_VM_KERNEL=6.12 bash scripts/fetch-kernel.sh >/dev/null
+  fi
+  if [ "$(node -p "require('node-gyp-build')('.').constants.HAVE_VGEM" 2>/dev/null)" != 1 ]; then
+    echo "integration tests: rebuilding the addon with the DRM headers (vgem)" >&2
+    npm run --silent build:native >/dev/null
+  fi
+else
+  # The arm VM runs the cross-built prebuild: rebuilt when missing or older than the native sources.
+  pre=$(ls prebuilds/linux-"$arch"/*.node 2>/dev/null | head -1 || true)
+  if [ -z "$pre" ] || [ -n "$(find native binding.gyp -newer "$pre" 2>/dev/null | head -1)" ]; then
+    echo "integration tests: cross-building prebuilds/linux-$arch" >&2
+    DMABUF_PREBUILD_ARCHS="$arch" bash scripts/prebuild.sh >/dev/null
+  fi
+fi
+
+echo "integration tests: in the test VM ($label)" >&2
+# The VM's /tmp is its own: jest writes the JSON there and prints it between markers at the end.
+inner='f=/tmp/.dmabuf-jest.json; "$@" --outputFile="$f"; rc=$?; echo "--- jest.json ---"; cat "$f"; echo; echo "--- end jest.json ---"; exit $rc'
+set +e
+bash scripts/vm.sh sh -c "$inner" sh "${jest[@]}" "$@" | awk -v out="$RESULTS" '
+  $0 == "--- jest.json ---" { j = 1; next }
+  $0 == "--- end jest.json ---" { j = 0; next }
+  j { print > out; next }
+  { print; fflush() }'
+rc=${PIPESTATUS[0]}
+set -e
+node scripts/test-summary.js "$label=$RESULTS" | head -n -1 || true
+exit "$rc"

@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# The test command (npm test): builds, runs the unit tests on this host, then the integration tests on a
-# real kernel — on this host if it has udmabuf, dma_heap and vgem, otherwise in the test VM (scripts/vm.sh).
-# Ends with one plain line: "tests: N passed, N failed".
+# The test command (npm test): builds, runs the unit tests on this host, then the integration tests on real
+# kernels: on this host if it has udmabuf, dma_heap and vgem, and in the test VM on each machine of
+# DMABUF_TEST_MACHINES (arch/kernel pairs, default "x64/6.12 arm64/6.12 x64/5.10"; add arm/6.12 for the
+# 32-bit user space, or name one machine for a quicker run). The kernels are fetched only when a VM runs.
+# Results come from jest's JSON output. Prints a count per run and per machine, and ends with the plain line
+# "tests: N passed, N failed[, N skipped]". Exit status 1 on any failure or a run that did not finish.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
 
-# The vgem test shim compiles against the DRM UAPI headers fetched with the VM kernel.
-bash scripts/fetch-kernel.sh >/dev/null || exit 1
 npm run --silent build || exit 1
 
-jest=node_modules/.bin/jest
-$jest --selectProjects unit 2>&1 | tee "$LOGS/unit.log"
-unit=${PIPESTATUS[0]}
-bash scripts/test-vm.sh 2>&1 | tee "$LOGS/vm.log"
-vm=${PIPESTATUS[0]}
+node_modules/.bin/jest --selectProjects unit --json --outputFile="$LOGS/unit.json"
+runs=("unit=$LOGS/unit.json")
 
-count() { grep -hE '^Tests:' "$LOGS"/*.log | grep -oE "[0-9]+ $1" | awk '{ s += $1 } END { print s + 0 }'; }
-vmcount=$(grep -hE '^Tests:' "$LOGS/vm.log" | grep -oE '[0-9]+ total' | awk '{ s += $1 } END { print s + 0 }')
-echo "integration tests executed on a real kernel: $vmcount"
-# A suite that fails outside any test (e.g. the fd guard) counts as a failed test too.
-failed=$(( $(count failed) + $(grep -hE '^Test Suites:' "$LOGS"/*.log | grep -oE '[0-9]+ failed' | awk '{ s += $1 } END { print s + 0 }') ))
-echo "tests: $(count passed) passed, $failed failed"
-if [ "$unit" -ne 0 ] || [ "$vm" -ne 0 ]; then exit 1; fi
-if [ "$vmcount" -eq 0 ]; then echo "no integration test ran" >&2; exit 1; fi
+MACHINES=${DMABUF_TEST_MACHINES:-x64/6.12 arm64/6.12 x64/5.10}
+times=()
+i=0
+for m in $MACHINES; do
+  i=$((i + 1))
+  arch=${m%/*} kernel=${m#*/}
+  start=$(date +%s)
+  if [ "$m" = x64/6.12 ] && sh scripts/has-devices.sh --heap; then
+    label=host
+    DMABUF_TEST_RESULTS="$LOGS/vm-$i.json" bash scripts/test-vm.sh
+  else
+    label=$m
+    DMABUF_VM_ARCH=$arch DMABUF_VM_KERNEL=$kernel DMABUF_TEST_RESULTS="$LOGS/vm-$i.json" bash scripts/test-vm.sh
+  fi
+  runs+=("$label=$LOGS/vm-$i.json")
+  times+=("$label $(( $(date +%s) - start )) s")
+done
+
+echo
+echo "integration run times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
+node scripts/test-summary.js "${runs[@]}"

@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # /init of the test VM's initramfs (see scripts/vm.sh): load modules, mount the host root read-only,
-# run the command in a chroot of it, report its status on the "status" port, power off.
+# run the command in a chroot (of the host root, or of an arm user space from it), report its status on the
+# "status" port, power off.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -14,20 +15,45 @@ H=/host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot $H || { dmesg | tail -20; cat /proc/filesystems | grep 9p; lsmod; echo 125 > "$STATUS"; poweroff -f; }
 cp "$H$RUN/cmd.sh" /cmd.sh
 CWD=$(cat "$H$RUN/cwd")
+USERLAND=$(cat "$H$RUN/userland" 2>/dev/null)
+# T: the root the command runs in. x64: the host root itself. arm: a tmpfs holding the arm user space's
+# top directories (bound read-only from the host), busybox's applets in a tmpfs /usr/bin, and the host
+# directories the command needs at their own paths (/work, the current directory's top).
+T=$H
+if [ -n "$USERLAND" ]; then
+  T=/newroot
+  # The user space comes as its own read-only export, cached in the guest (cache=loose): node's 84 MB of
+  # text are read once, not page by page on every fault as through the uncached host root.
+  U=/userland
+  mkdir -p $U && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose userland $U \
+    || { echo "the userland 9p mount failed"; echo 125 > "$STATUS"; poweroff -f; }
+  mkdir -p $T && mount -t tmpfs -o mode=755 root $T
+  for e in "$U"/*; do
+    n=${e##*/}
+    if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$T/$n"
+    elif [ -d "$e" ]; then mkdir "$T/$n" && mount --bind "$e" "$T/$n"
+    else cp "$e" "$T/$n"; fi
+  done
+  mount -t tmpfs -o mode=755 bin $T/usr/bin && cp $T/busybox $T/usr/bin/busybox
+  chroot $T /usr/bin/busybox --install -s /usr/bin
+  mkdir -p $T/proc $T/sys $T/dev $T/tmp $T/run
+  for b in $(cat "$H$RUN/binds"); do mkdir -p "$T$b" && mount --bind "$H$b" "$T$b"; done
+fi
 # The VM gets a private tmpfs /tmp; a project that lives under the host's /tmp is bound back into it.
 mkdir -p /hosttmp && mount --bind $H/tmp /hosttmp
-mount -t proc proc $H/proc
-mount -t sysfs sys $H/sys
-mount -t devtmpfs dev $H/dev
-mount -t tmpfs -o mode=1777 tmp $H/tmp
-case "$CWD" in /tmp/?*) mkdir -p "$H$CWD" && mount --bind "/hosttmp${CWD#/tmp}" "$H$CWD" ;; esac
-mount -t tmpfs -o mode=1777 shm $H/dev/shm 2>/dev/null
-mount -t devpts pts $H/dev/pts 2>/dev/null
-mount -t tmpfs run $H/run 2>/dev/null
-cp /cmd.sh $H/tmp/.dmabufvm-cmd.sh
+mount -t proc proc $T/proc
+mount -t sysfs sys $T/sys
+mount -t devtmpfs dev $T/dev
+mount -t tmpfs -o mode=1777 tmp $T/tmp
+case "$CWD" in /tmp/?*) mkdir -p "$T$CWD" && mount --bind "/hosttmp${CWD#/tmp}" "$T$CWD" ;; esac
+mkdir -p $T/dev/shm $T/dev/pts
+mount -t tmpfs -o mode=1777 shm $T/dev/shm 2>/dev/null
+mount -t devpts pts $T/dev/pts 2>/dev/null
+mount -t tmpfs run $T/run 2>/dev/null
+cp /cmd.sh $T/tmp/.dmabufvm-cmd.sh
 # "R" on the status port tells the host the VM booted and the command started (a boot failure is retried).
 echo R > "$STATUS"
-chroot $H /bin/sh /tmp/.dmabufvm-cmd.sh > "$OUT" 2>&1 < /dev/null
+chroot $T /bin/sh /tmp/.dmabufvm-cmd.sh > "$OUT" 2>&1 < /dev/null
 echo "$?" > "$STATUS"
 sync
 poweroff -f

@@ -1,9 +1,10 @@
 // kernel/locking/test-ww_mutex.c stress tests on real dma-bufs: each lock is a dma-buf's ww mutex (keyed by
 // its inode, as DmabufSync does) and each lock's counter lives inside that dma-buf, so a lost update would
 // show in the buffer itself.
-import { DmaBuf, WwClass, WwMutex, query } from '../../lib';
+import { WwClass, WwMutex, query } from '../../lib';
 import type { Mapping } from '../../lib';
 import { KINDS, runStress, type StressTask } from '../unit/ww-helpers';
+import { cpuBuffer } from './fixtures/kernel-features';
 
 /** An Int32Array-like view whose element i is the first word of buffer i's mapping. */
 function countersIn(maps: Mapping[]): Int32Array {
@@ -21,7 +22,7 @@ function countersIn(maps: Mapping[]): Int32Array {
 describe.each(KINDS)('%s on dma-bufs', (kind) => {
   const stress = async (nbufs: number, tasks: StressTask[], ms: number): Promise<void> => {
     const cls = new WwClass(kind);
-    const bufs = Array.from({ length: nbufs }, () => DmaBuf.allocUdmabuf(4096));
+    const bufs = Array.from({ length: nbufs }, () => cpuBuffer(4096));
     const maps = bufs.map((b) => b.map());
     const locks = bufs.map((b) => new WwMutex(cls, b.inode));
     const counters = countersIn(maps);

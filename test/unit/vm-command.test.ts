@@ -30,5 +30,5 @@ test('a shell to run it exists on this host', () => {
 
 test.each(shells)('%s runs the command with every argument intact', (...sh) => {
   const out = execFileSync(sh[0], [...sh.slice(1), '-c', commandScript()], { encoding: 'utf8' });
-  expect(JSON.parse(out)).toEqual(["singledouble", `$HOME 2 \\ \t ü`, extra]);
+  expect(JSON.parse(out)).toEqual(['singledouble', `$HOME 2 \\ \t ü`, extra]);
 });

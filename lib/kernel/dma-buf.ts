@@ -113,9 +113,13 @@ export class DmaBuf {
     return this.#fd.closed;
   }
 
-  /** Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. */
+  /**
+   * Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. A read-only view
+   * (`writable: false`) survives a stray store: the store goes to a private copy of the page and the
+   * mapping's release() throws EACCES.
+   */
   map(options?: { writable?: boolean }): Mapping {
-    return Mapping.open(this.fd, this.size, options?.writable ?? true);
+    return Mapping.open(this.fd, this.size, options?.writable ?? true, `dma-buf inode ${this.inode} (${this.exporter})`);
   }
 
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */

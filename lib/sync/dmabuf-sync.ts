@@ -425,12 +425,7 @@ export class DmabufSync {
   /** Releases the mappings and closes every open bracket (one addon call when all are open). */
   #endCpuAll(errors: unknown[]): void {
     const batch = this.#batch;
-    for (const e of this.#entries.values()) {
-      if (e.mapping) {
-        e.mapping.release();
-        e.mapping = undefined;
-      }
-    }
+    for (const e of this.#entries.values()) this.#releaseMapping(e, errors);
     if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
       try {
         syncEach(batch.cpuFds, batch.endFlags);
@@ -451,15 +446,35 @@ export class DmabufSync {
     }
   }
 
-  #endCpu(e: Entry): void {
-    if (e.mapping) {
-      e.mapping.release();
-      e.mapping = undefined;
+  /** Releases e's view; a write caught in a read-only view becomes an EACCES error naming the buffer. */
+  #releaseMapping(e: Entry, errors: unknown[]): void {
+    const mapping = e.mapping;
+    if (!mapping) return;
+    e.mapping = undefined;
+    try {
+      mapping.release();
+    } catch (err) {
+      errors.push(
+        new DmabufError(
+          'EACCES',
+          `${this.name}: dma-buf inode ${e.buf.inode} (${e.buf.exporter}) was locked for '${e.access}' but written ` +
+            'through its view from map(); the write went to a private copy and did not reach the buffer. ' +
+            "Add it with get(buf, 'write') or 'rw' to change it",
+          { cause: err },
+        ),
+      );
     }
+  }
+
+  /** Releases e's view and closes its cache bracket; throws the first failure after doing both. */
+  #endCpu(e: Entry): void {
+    const errors: unknown[] = [];
+    this.#releaseMapping(e, errors);
     if (e.started) {
       e.started = false;
       kernelCall(`${this.name}: closing the cache bracket`, () => e.buf.syncEnd(e.access));
     }
+    if (errors.length > 0) throw errors[0];
   }
 
   /** Releases every hold of ctx and ends it; also the cleanup path of a failed lock(). */

@@ -14,7 +14,18 @@ import { debuglog } from 'node:util';
 import { DmaBuf } from '../kernel/dma-buf';
 import { SyncFile } from '../kernel/sync-file';
 import { Mapping, scratchMappingAt } from '../kernel/mapping';
-import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, usageError } from '../errors';
+import {
+  abortError,
+  argRangeError,
+  argTypeError,
+  checkName,
+  describe,
+  DmabufError,
+  fromNative,
+  kernelCall,
+  optionsOf,
+  usageError,
+} from '../errors';
 import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
@@ -131,16 +142,18 @@ export class DmabufSync {
   readonly #forcedCallback = (): void => this.#onForced();
 
   /** Creates a sync object (same as DmabufSync.init). */
-  constructor(options: DmabufSyncOptions = {}) {
-    const maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
-    if (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
-      throw argRangeError(`maxHoldMs must be a finite number > 0 (got ${String(maxHoldMs)})`);
+  constructor(options?: DmabufSyncOptions) {
+    const o = optionsOf(options);
+    const maxHoldMs = o.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+    if (typeof maxHoldMs !== 'number') throw argTypeError('options.maxHoldMs', 'a number of ms', maxHoldMs);
+    if (!(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
+      throw argRangeError('options.maxHoldMs', 'a finite number of ms > 0', maxHoldMs);
     }
-    if (options.wwClass !== undefined && !(options.wwClass instanceof WwClass)) {
-      throw argTypeError('wwClass must be a WwClass');
+    if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) {
+      throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
     }
-    this.name = options.name ?? `sync-${++serial}`;
-    this.wwClass = options.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
+    this.name = checkName(o.name, 'options.name') ?? `sync-${++serial}`;
+    this.wwClass = o.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
     this.maxHoldMs = maxHoldMs;
   }
 
@@ -151,8 +164,8 @@ export class DmabufSync {
 
   /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
   get state(): State {
-    this.#noticeForced();
-    return this.#state;
+    // No side effect (and no syscall) here: the forced holder's cleanup runs at its next call or its timer.
+    return this.#state === 'locked' && this.#ctx?.forced ? 'forced' : this.#state;
   }
 
   /** Whether lock() succeeded and unlock() has not run yet (false once forced off). */
@@ -174,14 +187,15 @@ export class DmabufSync {
    * Adds a buffer this task will access: 'read', 'write' or 'rw'. Only before lock(). Adding the same
    * buffer (same inode) again merges the accesses (read + write = rw).
    */
-  get(buf: DmaBuf, access: Access, options: GetOptions = {}): void {
+  get(buf: DmaBuf, access: Access, options?: GetOptions): void {
     this.#checkUsable('get');
     if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: get() while locked; unlock() first, then add buffers`);
     if (!(buf instanceof DmaBuf)) {
-      throw argTypeError('buf must be a DmaBuf (wrap an fd with DmaBuf.fromFd)');
+      throw argTypeError('buf', 'a DmaBuf (wrap an fd with DmaBuf.fromFd)', buf);
     }
     checkAccess(access);
-    const cpu = options.cpu ?? true;
+    const cpu = optionsOf(options).cpu ?? true;
+    if (typeof cpu !== 'boolean') throw argTypeError('options.cpu', 'a boolean', cpu);
     if (buf.closed) throw new DmabufError('EBADF', `${this.name}: get() of a closed DmaBuf; keep it open until put()`);
     const known = this.#entries.get(buf.inode);
     if (known) {
@@ -199,7 +213,8 @@ export class DmabufSync {
   put(buf: DmaBuf): void {
     this.#checkUsable('put');
     if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: put() while locked; unlock() first`);
-    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
+    const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: put() of a buffer that was not added with get()`);
     this.#drop(e);
   }
@@ -216,14 +231,14 @@ export class DmabufSync {
    * then waits for conflicting device fences, then opens the CPU cache bracket. `timeoutMs` and `signal`
    * bound all of it with one deadline; a rejected lock leaves nothing held.
    */
-  async lock(options: LockOptions = {}): Promise<void> {
+  async lock(options?: LockOptions): Promise<void> {
     this.#checkUsable('lock');
     if (this.#state !== 'idle') {
       throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
     }
-    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
     const deadline = deadlineOf(options);
-    const signal = options.signal;
+    const signal = optionsOf(options).signal;
+    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
     if (signal?.aborted) throw abortError(signal);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
@@ -260,7 +275,8 @@ export class DmabufSync {
     this.#noticeForced();
     if (this.#state === 'forced') throw this.#forcedError();
     if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
-    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
+    const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
     if (!e.cpu) throw usageError('EPERM', `${this.name}: map() of a device-access buffer (get with cpu: true for CPU access)`);
     if (!e.mapping) {
@@ -274,7 +290,7 @@ export class DmabufSync {
    * Ends the access: closes the cache bracket, attaches `fence` (a device job's) to every buffer, releases
    * the locks and wakes waiters. Rejects with ETIMEDOUT if the watchdog forced the locks off meanwhile.
    */
-  unlock(options: UnlockOptions = {}): Promise<void> {
+  unlock(options?: UnlockOptions): Promise<void> {
     // Synchronous inside; a plain function returning a settled promise saves an async frame per unlock.
     try {
       this.#unlockNow(options);
@@ -284,7 +300,7 @@ export class DmabufSync {
     }
   }
 
-  #unlockNow(options: UnlockOptions): void {
+  #unlockNow(options: UnlockOptions | undefined): void {
     this.#checkUsable('unlock');
     this.#noticeForced();
     if (this.#state === 'forced') {
@@ -296,13 +312,15 @@ export class DmabufSync {
     let fence: SyncFile | undefined;
     let ownFence = false;
     const errors: unknown[] = [];
+    // A bad fence is reported, but the buffers are still unlocked: nothing may stay held.
     try {
-      if (options.fence !== undefined) {
-        if (options.fence instanceof SyncFile) fence = options.fence;
-        else {
-          fence = SyncFile.fromFd(options.fence);
-          ownFence = true;
-        }
+      const f = optionsOf(options).fence;
+      if (f instanceof SyncFile) fence = f;
+      else if (typeof f === 'number') {
+        fence = SyncFile.fromCallerFd(f, 'options.fence');
+        ownFence = true;
+      } else if (f !== undefined) {
+        throw argTypeError('options.fence', 'a SyncFile or a sync_file fd', f);
       }
     } catch (err) {
       errors.push(err);
@@ -315,14 +333,35 @@ export class DmabufSync {
         try {
           importFence(e.buf.fd, fence, e.access);
         } catch (err) {
-          errors.push(err);
+          errors.push(this.#bufferError(e, 'attaching the fence', err));
         }
       }
     }
     if (ownFence) fence!.close();
     this.#releaseAll(ctx);
-    if (errors.length > 0) throw errors[0];
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      const first = errors[0] as { code?: unknown };
+      throw new DmabufError(
+        typeof first.code === 'string' ? first.code : 'EIO',
+        `${this.name}: unlock() failed ${errors.length} times (every lock was released all the same): ` +
+          errors.map((err) => (err instanceof Error ? err.message : describe(err))).join(' | '),
+        { errors },
+      );
+    }
     debug('%s unlocked', this.name);
+  }
+
+  /** `err` of one buffer's step, as a DmabufError that names the buffer. */
+  #bufferError(e: Entry, step: string, err: unknown): DmabufError {
+    const inner = fromNative(err, `${this.name}: ${step} on dma-buf inode ${e.buf.inode} (${e.buf.exporter})`);
+    if (inner instanceof DmabufError && inner.message.includes(`inode ${e.buf.inode}`)) return inner;
+    const code = (inner as { code?: unknown }).code;
+    return new DmabufError(
+      typeof code === 'string' ? code : 'EIO',
+      `${this.name}: ${step} on dma-buf inode ${e.buf.inode} (${e.buf.exporter}): ${inner.message}`,
+      { cause: err },
+    );
   }
 
   /** Ends the sync object: puts every buffer. Must not be locked (EBUSY). Idempotent. */
@@ -434,14 +473,14 @@ export class DmabufSync {
       } catch (err) {
         const failed = (err as { index?: number }).index ?? 0;
         for (let i = 0; i <= failed; i++) (batch.cpu[i] as Entry).started = false;
-        errors.push(fromNative(err, `${this.name}: closing the cache bracket`));
+        errors.push(this.#bufferError(batch.cpu[failed] as Entry, 'closing the cache bracket', err));
       }
     }
     for (const e of this.#entries.values()) {
       try {
         this.#endCpu(e);
       } catch (err) {
-        errors.push(err);
+        errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
       }
     }
   }

@@ -24,8 +24,11 @@ export interface FenceInfo {
 
 /** What SYNC_IOC_FILE_INFO reports about a sync_file. */
 export interface SyncFileInfo {
+  /** The sync_file's name (set by its creator or by merge()). */
   name: string;
+  /** 'signaled' once every fence has, 'error' if one failed, else 'active'. */
   status: 'signaled' | 'active' | 'error';
+  /** The fences inside it. */
   fences: FenceInfo[];
 }
 

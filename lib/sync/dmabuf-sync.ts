@@ -74,7 +74,9 @@ export interface DmabufSyncOptions {
 
 /** Options of lock(): one deadline and one signal bound the whole lock, backoffs and fence waits included. */
 export interface LockOptions {
+  /** Aborting rejects the pending lock() with an AbortError; nothing is left held. */
   signal?: AbortSignal;
+  /** Give up after this many ms (rejects with ETIMEDOUT); backoffs and fence waits included. */
   timeoutMs?: number;
 }
 
@@ -107,7 +109,8 @@ interface Entry {
   mapping?: Mapping;
 }
 
-type State = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
+/** The life cycle of a DmabufSync (see DmabufSync.state). */
+export type SyncState = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
 
 /** Arguments of the batched addon calls a lock and an unlock make, in entry order. */
 interface Batch {
@@ -133,7 +136,7 @@ export class DmabufSync {
   /** The watchdog bound, in ms. */
   readonly maxHoldMs: number;
   readonly #entries = new Map<bigint, Entry>();
-  #state: State = 'idle';
+  #state: SyncState = 'idle';
   #ctx: AcquireContext | undefined;
   #backoffs = 0;
   #fenceWaits = 0;
@@ -163,7 +166,7 @@ export class DmabufSync {
   }
 
   /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
-  get state(): State {
+  get state(): SyncState {
     // No side effect (and no syscall) here: the forced holder's cleanup runs at its next call or its timer.
     return this.#state === 'locked' && this.#ctx?.forced ? 'forced' : this.#state;
   }
@@ -174,12 +177,24 @@ export class DmabufSync {
   }
 
   /** Counters since creation: EDEADLK backoffs taken and waits on device fences that were not yet signalled. */
-  get stats(): { backoffs: number; fenceWaits: number } {
+  get stats(): {
+    /** EDEADLK backoffs taken by lock(). */
+    backoffs: number;
+    /** Waits for device fences that were not yet signalled. */
+    fenceWaits: number;
+  } {
     return { backoffs: this.#backoffs, fenceWaits: this.#fenceWaits };
   }
 
   /** The buffers added, in order. */
-  get buffers(): Array<{ inode: bigint; access: Access; cpu: boolean }> {
+  get buffers(): Array<{
+    /** The buffer's identity. */
+    inode: bigint;
+    /** How this sync accesses it. */
+    access: Access;
+    /** false for a device (DMA) access added with `cpu: false`. */
+    cpu: boolean;
+  }> {
     return [...this.#entries.values()].map((e) => ({ inode: e.buf.inode, access: e.access, cpu: e.cpu }));
   }
 

@@ -13,6 +13,7 @@
         "native/fd_wait.cc",
         "native/fd.cc",
         "native/mapping.cc",
+        "native/write_guard.cc",
         "native/alloc.cc",
         "native/vgem.cc"
       ],

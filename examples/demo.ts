@@ -1,8 +1,9 @@
 /**
- * npm run demo: the seed's scenarios on real dma-bufs.
- *  1. Two tasks lock overlapping sets in opposite orders (A locks {a, b}; B locks {c, a}), in a loop: the
- *     classic ABBA deadlock. Wound/wait backoff makes both progress; counters inside the buffers prove no
- *     lost update.
+ * npm run demo: the 2013 dmabuf sync framework's scenarios on real dma-bufs.
+ *  1. Two tasks lock sets of buffers in a loop. First sets that overlap in one buffer (A locks {a, b}; B
+ *     locks {c, a}): contention on a, no cycle. Then the textbook ABBA cycle (A locks {a, b}; B locks
+ *     {b, a}), a deadlock with plain mutexes: wound/wait backoff makes both progress. Counters inside the
+ *     buffers prove no lost update.
  *  2. A CPU → device → CPU pipeline: the CPU writes a frame, a "device" job (vgem fences: a real kernel
  *     fence, signalled later by a timer standing in for the GPU interrupt) reads it and writes a result;
  *     the CPU reader's lock() waits for that fence before it reads.
@@ -14,7 +15,7 @@ import { DmaBuf, DmabufSync, VgemDevice, WwClass, type WwClassKind } from '../li
 
 const ITERATIONS = Number(process.env.DEMO_ITERATIONS ?? 200);
 
-async function abba(kind: WwClassKind, order: 'seed' | 'abba'): Promise<void> {
+async function abba(kind: WwClassKind, order: 'overlap' | 'abba'): Promise<void> {
   const [a, b, c] = [DmaBuf.allocUdmabuf(4096), DmaBuf.allocUdmabuf(4096), DmaBuf.allocUdmabuf(4096)];
   const wwClass = new WwClass(kind);
   const task = async (name: string, bufs: DmaBuf[]): Promise<DmabufSync> => {
@@ -33,16 +34,16 @@ async function abba(kind: WwClassKind, order: 'seed' | 'abba'): Promise<void> {
     return sync;
   };
   const started = Date.now();
-  // The seed's scenario: A locks {a, b}, B locks {c, a}. The textbook ABBA: A locks {a, b}, B locks {b, a}.
-  const [sa, sb] = await Promise.all([task('task-A', [a, b]), task('task-B', order === 'seed' ? [c, a] : [b, a])]);
+  // Overlap: A locks {a, b}, B locks {c, a} (one shared buffer, no cycle). ABBA: A locks {a, b}, B locks {b, a}.
+  const [sa, sb] = await Promise.all([task('task-A', [a, b]), task('task-B', order === 'overlap' ? [c, a] : [b, a])]);
   const counts = [a, b, c].map((buf) => {
     const m = buf.map({ writable: false });
     const v = new Uint32Array(m.buffer)[0];
     m.release();
     return v;
   });
-  const expected = order === 'seed' ? [2 * ITERATIONS, ITERATIONS, ITERATIONS] : [2 * ITERATIONS, 2 * ITERATIONS, 0];
-  console.log(`1. ${order === 'seed' ? 'seed scenario A{a,b} B{c,a}' : 'ABBA A{a,b} B{b,a}'} (${kind}) on udmabufs: ` +
+  const expected = order === 'overlap' ? [2 * ITERATIONS, ITERATIONS, ITERATIONS] : [2 * ITERATIONS, 2 * ITERATIONS, 0];
+  console.log(`1. ${order === 'overlap' ? 'overlapping sets A{a,b} B{c,a}' : 'ABBA A{a,b} B{b,a}'} (${kind}) on udmabufs: ` +
     `${ITERATIONS} iterations per task in ${Date.now() - started} ms`);
   console.log(`   counters a=${counts[0]} b=${counts[1]} c=${counts[2]} (expected ${expected.join(', ')}); ` +
     `backoffs: task-A ${sa.stats.backoffs}, task-B ${sb.stats.backoffs}`);
@@ -135,7 +136,7 @@ async function watchdog(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await abba('wait-die', 'seed');
+  await abba('wait-die', 'overlap');
   await abba('wound-wait', 'abba');
   await pipeline();
   await watchdog();

@@ -4,20 +4,31 @@
  * The public surface is small on purpose: buffers and fences over the kernel UAPI, and the sync framework.
  * @packageDocumentation
  */
-export { DmabufError } from './errors';
+export { DmabufError, type DmabufErrorOptions } from './errors';
 export type { Access } from './kernel/access';
 export type { WaitOptions } from './kernel/fd-wait';
 export { DmaBuf } from './kernel/dma-buf';
 export { Mapping } from './kernel/mapping';
 export { SyncFile, type SyncFileInfo, type FenceInfo } from './kernel/sync-file';
 export { VgemDevice, VgemBuffer, VgemFence } from './kernel/vgem';
-export { DmabufSync, query, DEFAULT_MAX_HOLD_MS, CHANNEL_FENCE_WAIT, type DmabufSyncOptions, type LockOptions, type UnlockOptions, type GetOptions } from './sync/dmabuf-sync';
+export {
+  DmabufSync,
+  query,
+  DEFAULT_MAX_HOLD_MS,
+  CHANNEL_FENCE_WAIT,
+  type DmabufSyncOptions,
+  type SyncState,
+  type LockOptions,
+  type UnlockOptions,
+  type GetOptions,
+} from './sync/dmabuf-sync';
 export { WwClass, type WwClassKind } from './ww/ww-class';
-export { AcquireContext, type AcquireContextOptions } from './ww/acquire-context';
+export { AcquireContext, type AcquireContextOptions, type ForcedCallback } from './ww/acquire-context';
 export {
   WwMutex,
   forceRelease,
   type LockMode,
+  type LockOptions as WwLockOptions,
   type LockSnapshot,
   type LockHolderInfo,
   type LockWaiterInfo,

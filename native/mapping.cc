@@ -3,6 +3,8 @@
 // Every live mapping is recorded (address -> size, state, id) under one mutex shared by all threads, so that
 // unmap, replaceWithScratch (possibly from another thread, by address) and the GC finalizer never munmap a
 // range twice or munmap a range that has since been reused by a newer mapping (the id tells them apart).
+// Read-only views are also guarded (write_guard.cc): a store into one is caught instead of killing the
+// process, and unmap reports it.
 #include <errno.h>
 #include <sys/mman.h>
 
@@ -12,6 +14,7 @@
 
 #include "errors.h"
 #include "shim.h"
+#include "write_guard.h"
 
 namespace dmabuf_sync {
 namespace {
@@ -22,7 +25,16 @@ struct Entry {
   size_t size;
   State state;
   uint64_t id;
+  bool guarded;  // a read-only view known to the write guard
+  bool written;  // the guard caught a write into it (before it was replaced by scratch)
 };
+
+// Stops guarding `e` (before its range is unmapped or replaced), remembering a caught write.
+void Unguard(uintptr_t addr, Entry& e) {
+  if (!e.guarded) return;
+  e.guarded = false;
+  if (UnguardView(addr)) e.written = true;
+}
 
 struct Registry {
   std::mutex mutex;
@@ -44,6 +56,7 @@ void FinalizeMapping(Napi::Env /*env*/, void* data, void* hint) {
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.entries.find(addr);
   if (it == r.entries.end() || it->second.id != id) return;
+  Unguard(addr, it->second);
   munmap(data, it->second.size);
   r.entries.erase(it);
 }
@@ -68,12 +81,16 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   bool writable = ArgBool(info, 2, "writable");
   void* addr = mmap(nullptr, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  if (!writable && !GuardReadOnlyView(reinterpret_cast<uintptr_t>(addr), size)) {
+    munmap(addr, size);
+    ThrowErrno(env, ENOMEM, "mmap (more read-only views than the write guard can hold: release some)");
+  }
   Registry& r = GetRegistry();
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     id = r.next_id++;
-    r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id};
+    r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id, !writable, false};
   }
   try {
     return Napi::ArrayBuffer::New(env, addr, size, FinalizeMapping, reinterpret_cast<void*>(static_cast<uintptr_t>(id)));
@@ -81,6 +98,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(r.mutex);
     auto it = r.entries.find(reinterpret_cast<uintptr_t>(addr));
     if (it != r.entries.end() && it->second.id == id) {
+      Unguard(reinterpret_cast<uintptr_t>(addr), it->second);
       munmap(addr, size);
       r.entries.erase(it);
     }
@@ -88,24 +106,28 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   }
 }
 
-// unmap(buffer) -> true if it munmapped (the mapping was active or replaced by scratch), false if it was
-// already released or never a mapping. A mapping's buffer is detached either way.
+// unmap(buffer) -> 1 if it munmapped (the mapping was active or replaced by scratch), 2 if it munmapped a
+// read-only view into which a write was caught, 0 if it was already released or never a mapping. A mapping's
+// buffer is detached either way.
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::ArrayBuffer buffer = ArgArrayBuffer(info, 0, "buffer");
   uintptr_t addr = AddressOf(buffer);
-  if (addr == 0) return Napi::Boolean::New(env, false);
+  if (addr == 0) return Napi::Number::New(env, 0);
   Registry& r = GetRegistry();
+  bool written;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     auto it = r.entries.find(addr);
     // Not registered: not one of ours (a live mapping's buffer stays registered until it is detached here).
-    if (it == r.entries.end()) return Napi::Boolean::New(env, false);
+    if (it == r.entries.end()) return Napi::Number::New(env, 0);
+    Unguard(addr, it->second);
+    written = it->second.written;
     if (munmap(reinterpret_cast<void*>(addr), it->second.size) == -1) ThrowErrno(env, errno, "munmap");
     r.entries.erase(it);
   }
   buffer.Detach();
-  return Napi::Boolean::New(env, true);
+  return Napi::Number::New(env, written ? 2 : 1);
 }
 
 // replaceWithScratch(buffer | address) -> true if an active mapping was replaced in place by a private
@@ -131,6 +153,7 @@ Napi::Value ReplaceWithScratch(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.entries.find(addr);
   if (it == r.entries.end() || it->second.state != State::kActive) return Napi::Boolean::New(env, false);
+  Unguard(addr, it->second);  // scratch memory is writable: nothing left to guard
   void* p = mmap(reinterpret_cast<void*>(addr), it->second.size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");

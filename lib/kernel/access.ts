@@ -13,9 +13,9 @@ export type Access = 'read' | 'write' | 'rw';
 const ACCESSES: readonly Access[] = ['read', 'write', 'rw'];
 
 /** Throws a TypeError (code ERR_INVALID_ARG_TYPE) unless `access` is 'read', 'write' or 'rw'. */
-export function checkAccess(access: unknown, what = 'access'): Access {
+export function checkAccess(access: unknown, name = 'access'): Access {
   if (typeof access === 'string' && (ACCESSES as readonly string[]).includes(access)) return access as Access;
-  throw argTypeError(`${what} must be 'read', 'write' or 'rw' (got ${JSON.stringify(access)})`);
+  throw argTypeError(name, "'read', 'write' or 'rw'", access);
 }
 
 /** The DMA_BUF_SYNC_READ/WRITE/RW bits for an access mode. */

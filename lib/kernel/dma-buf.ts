@@ -6,22 +6,23 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, argTypeError, DmabufError, kernelCall } from '../errors';
+import { argRangeError, argTypeError, DmabufError, kernelCall, optionsOf } from '../errors';
 import { OwnedFd, checkFd } from './owned-fd';
 import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
 import { checkAccess, syncFlags, type Access } from './access';
 import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
-import type { WaitOptions } from './fd-wait';
+import { deadlineOf, type WaitOptions } from './fd-wait';
 
 /** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */
 const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 
 /** Throws RangeError (ERR_OUT_OF_RANGE) unless `size` is a positive integer; rounds it up to whole pages. */
 function checkSize(size: unknown): number {
-  if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > MAX_SIZE) {
-    throw argRangeError(`size must be a positive integer number of bytes (got ${String(size)})`);
+  if (typeof size !== 'number') throw argTypeError('size', 'a number of bytes', size);
+  if (!Number.isInteger(size) || size <= 0 || size > MAX_SIZE) {
+    throw argRangeError('size', 'a positive integer number of bytes', size);
   }
   const page = native.constants.PAGE_SIZE;
   return Math.ceil(size / page) * page;
@@ -37,7 +38,8 @@ export class DmaBuf {
   /** The exporting driver ('udmabuf', 'system', 'vgem', …). */
   readonly exporter: string;
 
-  private constructor(fd: OwnedFd, known?: DmaBuf) {
+  /** @param callerFd the fd the caller passed (named in errors instead of our dup), if any. */
+  private constructor(fd: OwnedFd, known?: DmaBuf, callerFd?: number) {
     this.#fd = fd;
     if (known) {
       // A dup of a buffer we already know: same file, same facts; no need to ask the kernel again.
@@ -47,7 +49,7 @@ export class DmaBuf {
       return;
     }
     try {
-      const info = dmaBufInfo(fd.fd);
+      const info = dmaBufInfo(fd.fd, callerFd);
       this.size = info.size;
       this.exporter = info.exporter;
       this.inode = fs.fstatSync(fd.fd, { bigint: true }).ino;
@@ -77,7 +79,7 @@ export class DmaBuf {
       }
       throw err;
     }
-    return new DmaBuf(owned);
+    return new DmaBuf(owned, undefined, fd);
   }
 
   /** @internal Takes ownership of an fd the kernel just returned. */
@@ -98,7 +100,7 @@ export class DmaBuf {
   static allocHeap(size: number, heap = 'system'): DmaBuf {
     const bytes = checkSize(size);
     if (typeof heap !== 'string' || heap === '' || heap.includes('/') || heap === '.' || heap === '..') {
-      throw argTypeError(`heap must be a dma-heap name such as 'system' (got ${JSON.stringify(heap)})`);
+      throw argTypeError('heap', "a dma-heap name such as 'system'", heap);
     }
     return DmaBuf.adopt(kernelCall(`allocating ${bytes} bytes from /dev/dma_heap/${heap}`, () => native.heapAlloc(heap, bytes)));
   }
@@ -113,9 +115,15 @@ export class DmaBuf {
     return this.#fd.closed;
   }
 
-  /** Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. */
+  /**
+   * Maps the whole buffer into this process (MAP_SHARED). Release the mapping when done. A read-only view
+   * (`writable: false`) survives a stray store: the store goes to a private copy of the page and the
+   * mapping's release() throws EACCES.
+   */
   map(options?: { writable?: boolean }): Mapping {
-    return Mapping.open(this.fd, this.size, options?.writable ?? true);
+    const writable = optionsOf(options).writable ?? true;
+    if (typeof writable !== 'boolean') throw argTypeError('options.writable', 'a boolean', writable);
+    return Mapping.open(this.fd, this.size, writable, `dma-buf inode ${this.inode} (${this.exporter})`);
   }
 
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */
@@ -144,6 +152,7 @@ export class DmaBuf {
    * writers wait for it), as a read fence for 'read' (later writers wait for it).
    */
   importSyncFile(fence: SyncFile, access: Access): void {
+    if (!(fence instanceof SyncFile)) throw argTypeError('fence', 'a SyncFile (wrap an fd with SyncFile.fromFd)', fence);
     importFence(this.fd, fence, checkAccess(access));
   }
 
@@ -159,6 +168,7 @@ export class DmaBuf {
   waitIdle(access: Access, options?: WaitOptions): Promise<void> {
     try {
       checkAccess(access);
+      deadlineOf(options);
       return waitForFences(this.fd, access, options);
     } catch (err) {
       return Promise.reject(err);

@@ -5,7 +5,7 @@
  * itself on kernels without EXPORT_SYNC_FILE (POLLIN: no pending writers; POLLOUT: no pending fences).
  */
 import { native } from './native';
-import { abortError, argRangeError, fromNative, kernelCall, timeoutError } from '../errors';
+import { abortError, argRangeError, argTypeError, checkSignal, fromNative, kernelCall, optionsOf, timeoutError } from '../errors';
 
 /** Bounds for a wait. `deadline` is absolute (Date.now() ms) and wins over `timeoutMs` when both are set. */
 export interface WaitOptions {
@@ -18,13 +18,19 @@ export interface WaitOptions {
 }
 
 /** The absolute deadline (Date.now() ms, or Infinity) of a set of wait options; validates them. */
-export function deadlineOf(options: WaitOptions | undefined): number {
-  if (options?.deadline !== undefined) return options.deadline;
-  const t = options?.timeoutMs;
-  if (t === undefined) return Infinity;
-  if (typeof t !== 'number' || Number.isNaN(t) || t < 0) {
-    throw argRangeError(`timeoutMs must be a number >= 0 (got ${String(t)})`);
+export function deadlineOf(options: WaitOptions | null | undefined): number {
+  const o = optionsOf(options);
+  checkSignal(o.signal);
+  if (o.deadline !== undefined) {
+    if (typeof o.deadline !== 'number' || Number.isNaN(o.deadline)) {
+      throw argTypeError('options.deadline', 'a Date.now() time in ms', o.deadline);
+    }
+    return o.deadline;
   }
+  const t = o.timeoutMs;
+  if (t === undefined) return Infinity;
+  if (typeof t !== 'number') throw argTypeError('options.timeoutMs', 'a number of ms', t);
+  if (Number.isNaN(t) || t < 0) throw argRangeError('options.timeoutMs', 'a number of ms >= 0', t);
   return Date.now() + t;
 }
 
@@ -34,12 +40,13 @@ export function deadlineOf(options: WaitOptions | undefined): number {
  * @param what names the awaited thing in error messages.
  */
 export function waitFdReady(fd: number, events: number, what: string, options?: WaitOptions): Promise<void> {
-  const signal = options?.signal;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
   let ready: boolean;
   let deadline: number;
+  let signal: AbortSignal | undefined;
   try {
     deadline = deadlineOf(options);
+    signal = optionsOf(options).signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     ready = kernelCall(`waiting for ${what}`, () => native.pollReady(fd, events));
   } catch (err) {
     return Promise.reject(err);

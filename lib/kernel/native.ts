@@ -89,8 +89,12 @@ export interface NativeBinding {
    * ArrayBuffer) or, failing that, when garbage-collected.
    */
   map(fd: number, size: number, writable: boolean): ArrayBuffer;
-  /** munmap the mapping behind `buffer` and detach it. Returns false if it was already unmapped. */
-  unmap(buffer: ArrayBuffer): boolean;
+  /**
+   * munmap the mapping behind `buffer` and detach it. Returns 0 if it was already unmapped, 1 if it unmapped
+   * it, 2 if it unmapped a read-only view into which the write guard caught a store (the store went to a
+   * private copy of the page, never to the dma-buf).
+   */
+  unmap(buffer: ArrayBuffer): 0 | 1 | 2;
   /**
    * Replaces the mapping behind `buffer` (or at that registry address) in place (MAP_FIXED) by a private anonymous mapping of the same
    * size, so later accesses through any view of it no longer reach the dma-buf. Thread-safe against a

@@ -17,12 +17,12 @@ const leaks = new FinalizationRegistry<{ fd: number; what: string }>(({ fd, what
 });
 
 /** Checks that `fd` is a non-negative integer; throws TypeError / RangeError like Node's fs does. */
-export function checkFd(fd: unknown, what = 'fd'): number {
+export function checkFd(fd: unknown, name = 'fd'): number {
   if (typeof fd !== 'number' || !Number.isInteger(fd)) {
-    throw argTypeError(`${what} must be an integer file descriptor (got ${typeof fd === 'number' ? fd : typeof fd})`);
+    throw argTypeError(name, 'an integer file descriptor', fd);
   }
   if (fd < 0 || fd > 0x7fffffff) {
-    throw argRangeError(`${what} must be >= 0 (got ${fd})`);
+    throw argRangeError(name, 'a file descriptor >= 0', fd);
   }
   return fd;
 }

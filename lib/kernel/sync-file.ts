@@ -4,8 +4,8 @@
  * before touching this buffer"), from a device driver (a GPU/codec job's out-fence), or by merging two.
  */
 import { native } from './native';
-import { kernelCall } from '../errors';
-import { OwnedFd } from './owned-fd';
+import { argTypeError, closedError, DmabufError, kernelCall } from '../errors';
+import { checkFd, OwnedFd } from './owned-fd';
 import { waitFdReady, type WaitOptions } from './fd-wait';
 
 /** One fence inside a sync_file, as the kernel reports it. */
@@ -24,8 +24,11 @@ export interface FenceInfo {
 
 /** What SYNC_IOC_FILE_INFO reports about a sync_file. */
 export interface SyncFileInfo {
+  /** The sync_file's name (set by its creator or by merge()). */
   name: string;
+  /** 'signaled' once every fence has, 'error' if one failed, else 'active'. */
   status: 'signaled' | 'active' | 'error';
+  /** The fences inside it. */
   fences: FenceInfo[];
 }
 
@@ -43,11 +46,20 @@ export class SyncFile {
 
   /** Wraps a sync_file fd the caller owns; the SyncFile keeps its own dup(), so the caller still closes `fd`. */
   static fromFd(fd: number): SyncFile {
-    const sf = new SyncFile(OwnedFd.dup(fd, 'SyncFile'));
+    return SyncFile.fromCallerFd(fd, 'fd');
+  }
+
+  /** @internal fromFd() for an argument called `name` (named in errors, with the caller's fd number). */
+  static fromCallerFd(fd: unknown, name: string): SyncFile {
+    const sf = new SyncFile(OwnedFd.dup(checkFd(fd, name), 'SyncFile'));
     try {
       sf.info(); // ENOTTY here means "not a sync_file": fail now, not at first use.
     } catch (err) {
       sf.close();
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOTTY' || code === 'EINVAL') {
+        throw new DmabufError('ENOTTY', `${name} ${fd} is not a sync_file — pass a fence fd from a device driver or DmaBuf.exportSyncFile`, { cause: err });
+      }
       throw err;
     }
     return sf;
@@ -99,6 +111,9 @@ export class SyncFile {
 
   /** A new SyncFile that signals when both this and `other` have (SYNC_IOC_MERGE). */
   merge(other: SyncFile, name = 'dmabuf-sync'): SyncFile {
+    if (!(other instanceof SyncFile)) throw argTypeError('other', 'a SyncFile', other);
+    if (typeof name !== 'string') throw argTypeError('name', 'a string', name);
+    if (other.closed) throw closedError('the other SyncFile');
     return SyncFile.adopt(kernelCall('SyncFile.merge', () => native.syncFileMerge(this.fd, other.fd, name)));
   }
 

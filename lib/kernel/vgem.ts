@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, DmabufError, kernelCall } from '../errors';
+import { argRangeError, argTypeError, DmabufError, kernelCall } from '../errors';
 import { OwnedFd } from './owned-fd';
 import { DmaBuf } from './dma-buf';
 import { checkAccess, writes, type Access } from './access';
@@ -121,8 +121,9 @@ export class VgemDevice {
 
   /** Creates a buffer of at least `size` bytes (a dumb bo, 4 bytes per pixel) and exports it as a dma-buf. */
   createBuffer(size: number): VgemBuffer {
-    if (typeof size !== 'number' || !Number.isInteger(size) || size <= 0 || size > 2 ** 31) {
-      throw argRangeError(`size must be a positive integer up to 2 GiB (got ${String(size)})`);
+    if (typeof size !== 'number') throw argTypeError('size', 'a number of bytes', size);
+    if (!Number.isInteger(size) || size <= 0 || size > 2 ** 31) {
+      throw argRangeError('size', 'a positive integer number of bytes up to 2 GiB', size);
     }
     const width = 1024;
     const height = Math.ceil(size / (width * 4));

@@ -14,7 +14,18 @@ import { debuglog } from 'node:util';
 import { DmaBuf } from '../kernel/dma-buf';
 import { SyncFile } from '../kernel/sync-file';
 import { Mapping, scratchMappingAt } from '../kernel/mapping';
-import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, usageError } from '../errors';
+import {
+  abortError,
+  argRangeError,
+  argTypeError,
+  checkName,
+  describe,
+  DmabufError,
+  fromNative,
+  kernelCall,
+  optionsOf,
+  usageError,
+} from '../errors';
 import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
@@ -63,7 +74,9 @@ export interface DmabufSyncOptions {
 
 /** Options of lock(): one deadline and one signal bound the whole lock, backoffs and fence waits included. */
 export interface LockOptions {
+  /** Aborting rejects the pending lock() with an AbortError; nothing is left held. */
   signal?: AbortSignal;
+  /** Give up after this many ms (rejects with ETIMEDOUT); backoffs and fence waits included. */
   timeoutMs?: number;
 }
 
@@ -96,7 +109,8 @@ interface Entry {
   mapping?: Mapping;
 }
 
-type State = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
+/** The life cycle of a DmabufSync (see DmabufSync.state). */
+export type SyncState = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
 
 /** Arguments of the batched addon calls a lock and an unlock make, in entry order. */
 interface Batch {
@@ -122,7 +136,7 @@ export class DmabufSync {
   /** The watchdog bound, in ms. */
   readonly maxHoldMs: number;
   readonly #entries = new Map<bigint, Entry>();
-  #state: State = 'idle';
+  #state: SyncState = 'idle';
   #ctx: AcquireContext | undefined;
   #backoffs = 0;
   #fenceWaits = 0;
@@ -131,16 +145,18 @@ export class DmabufSync {
   readonly #forcedCallback = (): void => this.#onForced();
 
   /** Creates a sync object (same as DmabufSync.init). */
-  constructor(options: DmabufSyncOptions = {}) {
-    const maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
-    if (typeof maxHoldMs !== 'number' || !(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
-      throw argRangeError(`maxHoldMs must be a finite number > 0 (got ${String(maxHoldMs)})`);
+  constructor(options?: DmabufSyncOptions) {
+    const o = optionsOf(options);
+    const maxHoldMs = o.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+    if (typeof maxHoldMs !== 'number') throw argTypeError('options.maxHoldMs', 'a number of ms', maxHoldMs);
+    if (!(maxHoldMs > 0) || !Number.isFinite(maxHoldMs)) {
+      throw argRangeError('options.maxHoldMs', 'a finite number of ms > 0', maxHoldMs);
     }
-    if (options.wwClass !== undefined && !(options.wwClass instanceof WwClass)) {
-      throw argTypeError('wwClass must be a WwClass');
+    if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) {
+      throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
     }
-    this.name = options.name ?? `sync-${++serial}`;
-    this.wwClass = options.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
+    this.name = checkName(o.name, 'options.name') ?? `sync-${++serial}`;
+    this.wwClass = o.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
     this.maxHoldMs = maxHoldMs;
   }
 
@@ -150,9 +166,9 @@ export class DmabufSync {
   }
 
   /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
-  get state(): State {
-    this.#noticeForced();
-    return this.#state;
+  get state(): SyncState {
+    // No side effect (and no syscall) here: the forced holder's cleanup runs at its next call or its timer.
+    return this.#state === 'locked' && this.#ctx?.forced ? 'forced' : this.#state;
   }
 
   /** Whether lock() succeeded and unlock() has not run yet (false once forced off). */
@@ -161,12 +177,24 @@ export class DmabufSync {
   }
 
   /** Counters since creation: EDEADLK backoffs taken and waits on device fences that were not yet signalled. */
-  get stats(): { backoffs: number; fenceWaits: number } {
+  get stats(): {
+    /** EDEADLK backoffs taken by lock(). */
+    backoffs: number;
+    /** Waits for device fences that were not yet signalled. */
+    fenceWaits: number;
+  } {
     return { backoffs: this.#backoffs, fenceWaits: this.#fenceWaits };
   }
 
   /** The buffers added, in order. */
-  get buffers(): Array<{ inode: bigint; access: Access; cpu: boolean }> {
+  get buffers(): Array<{
+    /** The buffer's identity. */
+    inode: bigint;
+    /** How this sync accesses it. */
+    access: Access;
+    /** false for a device (DMA) access added with `cpu: false`. */
+    cpu: boolean;
+  }> {
     return [...this.#entries.values()].map((e) => ({ inode: e.buf.inode, access: e.access, cpu: e.cpu }));
   }
 
@@ -174,14 +202,15 @@ export class DmabufSync {
    * Adds a buffer this task will access: 'read', 'write' or 'rw'. Only before lock(). Adding the same
    * buffer (same inode) again merges the accesses (read + write = rw).
    */
-  get(buf: DmaBuf, access: Access, options: GetOptions = {}): void {
+  get(buf: DmaBuf, access: Access, options?: GetOptions): void {
     this.#checkUsable('get');
     if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: get() while locked; unlock() first, then add buffers`);
     if (!(buf instanceof DmaBuf)) {
-      throw argTypeError('buf must be a DmaBuf (wrap an fd with DmaBuf.fromFd)');
+      throw argTypeError('buf', 'a DmaBuf (wrap an fd with DmaBuf.fromFd)', buf);
     }
     checkAccess(access);
-    const cpu = options.cpu ?? true;
+    const cpu = optionsOf(options).cpu ?? true;
+    if (typeof cpu !== 'boolean') throw argTypeError('options.cpu', 'a boolean', cpu);
     if (buf.closed) throw new DmabufError('EBADF', `${this.name}: get() of a closed DmaBuf; keep it open until put()`);
     const known = this.#entries.get(buf.inode);
     if (known) {
@@ -199,7 +228,8 @@ export class DmabufSync {
   put(buf: DmaBuf): void {
     this.#checkUsable('put');
     if (this.#state !== 'idle') throw usageError('EBUSY', `${this.name}: put() while locked; unlock() first`);
-    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
+    const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: put() of a buffer that was not added with get()`);
     this.#drop(e);
   }
@@ -216,14 +246,14 @@ export class DmabufSync {
    * then waits for conflicting device fences, then opens the CPU cache bracket. `timeoutMs` and `signal`
    * bound all of it with one deadline; a rejected lock leaves nothing held.
    */
-  async lock(options: LockOptions = {}): Promise<void> {
+  async lock(options?: LockOptions): Promise<void> {
     this.#checkUsable('lock');
     if (this.#state !== 'idle') {
       throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
     }
-    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
     const deadline = deadlineOf(options);
-    const signal = options.signal;
+    const signal = optionsOf(options).signal;
+    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
     if (signal?.aborted) throw abortError(signal);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
@@ -260,7 +290,8 @@ export class DmabufSync {
     this.#noticeForced();
     if (this.#state === 'forced') throw this.#forcedError();
     if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
-    const e = buf instanceof DmaBuf ? this.#entries.get(buf.inode) : undefined;
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
+    const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
     if (!e.cpu) throw usageError('EPERM', `${this.name}: map() of a device-access buffer (get with cpu: true for CPU access)`);
     if (!e.mapping) {
@@ -274,7 +305,7 @@ export class DmabufSync {
    * Ends the access: closes the cache bracket, attaches `fence` (a device job's) to every buffer, releases
    * the locks and wakes waiters. Rejects with ETIMEDOUT if the watchdog forced the locks off meanwhile.
    */
-  unlock(options: UnlockOptions = {}): Promise<void> {
+  unlock(options?: UnlockOptions): Promise<void> {
     // Synchronous inside; a plain function returning a settled promise saves an async frame per unlock.
     try {
       this.#unlockNow(options);
@@ -284,7 +315,7 @@ export class DmabufSync {
     }
   }
 
-  #unlockNow(options: UnlockOptions): void {
+  #unlockNow(options: UnlockOptions | undefined): void {
     this.#checkUsable('unlock');
     this.#noticeForced();
     if (this.#state === 'forced') {
@@ -296,13 +327,15 @@ export class DmabufSync {
     let fence: SyncFile | undefined;
     let ownFence = false;
     const errors: unknown[] = [];
+    // A bad fence is reported, but the buffers are still unlocked: nothing may stay held.
     try {
-      if (options.fence !== undefined) {
-        if (options.fence instanceof SyncFile) fence = options.fence;
-        else {
-          fence = SyncFile.fromFd(options.fence);
-          ownFence = true;
-        }
+      const f = optionsOf(options).fence;
+      if (f instanceof SyncFile) fence = f;
+      else if (typeof f === 'number') {
+        fence = SyncFile.fromCallerFd(f, 'options.fence');
+        ownFence = true;
+      } else if (f !== undefined) {
+        throw argTypeError('options.fence', 'a SyncFile or a sync_file fd', f);
       }
     } catch (err) {
       errors.push(err);
@@ -315,14 +348,35 @@ export class DmabufSync {
         try {
           importFence(e.buf.fd, fence, e.access);
         } catch (err) {
-          errors.push(err);
+          errors.push(this.#bufferError(e, 'attaching the fence', err));
         }
       }
     }
     if (ownFence) fence!.close();
     this.#releaseAll(ctx);
-    if (errors.length > 0) throw errors[0];
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      const first = errors[0] as { code?: unknown };
+      throw new DmabufError(
+        typeof first.code === 'string' ? first.code : 'EIO',
+        `${this.name}: unlock() failed ${errors.length} times (every lock was released all the same): ` +
+          errors.map((err) => (err instanceof Error ? err.message : describe(err))).join(' | '),
+        { errors },
+      );
+    }
     debug('%s unlocked', this.name);
+  }
+
+  /** `err` of one buffer's step, as a DmabufError that names the buffer. */
+  #bufferError(e: Entry, step: string, err: unknown): DmabufError {
+    const inner = fromNative(err, `${this.name}: ${step} on dma-buf inode ${e.buf.inode} (${e.buf.exporter})`);
+    if (inner instanceof DmabufError && inner.message.includes(`inode ${e.buf.inode}`)) return inner;
+    const code = (inner as { code?: unknown }).code;
+    return new DmabufError(
+      typeof code === 'string' ? code : 'EIO',
+      `${this.name}: ${step} on dma-buf inode ${e.buf.inode} (${e.buf.exporter}): ${inner.message}`,
+      { cause: err },
+    );
   }
 
   /** Ends the sync object: puts every buffer. Must not be locked (EBUSY). Idempotent. */
@@ -425,12 +479,7 @@ export class DmabufSync {
   /** Releases the mappings and closes every open bracket (one addon call when all are open). */
   #endCpuAll(errors: unknown[]): void {
     const batch = this.#batch;
-    for (const e of this.#entries.values()) {
-      if (e.mapping) {
-        e.mapping.release();
-        e.mapping = undefined;
-      }
-    }
+    for (const e of this.#entries.values()) this.#releaseMapping(e, errors);
     if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
       try {
         syncEach(batch.cpuFds, batch.endFlags);
@@ -439,27 +488,47 @@ export class DmabufSync {
       } catch (err) {
         const failed = (err as { index?: number }).index ?? 0;
         for (let i = 0; i <= failed; i++) (batch.cpu[i] as Entry).started = false;
-        errors.push(fromNative(err, `${this.name}: closing the cache bracket`));
+        errors.push(this.#bufferError(batch.cpu[failed] as Entry, 'closing the cache bracket', err));
       }
     }
     for (const e of this.#entries.values()) {
       try {
         this.#endCpu(e);
       } catch (err) {
-        errors.push(err);
+        errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
       }
     }
   }
 
-  #endCpu(e: Entry): void {
-    if (e.mapping) {
-      e.mapping.release();
-      e.mapping = undefined;
+  /** Releases e's view; a write caught in a read-only view becomes an EACCES error naming the buffer. */
+  #releaseMapping(e: Entry, errors: unknown[]): void {
+    const mapping = e.mapping;
+    if (!mapping) return;
+    e.mapping = undefined;
+    try {
+      mapping.release();
+    } catch (err) {
+      errors.push(
+        new DmabufError(
+          'EACCES',
+          `${this.name}: dma-buf inode ${e.buf.inode} (${e.buf.exporter}) was locked for '${e.access}' but written ` +
+            'through its view from map(); the write went to a private copy and did not reach the buffer. ' +
+            "Add it with get(buf, 'write') or 'rw' to change it",
+          { cause: err },
+        ),
+      );
     }
+  }
+
+  /** Releases e's view and closes its cache bracket; throws the first failure after doing both. */
+  #endCpu(e: Entry): void {
+    const errors: unknown[] = [];
+    this.#releaseMapping(e, errors);
     if (e.started) {
       e.started = false;
       kernelCall(`${this.name}: closing the cache bracket`, () => e.buf.syncEnd(e.access));
     }
+    if (errors.length > 0) throw errors[0];
   }
 
   /** Releases every hold of ctx and ends it; also the cleanup path of a failed lock(). */

@@ -3,10 +3,10 @@
  * Its identity (stamp, flags, acquired count, name) lives in the shared table so that other threads can
  * order against it, wound it, or force it off when it holds a lock past its maxHoldMs.
  */
-import { DmabufError } from '../errors';
+import { argRangeError, argTypeError, checkName, DmabufError, optionsOf } from '../errors';
 import { lockStore, type LockStore } from './lock-table';
 import { CF_FORCED, CF_WOUNDED } from './shared-state';
-import type { WwClass } from './ww-class';
+import { WwClass } from './ww-class';
 import { noticeForced, unwatch } from './ww-watchdog';
 
 /** Options of WwClass.acquireContext. */
@@ -67,12 +67,13 @@ export class AcquireContext {
 
   /** Use WwClass.acquireContext(). */
   constructor(cls: WwClass, options?: AcquireContextOptions) {
-    const maxHold = options?.maxHoldMs ?? 0;
-    if (typeof maxHold !== 'number' || Number.isNaN(maxHold) || maxHold < 0) {
-      throw new RangeError(`maxHoldMs must be a non-negative number of ms, got ${String(maxHold)}`);
-    }
+    if (!(cls instanceof WwClass)) throw argTypeError('cls', 'a WwClass', cls);
+    const o = optionsOf(options);
+    const maxHold = o.maxHoldMs ?? 0;
+    if (typeof maxHold !== 'number') throw argTypeError('options.maxHoldMs', 'a number of ms', maxHold);
+    if (Number.isNaN(maxHold) || maxHold < 0) throw argRangeError('options.maxHoldMs', 'a number of ms >= 0', maxHold);
     this.class = cls;
-    this.name = options?.name ?? '';
+    this.name = checkName(o.name, 'options.name') ?? '';
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
     const store = lockStore();
     const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
@@ -106,6 +107,7 @@ export class AcquireContext {
    * watchdog timer, or when an unlock()/lock() notices). Runs at once if that already happened.
    */
   onForced(callback: ForcedCallback): void {
+    if (typeof callback !== 'function') throw argTypeError('callback', 'a function', callback);
     (this.#s.forcedCallbacks ??= []).push(callback);
     if (this.#s.forcedNoticed) callback(this);
   }
@@ -147,7 +149,7 @@ export function contextState(ctx: AcquireContext): ContextState {
 export function lockError(ctx: AcquireContext): Error | undefined {
   const s = stateOf(ctx);
   if (s.slot < 0) {
-    return new DmabufError('EINVAL', `acquire context "${ctx.name}" was fini()ed: create a new one with acquireContext()`);
+    return new DmabufError('EBADF', `acquire context "${ctx.name}" was fini()ed: create a new one with acquireContext()`);
   }
   if (s.done) {
     return new DmabufError(

@@ -93,13 +93,17 @@ export const F_WW = 2;
 
 /** One holder or waiter in a `LockSnapshot`. */
 export interface LockHolderInfo {
+  /** The context's name ('' for none or a ctx-less hold). */
   ctxName: string;
   /** The context's stamp; null for a ctx-less hold. */
   stamp: number | null;
+  /** Shared ('read') or exclusive ('write'). */
   mode: 'read' | 'write';
   /** Date.now() when the hold (or the wait) began. */
   since: number;
+  /** The worker_threads threadId of the holder (0: the main thread). */
   threadId: number;
+  /** The holder's process id. */
   pid: number;
 }
 /** A waiter in a `LockSnapshot` (same fields as a holder). */
@@ -107,7 +111,15 @@ export type LockWaiterInfo = LockHolderInfo;
 
 /** Plain-data snapshot of every mutex that has a holder or a waiter, across all threads. */
 export interface LockSnapshot {
-  locks: Array<{ key: bigint; holders: LockHolderInfo[]; waiters: LockWaiterInfo[] }>;
+  /** One entry per mutex with a holder or a waiter. */
+  locks: Array<{
+    /** The mutex key (for dmabuf-sync: the buffer's inode). */
+    key: bigint;
+    /** Who holds it now. */
+    holders: LockHolderInfo[];
+    /** Who waits for it, in queue order. */
+    waiters: LockWaiterInfo[];
+  }>;
 }
 
 /** What a forced release removed. */

@@ -4,6 +4,7 @@
  */
 import { AcquireContext, type AcquireContextOptions } from './acquire-context';
 import { KIND_WAIT_DIE, KIND_WOUND_WAIT } from './shared-state';
+import { argTypeError, checkName } from '../errors';
 
 /** 'wound-wait': older contexts wound younger holders (fewer back-offs); 'wait-die': younger requesters die. */
 export type WwClassKind = 'wound-wait' | 'wait-die';
@@ -25,11 +26,9 @@ export class WwClass {
    * @param name label used in diagnostics.
    */
   constructor(kind: WwClassKind = 'wound-wait', name?: string) {
-    if (kind !== 'wound-wait' && kind !== 'wait-die') {
-      throw new TypeError(`WwClass kind must be 'wound-wait' or 'wait-die', got ${String(kind)}`);
-    }
+    if (kind !== 'wound-wait' && kind !== 'wait-die') throw argTypeError('kind', "'wound-wait' or 'wait-die'", kind);
     this.kind = kind;
-    this.name = name ?? kind;
+    this.name = checkName(name, 'name') ?? kind;
     this.kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
   }
 

@@ -3,7 +3,7 @@
  * worker_thread of the process. See docs/design.md, "Lock core".
  */
 import { AcquireContext, contextState, forcedError, lockError } from './acquire-context';
-import { DmabufError, abortError, timeoutError } from '../errors';
+import { DmabufError, abortError, argRangeError, argTypeError, checkSignal, optionsOf, timeoutError } from '../errors';
 import { acquiredChannel, backoffChannel, contendedChannel } from './lock-channels';
 import {
   EALREADY,
@@ -17,7 +17,7 @@ import {
   type LockSnapshot,
   type LockStore,
 } from './lock-table';
-import type { WwClass } from './ww-class';
+import { WwClass } from './ww-class';
 import { forceContext, noticeForced, waiterBlocked, watchHold } from './ww-watchdog';
 
 export { setForceHook, type ForceHook } from './ww-watchdog';
@@ -52,8 +52,22 @@ const finalizer = new FinalizationRegistry<number>((slot) => {
 function checkMode(mode: LockMode): boolean {
   if (mode === 'write') return true;
   if (mode === 'read') return false;
-  throw new TypeError(`lock mode must be 'read' or 'write', got ${String(mode)}`);
+  throw argTypeError('mode', "'read' or 'write'", mode);
 }
+
+/** Validates lock()/lockSlow() options; returns them as an object. */
+function checkLockOptions(options: LockOptions | undefined): Partial<LockOptions> {
+  const o = optionsOf(options);
+  checkSignal(o.signal);
+  if (o.deadline !== undefined && (typeof o.deadline !== 'number' || Number.isNaN(o.deadline))) {
+    throw argTypeError('options.deadline', 'a Date.now() time in ms', o.deadline);
+  }
+  return o;
+}
+
+/** Keys are stored as 64-bit integers: an inode (unsigned) or a signed key. */
+const MIN_KEY = -(2n ** 63n);
+const MAX_KEY = 2n ** 64n - 1n;
 
 function edeadlk(): DmabufError {
   return new DmabufError(
@@ -65,6 +79,10 @@ function edeadlk(): DmabufError {
 
 function ealready(): DmabufError {
   return new DmabufError('EALREADY', 'this acquire context already holds this mutex: do not lock it twice');
+}
+
+function finied(ctx: AcquireContext): DmabufError {
+  return new DmabufError('EBADF', `acquire context "${ctx.name}" was fini()ed: it holds nothing and cannot be used`);
 }
 
 function eperm(what: string): DmabufError {
@@ -92,7 +110,9 @@ export class WwMutex {
    *   unique key.
    */
   constructor(cls: WwClass, key?: bigint) {
-    if (key !== undefined && typeof key !== 'bigint') throw new TypeError('WwMutex key must be a bigint');
+    if (!(cls instanceof WwClass)) throw argTypeError('cls', 'a WwClass', cls);
+    if (key !== undefined && typeof key !== 'bigint') throw argTypeError('key', 'a bigint', key);
+    if (key !== undefined && (key < MIN_KEY || key > MAX_KEY)) throw argRangeError('key', 'a 64-bit integer', key);
     this.class = cls;
     this.store = lockStore();
     this.slot = this.store.openMutex(key, cls.kindId);
@@ -118,7 +138,7 @@ export class WwMutex {
    */
   lockSlow(ctx: AcquireContext, mode: LockMode = 'write', options?: LockOptions): Promise<void> {
     if (!(ctx instanceof AcquireContext)) {
-      return Promise.reject(new DmabufError('EINVAL', 'lockSlow() needs the acquire context that got EDEADLK'));
+      return Promise.reject(argTypeError('ctx', 'the AcquireContext that got EDEADLK', ctx));
     }
     if (contextState(ctx).slot >= 0 && ctx.acquired > 0) {
       return Promise.reject(
@@ -136,6 +156,7 @@ export class WwMutex {
     let c = -1;
     try {
       write = checkMode(mode);
+      options = checkLockOptions(options);
       this.checkUsable();
       if (ctx !== null) {
         const err = this.checkCtx(ctx);
@@ -247,6 +268,7 @@ export class WwMutex {
    */
   tryLock(mode: LockMode = 'write', ctx?: AcquireContext | null): boolean {
     const write = checkMode(mode);
+    if (ctx != null && !(ctx instanceof AcquireContext)) throw argTypeError('ctx', 'an AcquireContext or null', ctx);
     this.checkUsable();
     let c = -1;
     if (ctx != null) {
@@ -268,8 +290,10 @@ export class WwMutex {
    * Throws EPERM if there is no such hold, and ETIMEDOUT if the watchdog already forced the context off.
    */
   unlock(ctx?: AcquireContext | null): void {
+    if (ctx != null && !(ctx instanceof AcquireContext)) throw argTypeError('ctx', 'an AcquireContext or null', ctx);
+    this.checkUsable();
     if (ctx != null) {
-      if (contextState(ctx).slot < 0) throw eperm('a fini()ed context');
+      if (contextState(ctx).slot < 0) throw finied(ctx);
       const code = this.store.release(this.slot, contextState(ctx).slot, -1);
       if (code === GRANTED) return;
       if (code === FORCED) {
@@ -289,11 +313,17 @@ export class WwMutex {
    * Throws EPERM if `ctx` does not hold this mutex.
    */
   setHoldTag(ctx: AcquireContext, tag: bigint): void {
-    if (contextState(ctx).slot < 0 || !this.store.setHoldTag(this.slot, contextState(ctx).slot, tag)) throw eperm(`context "${ctx.name}"`);
+    if (!(ctx instanceof AcquireContext)) throw argTypeError('ctx', 'an AcquireContext', ctx);
+    if (typeof tag !== 'bigint') throw argTypeError('tag', 'a bigint', tag);
+    if (tag < 0n || tag >= 2n ** 64n) throw argRangeError('tag', 'an unsigned 64-bit integer', tag);
+    this.checkUsable();
+    if (contextState(ctx).slot < 0) throw finied(ctx);
+    if (!this.store.setHoldTag(this.slot, contextState(ctx).slot, tag)) throw eperm(`context "${ctx.name}"`);
   }
 
   /** True if `ctx` holds this mutex (any mode). */
   isHeldBy(ctx: AcquireContext): boolean {
+    if (!(ctx instanceof AcquireContext)) throw argTypeError('ctx', 'an AcquireContext', ctx);
     return this.slot >= 0 && contextState(ctx).slot >= 0 && this.store.holds(this.slot, contextState(ctx).slot);
   }
 
@@ -323,11 +353,11 @@ export class WwMutex {
   }
 
   private checkUsable(): void {
-    if (this.slot < 0) throw new DmabufError('EINVAL', `WwMutex ${this.key} was disposed: create a new one`);
+    if (this.slot < 0) throw new DmabufError('EBADF', `WwMutex ${this.key} was disposed: create a new one`);
   }
 
   private checkCtx(ctx: AcquireContext): Error | undefined {
-    if (!(ctx instanceof AcquireContext)) return new TypeError('ctx must be an AcquireContext or null');
+    if (!(ctx instanceof AcquireContext)) return argTypeError('ctx', 'an AcquireContext or null', ctx);
     if (ctx.class.kind !== this.class.kind) {
       return new DmabufError('EINVAL', `context of a '${ctx.class.kind}' class used on a '${this.class.kind}' mutex: use one class`);
     }
@@ -341,7 +371,8 @@ export class WwMutex {
  * watches queryLocks(). Returns true if this call forced it.
  */
 export function forceRelease(ctxId: number): boolean {
-  if (!Number.isInteger(ctxId) || ctxId < 0) throw new RangeError(`ctxId must be an AcquireContext id, got ${ctxId}`);
+  if (typeof ctxId !== 'number') throw argTypeError('ctxId', 'an AcquireContext id (a number)', ctxId);
+  if (!Number.isInteger(ctxId) || ctxId < 0) throw argRangeError('ctxId', 'an AcquireContext id (an integer >= 0)', ctxId);
   return forceContext(lockStore(), ctxId, Date.now());
 }
 

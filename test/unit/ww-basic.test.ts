@@ -222,7 +222,7 @@ describe.each(KINDS)('%s', (kind) => {
     holder.fini();
   });
 
-  test('wrong uses: EPERM, EINVAL, EBUSY', async () => {
+  test('wrong uses: EPERM, EINVAL, EBUSY, EBADF after fini/dispose', async () => {
     const m = new WwMutex(cls), n = new WwMutex(cls);
     const ctx = cls.acquireContext({ name: 'misuse' });
     expect(thrownCode(() => m.unlock(ctx))).toBe('EPERM');
@@ -246,8 +246,12 @@ describe.each(KINDS)('%s', (kind) => {
     expect(thrownCode(() => m.tryLock('write', ctx))).toBe('EPERM');
     ctx.fini();
     ctx.fini(); // idempotent
-    expect(await codeOf(m.lock(ctx))).toBe('EINVAL');
-    await expect(n.lock(null, 'exclusive' as never)).rejects.toThrow(TypeError);
+    expect(await codeOf(m.lock(ctx))).toBe('EBADF'); // use after fini: EBADF, like every destroyed object
+    expect(thrownCode(() => m.unlock(ctx))).toBe('EBADF');
+    await expect(n.lock(null, 'exclusive' as never)).rejects.toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    // lockSlow() with something that is not a context fails like lock() does.
+    await expect(n.lockSlow({} as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"ctx"') });
+    await expect(n.lock({} as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"ctx"') });
     // Another class kind on the same key, or a context of the other kind.
     const otherKind = new WwClass(kind === 'wait-die' ? 'wound-wait' : 'wait-die');
     expect(thrownCode(() => new WwMutex(otherKind, m.key))).toBe('EINVAL');
@@ -260,7 +264,9 @@ describe.each(KINDS)('%s', (kind) => {
     m.unlock();
     m.dispose();
     m.dispose();
-    expect(await codeOf(m.lock(null))).toBe('EINVAL');
+    expect(await codeOf(m.lock(null))).toBe('EBADF');
+    expect(thrownCode(() => m.tryLock())).toBe('EBADF');
+    expect(thrownCode(() => m.unlock())).toBe('EBADF');
     n.dispose();
   });
 

@@ -345,7 +345,8 @@ export class KmsDisplay implements ScanoutOwner {
   /** @internal ScanoutBuffer.close(): remove the framebuffer, drop the handle. */
   release(buffer: ScanoutBuffer): void {
     if (!this.#buffers.delete(buffer)) return;
-    if (this.#onScreen === buffer) this.#onScreen = undefined;
+    const wasOnScreen = this.#onScreen === buffer;
+    if (wasOnScreen) this.#onScreen = undefined;
     if (this.closed) return; // closing the card released everything
     const fd = this.fd;
     const errors: unknown[] = [];
@@ -353,6 +354,15 @@ export class KmsDisplay implements ScanoutOwner {
       native.kmsRmFb(fd, buffer.fbId);
     } catch (err) {
       errors.push(err);
+    }
+    if (wasOnScreen && this.#modeBlob !== 0) {
+      // RMFB of the primary plane's framebuffer turns the CRTC off too: the next present() sets the mode again.
+      try {
+        native.kmsDestroyBlob(fd, this.#modeBlob);
+      } catch (err) {
+        errors.push(err);
+      }
+      this.#modeBlob = 0;
     }
     try {
       if (buffer.owned) native.drmDumbDestroy(fd, buffer.handle);

@@ -50,7 +50,7 @@ function cardNodes(): string[] {
 }
 
 /** An open KMS display. */
-export class KmsDisplay implements ScanoutOwner {
+export class KmsDisplay {
   readonly #fd: OwnedFd;
   readonly #pipe: KmsPipeline;
   /** The device node. */
@@ -64,6 +64,8 @@ export class KmsDisplay implements ScanoutOwner {
   readonly refreshHz: number;
   readonly modeName: string;
   readonly #buffers = new Set<ScanoutBuffer>();
+  /** What a ScanoutBuffer calls when it closes. */
+  readonly #owner: ScanoutOwner = { release: (buffer) => this.#release(buffer) };
   /** GEM handles of imported dma-bufs → users (the kernel gives one handle per buffer per open file). */
   readonly #importRefs = new Map<number, number>();
   #modeBlob = 0;
@@ -172,7 +174,7 @@ export class KmsDisplay implements ScanoutOwner {
     try {
       dmaBuf = DmaBuf.adopt(kernelCall('KmsDisplay.createBuffer: PRIME export', () => native.drmPrimeHandleToFd(fd, bo.handle)));
       const fbId = this.#addFb(bo.handle, bo.pitch, 0);
-      return this.#track(new ScanoutBuffer(this, dmaBuf, { width: this.width, height: this.height, pitch: bo.pitch, offset: 0, fbId, handle: bo.handle, owned: true }));
+      return this.#track(ScanoutBuffer.of(this.#owner, dmaBuf, { width: this.width, height: this.height, pitch: bo.pitch, offset: 0, fbId, handle: bo.handle, owned: true }));
     } catch (err) {
       dmaBuf?.close();
       native.drmDumbDestroy(fd, bo.handle);
@@ -215,7 +217,7 @@ export class KmsDisplay implements ScanoutOwner {
     try {
       dup = buf.dup();
       const fbId = this.#addFb(handle, pitch, offset);
-      return this.#track(new ScanoutBuffer(this, dup, { width: this.width, height: this.height, pitch, offset, fbId, handle, owned: false }));
+      return this.#track(ScanoutBuffer.of(this.#owner, dup, { width: this.width, height: this.height, pitch, offset, fbId, handle, owned: false }));
     } catch (err) {
       dup?.close();
       this.#dropImport(handle);
@@ -342,8 +344,8 @@ export class KmsDisplay implements ScanoutOwner {
     native.drmGemClose(this.fd, handle);
   }
 
-  /** @internal ScanoutBuffer.close(): remove the framebuffer, drop the handle. */
-  release(buffer: ScanoutBuffer): void {
+  /** ScanoutBuffer.close(): remove the framebuffer, drop the handle. */
+  #release(buffer: ScanoutBuffer): void {
     if (!this.#buffers.delete(buffer)) return;
     const wasOnScreen = this.#onScreen === buffer;
     if (wasOnScreen) this.#onScreen = undefined;

@@ -12,6 +12,17 @@ export interface ScanoutOwner {
   release(buffer: ScanoutBuffer): void;
 }
 
+/** @internal Where a framebuffer lies in its dma-buf and what the display calls it. */
+export interface ScanoutGeometry {
+  width: number;
+  height: number;
+  pitch: number;
+  offset: number;
+  fbId: number;
+  handle: number;
+  owned: boolean;
+}
+
 /** A framebuffer on a KMS display and the dma-buf behind it. */
 export class ScanoutBuffer {
   readonly #owner: ScanoutOwner;
@@ -33,8 +44,7 @@ export class ScanoutBuffer {
   /** @internal true for a dumb buffer of the display (destroyed with it), false for an imported dma-buf. */
   readonly owned: boolean;
 
-  /** @internal */
-  constructor(owner: ScanoutOwner, dmaBuf: DmaBuf, geometry: { width: number; height: number; pitch: number; offset: number; fbId: number; handle: number; owned: boolean }) {
+  private constructor(owner: ScanoutOwner, dmaBuf: DmaBuf, geometry: ScanoutGeometry) {
     this.#owner = owner;
     this.#dmaBuf = dmaBuf;
     this.width = geometry.width;
@@ -44,6 +54,11 @@ export class ScanoutBuffer {
     this.fbId = geometry.fbId;
     this.handle = geometry.handle;
     this.owned = geometry.owned;
+  }
+
+  /** @internal A framebuffer of `owner` (KmsDisplay.createBuffer() and importBuffer() are the public way). */
+  static of(owner: ScanoutOwner, dmaBuf: DmaBuf, geometry: ScanoutGeometry): ScanoutBuffer {
+    return new ScanoutBuffer(owner, dmaBuf, geometry);
   }
 
   /**

@@ -55,11 +55,15 @@ export class Frame {
   /** The scanout buffer (size, pitch, framebuffer). */
   readonly buffer: ScanoutBuffer;
 
-  /** @internal */
-  constructor(chain: SwapChain, buffer: ScanoutBuffer, sync: DmabufSync) {
+  private constructor(chain: SwapChain, buffer: ScanoutBuffer, sync: DmabufSync) {
     this.#chain = chain;
     this.buffer = buffer;
     this.#sync = sync;
+  }
+
+  /** @internal A frame of `chain` locked by `sync` (SwapChain.acquire() is the public way). */
+  static of(chain: SwapChain, buffer: ScanoutBuffer, sync: DmabufSync): Frame {
+    return new Frame(chain, buffer, sync);
   }
 
   /** The frame's dma-buf. */
@@ -197,7 +201,7 @@ export class SwapChain {
       throw err;
     }
     this.#stats.fenceWaits += sync.stats.fenceWaits;
-    return new Frame(this, buffer, sync);
+    return Frame.of(this, buffer, sync);
   }
 
   /**

@@ -15,7 +15,8 @@
         "native/mapping.cc",
         "native/write_guard.cc",
         "native/alloc.cc",
-        "native/vgem.cc"
+        "native/vgem.cc",
+        "native/kms.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

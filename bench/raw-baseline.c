@@ -5,6 +5,14 @@
 //                                              SYNC START; then per buffer SYNC END (access: rw|read|write)
 //   raw-baseline wake <reps>                   vgem fence on a dumb bo (write), exported READ sync_file,
 //                                              a second thread signals it; median poll() wake latency
+//   raw-baseline flip <frames>                 the swap chain's ioctls on the first KMS card with a connected
+//                                              output: 2 dumb buffers; per frame: EXPORT_SYNC_FILE(write) of
+//                                              the back buffer + poll + close, SYNC START, write a row, SYNC
+//                                              END, EXPORT_SYNC_FILE(read) + poll + close, wait for the last
+//                                              flip, ATOMIC NONBLOCK with OUT_FENCE_PTR, IMPORT_SYNC_FILE of
+//                                              the out-fence into the replaced buffer. Reports frames/s and
+//                                              the median present→out-fence latency (a second pass that
+//                                              polls every out-fence)
 //
 // Prints one JSON object on stdout. Built by scripts/bench.sh with: cc -O2 -pthread -I<drm uapi dir>.
 #define _GNU_SOURCE
@@ -190,6 +198,179 @@ static int bench_wake(int reps, double delay_ms) {
   free(lat);
   return 0;
 }
+
+// --- flip: KMS ------------------------------------------------------------------------------------------
+struct kms {
+  int fd;
+  uint32_t conn, crtc, plane, mode_blob, w, h;
+  uint32_t p_conn_crtc, p_mode, p_active, p_out_fence, p_fb, p_crtc, p_sx, p_sy, p_sw, p_sh, p_cx, p_cy, p_cw, p_ch;
+};
+
+static uint32_t prop_id(int fd, uint32_t obj, uint32_t type, const char *name) {
+  uint32_t ids[64];
+  uint64_t vals[64];
+  struct drm_mode_obj_get_properties g = {.props_ptr = (uintptr_t)ids, .prop_values_ptr = (uintptr_t)vals, .count_props = 64, .obj_id = obj, .obj_type = type};
+  if (xioctl(fd, DRM_IOCTL_MODE_OBJ_GETPROPERTIES, &g) < 0) die("OBJ_GETPROPERTIES");
+  for (uint32_t i = 0; i < g.count_props && i < 64; i++) {
+    struct drm_mode_get_property p = {.prop_id = ids[i]};
+    if (xioctl(fd, DRM_IOCTL_MODE_GETPROPERTY, &p) < 0) die("GETPROPERTY");
+    if (!strcmp(p.name, name)) return ids[i];
+    if (!strcmp(name, "type=primary") && !strcmp(p.name, "type")) return vals[i] == 1;
+  }
+  return 0;
+}
+
+// The first card with a connected connector: its CRTC (of the first encoder) and a primary plane of it.
+static int kms_open(struct kms *k) {
+  char path[64];
+  for (int i = 0; i < 16; i++) {
+    snprintf(path, sizeof path, "/dev/dri/card%d", i);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct drm_set_client_cap c1 = {.capability = DRM_CLIENT_CAP_UNIVERSAL_PLANES, .value = 1};
+    struct drm_set_client_cap c2 = {.capability = DRM_CLIENT_CAP_ATOMIC, .value = 1};
+    uint32_t crtcs[8], conns[8], encs[8];
+    struct drm_mode_card_res res = {.crtc_id_ptr = (uintptr_t)crtcs, .connector_id_ptr = (uintptr_t)conns, .encoder_id_ptr = (uintptr_t)encs,
+                                    .count_crtcs = 8, .count_connectors = 8, .count_encoders = 8};
+    if (ioctl(fd, DRM_IOCTL_SET_CLIENT_CAP, &c1) < 0 || ioctl(fd, DRM_IOCTL_SET_CLIENT_CAP, &c2) < 0 ||
+        ioctl(fd, DRM_IOCTL_MODE_GETRESOURCES, &res) < 0) { close(fd); continue; }
+    for (uint32_t j = 0; j < res.count_connectors && j < 8; j++) {
+      struct drm_mode_modeinfo modes[64];
+      uint32_t cencs[8];
+      struct drm_mode_get_connector gc = {.connector_id = conns[j]};
+      if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &gc) < 0) die("GETCONNECTOR");
+      if (gc.connection != 1 || gc.count_modes == 0) continue;
+      struct drm_mode_get_connector g2 = {.connector_id = conns[j], .modes_ptr = (uintptr_t)modes, .count_modes = gc.count_modes < 64 ? gc.count_modes : 64,
+                                          .encoders_ptr = (uintptr_t)cencs, .count_encoders = gc.count_encoders < 8 ? gc.count_encoders : 8};
+      if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &g2) < 0) die("GETCONNECTOR");
+      struct drm_mode_modeinfo *m = &modes[0];
+      for (uint32_t q = 0; q < g2.count_modes && q < 64; q++) if (modes[q].type & DRM_MODE_TYPE_PREFERRED) { m = &modes[q]; break; }
+      struct drm_mode_get_encoder e = {.encoder_id = cencs[0]};
+      if (xioctl(fd, DRM_IOCTL_MODE_GETENCODER, &e) < 0) die("GETENCODER");
+      int ci = 0;
+      while (ci < 8 && !(e.possible_crtcs & (1u << ci))) ci++;
+      uint32_t planes[16];
+      struct drm_mode_get_plane_res pr = {.plane_id_ptr = (uintptr_t)planes, .count_planes = 16};
+      if (xioctl(fd, DRM_IOCTL_MODE_GETPLANERESOURCES, &pr) < 0) die("GETPLANERESOURCES");
+      for (uint32_t q = 0; q < pr.count_planes && q < 16; q++) {
+        struct drm_mode_get_plane gp = {.plane_id = planes[q]};
+        if (xioctl(fd, DRM_IOCTL_MODE_GETPLANE, &gp) < 0) die("GETPLANE");
+        if (!(gp.possible_crtcs & (1u << ci)) || !prop_id(fd, planes[q], DRM_MODE_OBJECT_PLANE, "type=primary")) continue;
+        k->fd = fd; k->conn = conns[j]; k->crtc = crtcs[ci]; k->plane = planes[q]; k->w = m->hdisplay; k->h = m->vdisplay;
+        struct drm_mode_create_blob b = {.data = (uintptr_t)m, .length = sizeof *m};
+        if (xioctl(fd, DRM_IOCTL_MODE_CREATEPROPBLOB, &b) < 0) die("CREATEPROPBLOB");
+        k->mode_blob = b.blob_id;
+        k->p_conn_crtc = prop_id(fd, k->conn, DRM_MODE_OBJECT_CONNECTOR, "CRTC_ID");
+        k->p_mode = prop_id(fd, k->crtc, DRM_MODE_OBJECT_CRTC, "MODE_ID");
+        k->p_active = prop_id(fd, k->crtc, DRM_MODE_OBJECT_CRTC, "ACTIVE");
+        k->p_out_fence = prop_id(fd, k->crtc, DRM_MODE_OBJECT_CRTC, "OUT_FENCE_PTR");
+        const char *pn[] = {"FB_ID", "CRTC_ID", "SRC_X", "SRC_Y", "SRC_W", "SRC_H", "CRTC_X", "CRTC_Y", "CRTC_W", "CRTC_H"};
+        uint32_t *pp[] = {&k->p_fb, &k->p_crtc, &k->p_sx, &k->p_sy, &k->p_sw, &k->p_sh, &k->p_cx, &k->p_cy, &k->p_cw, &k->p_ch};
+        for (int t = 0; t < 10; t++) *pp[t] = prop_id(fd, k->plane, DRM_MODE_OBJECT_PLANE, pn[t]);
+        return 0;
+      }
+    }
+    close(fd);
+  }
+  errno = ENODEV;
+  die("no KMS card with a connected output (run with DMABUF_VM_DISPLAY=bochs)");
+  return -1;
+}
+
+static void poll_fd(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int r;
+  do r = poll(&p, 1, 10000);
+  while (r == -1 && errno == EINTR);
+  if (r != 1) { errno = ETIMEDOUT; die("poll"); }
+}
+
+// Waits for the buffer's fences conflicting with `flags` (EXPORT_SYNC_FILE + poll), as DmabufSync.lock does.
+static void wait_fences(int dmabuf, uint32_t flags) {
+  struct dma_buf_export_sync_file ex = {.flags = flags, .fd = -1};
+  if (xioctl(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &ex) < 0) die("EXPORT_SYNC_FILE");
+  poll_fd(ex.fd);
+  close(ex.fd);
+}
+
+// One atomic commit of `fb`; returns the out-fence fd.
+static int commit(struct kms *k, uint32_t fb, int modeset) {
+  uint32_t objs[3], counts[3], props[16];
+  uint64_t vals[16];
+  int32_t out = -1;
+  int no = 0, np = 0;
+#define PROP(id, v) (props[np] = (id), vals[np] = (uint64_t)(v), np++)
+  if (modeset) { objs[no] = k->conn; counts[no++] = 1; PROP(k->p_conn_crtc, k->crtc); }
+  objs[no] = k->crtc; counts[no++] = modeset ? 3 : 1;
+  PROP(k->p_out_fence, (uintptr_t)&out);
+  if (modeset) { PROP(k->p_mode, k->mode_blob); PROP(k->p_active, 1); }
+  objs[no] = k->plane; counts[no++] = 10;
+  PROP(k->p_fb, fb); PROP(k->p_crtc, k->crtc); PROP(k->p_sx, 0); PROP(k->p_sy, 0); PROP(k->p_sw, (uint64_t)k->w << 16);
+  PROP(k->p_sh, (uint64_t)k->h << 16); PROP(k->p_cx, 0); PROP(k->p_cy, 0); PROP(k->p_cw, k->w); PROP(k->p_ch, k->h);
+#undef PROP
+  struct drm_mode_atomic a = {.flags = DRM_MODE_ATOMIC_NONBLOCK | (modeset ? DRM_MODE_ATOMIC_ALLOW_MODESET : 0), .count_objs = (uint32_t)no,
+                              .objs_ptr = (uintptr_t)objs, .count_props_ptr = (uintptr_t)counts, .props_ptr = (uintptr_t)props, .prop_values_ptr = (uintptr_t)vals};
+  if (ioctl(k->fd, DRM_IOCTL_MODE_ATOMIC, &a) < 0) die("MODE_ATOMIC");
+  return out;
+}
+
+static int bench_flip(int frames) {
+  struct kms k;
+  kms_open(&k);
+  int dmabuf[2];
+  uint32_t fb[2], handle[2], pitch[2];
+  uint32_t *px[2];
+  for (int i = 0; i < 2; i++) {
+    struct drm_mode_create_dumb d = {.width = k.w, .height = k.h, .bpp = 32};
+    if (xioctl(k.fd, DRM_IOCTL_MODE_CREATE_DUMB, &d) < 0) die("MODE_CREATE_DUMB");
+    struct drm_prime_handle p = {.handle = d.handle, .flags = DRM_CLOEXEC | DRM_RDWR, .fd = -1};
+    if (xioctl(k.fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p) < 0) die("PRIME_HANDLE_TO_FD");
+    struct drm_mode_fb_cmd2 f = {.width = k.w, .height = k.h, .pixel_format = 0x34325258 /* XR24 */, .handles = {d.handle}, .pitches = {d.pitch}};
+    if (xioctl(k.fd, DRM_IOCTL_MODE_ADDFB2, &f) < 0) die("ADDFB2");
+    dmabuf[i] = p.fd; fb[i] = f.fb_id; handle[i] = d.handle; pitch[i] = d.pitch;
+    px[i] = mmap(NULL, d.size, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
+    if (px[i] == MAP_FAILED) die("mmap");
+  }
+  uint64_t *lat = calloc((size_t)frames, sizeof *lat);
+  double fps = 0;
+  for (int pass = 0; pass < 2; pass++) {  // pass 0: frames/s (out-fences not awaited); pass 1: latency
+    int last = -1;
+    uint64_t t0 = now_ns();
+    for (int n = -2; n < frames; n++) {  // two warm-up frames (the first one sets the mode)
+      int b = (n + 2) & 1;
+      wait_fences(dmabuf[b], DMA_BUF_SYNC_WRITE);  // acquire: the display let go of it
+      struct dma_buf_sync s = {.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE};
+      if (xioctl(dmabuf[b], DMA_BUF_IOCTL_SYNC, &s) < 0) die("SYNC START");
+      for (uint32_t x = 0; x < k.w; x++) px[b][x] = (uint32_t)n;
+      s.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE;
+      if (xioctl(dmabuf[b], DMA_BUF_IOCTL_SYNC, &s) < 0) die("SYNC END");
+      wait_fences(dmabuf[b], DMA_BUF_SYNC_READ);  // present: lock for device read
+      uint64_t tp = now_ns();
+      if (last >= 0) { poll_fd(last); close(last); }  // the previous flip latched (else EBUSY)
+      int out = commit(&k, fb[b], pass == 0 && n == -2);
+      struct dma_buf_import_sync_file im = {.flags = DMA_BUF_SYNC_READ, .fd = out};
+      if (xioctl(dmabuf[b ^ 1], DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &im) < 0) die("IMPORT_SYNC_FILE");
+      if (pass == 1) { poll_fd(out); if (n >= 0) lat[n] = now_ns() - tp; }
+      last = out;
+      if (n == -1) t0 = now_ns();
+    }
+    if (last >= 0) { poll_fd(last); close(last); }
+    if (pass == 0) fps = frames / ((double)(now_ns() - t0) / 1e9);
+  }
+  qsort(lat, (size_t)frames, sizeof *lat, cmp_u64);
+  printf("{\"mode\":\"flip\",\"frames\":%d,\"width\":%u,\"height\":%u,\"framesPerS\":%.1f,\"medianLatencyNs\":%llu}\n", frames, k.w, k.h, fps,
+         (unsigned long long)lat[frames / 2]);
+  for (int i = 0; i < 2; i++) {
+    munmap(px[i], (size_t)pitch[i] * k.h);
+    ioctl(k.fd, DRM_IOCTL_MODE_RMFB, &fb[i]);
+    struct drm_mode_destroy_dumb dd = {.handle = handle[i]};
+    ioctl(k.fd, DRM_IOCTL_MODE_DESTROY_DUMB, &dd);
+    close(dmabuf[i]);
+  }
+  close(k.fd);
+  free(lat);
+  return 0;
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -202,6 +383,14 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
-  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms]\n");
+  if (argc >= 3 && !strcmp(argv[1], "flip")) {
+#ifdef HAVE_VGEM
+    return bench_flip(atoi(argv[2]));
+#else
+    fprintf(stderr, "raw-baseline: built without the DRM UAPI headers (no KMS)\n");
+    return 2;
+#endif
+  }
+  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames>\n");
   return 2;
 }

@@ -34,3 +34,6 @@ export {
   type LockWaiterInfo,
 } from './ww/ww-mutex';
 export { CHANNEL_ACQUIRED, CHANNEL_BACKOFF, CHANNEL_CONTENDED, CHANNEL_FORCED_UNLOCK } from './ww/lock-channels';
+export { KmsDisplay, type KmsDisplayOpenOptions, type PresentOptions, type KmsDisplayStats } from './kernel/kms-display';
+export { ScanoutBuffer } from './kernel/scanout-buffer';
+export { SwapChain, Frame, type SwapChainOptions, type SwapChainStats } from './sync/swap-chain';

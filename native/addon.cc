@@ -25,6 +25,7 @@ Napi::Object Constants(Napi::Env env) {
 #else
   c.Set("HAVE_VGEM", Napi::Number::New(env, 0));
 #endif
+  KmsConstants(env, c);
   c.Freeze();
   return c;
 }
@@ -38,6 +39,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitMapping(env, exports);
   InitAlloc(env, exports);
   InitVgem(env, exports);
+  InitKms(env, exports);
   return exports;
 }
 

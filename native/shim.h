@@ -13,6 +13,9 @@ void InitFd(Napi::Env env, Napi::Object exports);        // fd.cc
 void InitMapping(Napi::Env env, Napi::Object exports);   // mapping.cc
 void InitAlloc(Napi::Env env, Napi::Object exports);     // alloc.cc
 void InitVgem(Napi::Env env, Napi::Object exports);      // vgem.cc
+void InitKms(Napi::Env env, Napi::Object exports);       // kms.cc
+// Adds the KMS constants (client caps, object types, atomic flags, formats) to the constants object.
+void KmsConstants(Napi::Env env, Napi::Object constants);  // kms.cc
 
 }  // namespace dmabuf_sync
 

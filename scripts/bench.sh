@@ -4,7 +4,8 @@
 # the test VM (scripts/vm.sh). Prints the table; the results JSON goes to bench/results.json (extracted from
 # the run's output between the "--- results.json ---" markers, because the VM cannot write the host).
 # Environment: DMABUF_BENCH_ONLY=1,3 (figures), DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_VM_TIMEOUT
-# (default 900). (DMABUF_* variables reach the VM.)
+# (default 900), DMABUF_VM_DISPLAY (the VM's emulated display for figure 8, default bochs). (DMABUF_*
+# variables reach the VM.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ if sh scripts/has-devices.sh; then
   node --expose-gc dist/bench/run.js | tee "$out"
 else
   echo "bench: this host lacks udmabuf/vgem; running in the test VM (QEMU TCG: compare ratios, not times)" >&2
-  DMABUF_VM_TIMEOUT="${DMABUF_VM_TIMEOUT:-900}" bash scripts/vm.sh node --expose-gc dist/bench/run.js | tee "$out"
+  DMABUF_VM_DISPLAY="${DMABUF_VM_DISPLAY:-bochs}" DMABUF_VM_TIMEOUT="${DMABUF_VM_TIMEOUT:-900}" bash scripts/vm.sh node --expose-gc dist/bench/run.js | tee "$out"
 fi
 rc=${PIPESTATUS[0]}
 set -e

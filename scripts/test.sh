@@ -5,6 +5,8 @@
 # 32-bit user space, or name one machine for a quicker run). The kernels are fetched only when a VM runs.
 # Results come from jest's JSON output. Prints a count per run and per machine, and ends with the plain line
 # "tests: N passed, N failed[, N skipped]". Exit status 1 on any failure or a run that did not finish.
+# The display tests run in the x64 VM once per emulated display (DMABUF_TEST_DISPLAYS, default
+# "virtio:own bochs:own cirrus:import", see scripts/test-display.sh; "" leaves them out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOGS=$(mktemp -d)
@@ -31,6 +33,12 @@ for m in $MACHINES; do
   fi
   runs+=("$label=$LOGS/vm-$i.json")
   times+=("$label $(( $(date +%s) - start )) s")
+done
+
+# The display tests: one x64 VM run per emulated display device (scripts/test-display.sh).
+for run in ${DMABUF_TEST_DISPLAYS-virtio:own bochs:own cirrus:import}; do
+  DMABUF_TEST_DISPLAYS=$run DMABUF_TEST_RESULTS="$LOGS/display-${run%%:*}.json" bash scripts/test-display.sh
+  runs+=("display ${run%%:*}=$LOGS/display-${run%%:*}.json")
 done
 
 echo

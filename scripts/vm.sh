@@ -9,7 +9,8 @@
 #
 # Environment: DMABUF_VM_ARCH (x64 | arm64 | arm, default x64), DMABUF_VM_KERNEL (6.12 | 6.1 | 5.10, default
 # 6.12), DMABUF_VM_TIMEOUT (seconds, default 1800), DMABUF_VM_MEM (default 3G), DMABUF_VM_SMP (default 2),
-# DMABUF_SYNC_CACHE (default ~/.cache/dmabuf-sync). The kernel console goes to $DMABUF_SYNC_CACHE/console.log
+# DMABUF_SYNC_CACHE (default ~/.cache/dmabuf-sync), DMABUF_VM_DISPLAY (virtio | bochs | cirrus: an emulated
+# display, see scripts/vm-display.sh). The kernel console goes to $DMABUF_SYNC_CACHE/console.log
 # (console-<arch>-<kernel>.log for the other machines). On arm the command runs against the cross-built
 # prebuild (prebuilds/linux-<arch>, from npm run prebuild), never build/Release. See docs/testing.md.
 set -euo pipefail
@@ -24,6 +25,8 @@ mkdir -p "$CACHE"
 VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem)
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
+# DMABUF_VM_DISPLAY: an emulated display (its DRM modules, device, QMP socket and screendump port).
+. "$HERE/vm-display.sh"
 
 # POSIX single quotes: the VM's /bin/sh (dash on the host root, busybox ash on arm) reads the script, and
 # bash's printf %q may produce $'...' quoting that dash does not understand (e.g. for newlines).
@@ -88,7 +91,7 @@ if [ "$VM_ARCH" != x64 ]; then
   BUSYBOX="$USERLAND/busybox"
   QEMU_EXTRA+=(-virtfs "local,path=$USERLAND,mount_tag=userland,security_model=none,readonly=on,multidevs=remap")
 fi
-INITRD="$CACHE/initrd-$KVER-$( (cat "$0" "$HERE/vm-init.sh"; [ "$VM_ARCH" = x64 ] || echo "$VM_ARCH ${VM_MODULES[*]}") | sha256sum | cut -c1-12).cpio"
+INITRD="$CACHE/initrd-$KVER-$( (cat "$0" "$HERE/vm-init.sh"; [ "$VM_ARCH" = x64 ] || echo "$VM_ARCH ${VM_MODULES[*]}"; [ -z "$DISPLAY_MODULES" ] || echo "display $DISPLAY_MODULES") | sha256sum | cut -c1-12).cpio"
 if [ ! -s "$INITRD" ]; then
   STAGE=$(mktemp -d)
   trap 'rm -rf "$STAGE"' EXIT
@@ -119,7 +122,8 @@ fi
 
 # --- the run --------------------------------------------------------------------------------------------
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/dmabuf-vm.XXXXXX")
-trap 'rm -rf "$RUN"' EXIT
+trap 'display_stop; rm -rf "$RUN"' EXIT
+display_prepare "$RUN"
 command_script "$@" > "$RUN/cmd.sh"
 echo "$PWD" > "$RUN/cwd"
 echo "$USERLAND" > "$RUN/userland"
@@ -139,6 +143,7 @@ boot() {
     # -cpu max crashes V8 under this TCG; a real core model does not.
     *) machine=(-machine virt -cpu cortex-a76); console=ttyAMA0 ;;
   esac
+  display_start
   timeout --foreground -k 10 "${DMABUF_VM_TIMEOUT:-1800}" "$QEMU" \
     -nodefaults -no-user-config -display none -monitor none -no-reboot \
     "${machine[@]}" -accel tcg,thread=multi -smp "${DMABUF_VM_SMP:-2}" -m "${DMABUF_VM_MEM:-3G}" \
@@ -153,6 +158,7 @@ boot() {
     < /dev/null | cat
   # qemu reopens /dev/stdout for the output port: through this pipe its writes never race our own.
   qrc=${PIPESTATUS[0]}
+  display_stop
 }
 set +e
 for attempt in 1 2 3; do

@@ -24,6 +24,52 @@ export interface NativeConstants {
   PAGE_SIZE: number;
   /** 1 when the addon was built with the DRM UAPI headers (vgem shim available). */
   HAVE_VGEM: number;
+  // KMS numbers (absent when built without the DRM UAPI headers).
+  DRM_CLIENT_CAP_UNIVERSAL_PLANES?: number;
+  DRM_CLIENT_CAP_ATOMIC?: number;
+  DRM_MODE_OBJECT_CRTC?: number;
+  DRM_MODE_OBJECT_CONNECTOR?: number;
+  DRM_MODE_OBJECT_PLANE?: number;
+  DRM_MODE_ATOMIC_TEST_ONLY?: number;
+  DRM_MODE_ATOMIC_NONBLOCK?: number;
+  DRM_MODE_ATOMIC_ALLOW_MODESET?: number;
+  DRM_MODE_PAGE_FLIP_EVENT?: number;
+  DRM_MODE_CONNECTED?: number;
+  DRM_PLANE_TYPE_PRIMARY?: number;
+  DRM_FORMAT_XRGB8888?: number;
+}
+
+/** A display mode, field for field struct drm_mode_modeinfo. */
+export interface NativeKmsMode {
+  clock: number;
+  hdisplay: number;
+  hsyncStart: number;
+  hsyncEnd: number;
+  htotal: number;
+  hskew: number;
+  vdisplay: number;
+  vsyncStart: number;
+  vsyncEnd: number;
+  vtotal: number;
+  vscan: number;
+  vrefresh: number;
+  flags: number;
+  type: number;
+  name: string;
+}
+
+/** DRM_IOCTL_MODE_GETCONNECTOR's answer. */
+export interface NativeKmsConnector {
+  id: number;
+  type: number;
+  typeId: number;
+  /** 1 connected, 2 disconnected, 3 unknown. */
+  connection: number;
+  encoderId: number;
+  encoders: number[];
+  modes: NativeKmsMode[];
+  mmWidth: number;
+  mmHeight: number;
 }
 
 /** One fence of a sync_file, as SYNC_IOC_FILE_INFO reports it. */
@@ -124,6 +170,38 @@ export interface NativeBinding {
   vgemFenceAttach(fd: number, handle: number, write: boolean): number;
   /** DRM_IOCTL_VGEM_FENCE_SIGNAL. */
   vgemFenceSignal(fd: number, fenceId: number): void;
+  /** DRM_IOCTL_SET_CLIENT_CAP. */
+  kmsSetClientCap(fd: number, cap: number, value: number): void;
+  /** DRM_IOCTL_MODE_GETRESOURCES (both calls). */
+  kmsGetResources(fd: number): { crtcs: number[]; connectors: number[]; encoders: number[]; minWidth: number; maxWidth: number; minHeight: number; maxHeight: number };
+  /** DRM_IOCTL_MODE_GETCONNECTOR (probes the outputs, then reads encoders and modes). */
+  kmsGetConnector(fd: number, connectorId: number): NativeKmsConnector;
+  /** DRM_IOCTL_MODE_GETENCODER. */
+  kmsGetEncoder(fd: number, encoderId: number): { id: number; type: number; crtcId: number; possibleCrtcs: number };
+  /** DRM_IOCTL_MODE_GETPLANERESOURCES. */
+  kmsGetPlaneResources(fd: number): number[];
+  /** DRM_IOCTL_MODE_GETPLANE (both calls). */
+  kmsGetPlane(fd: number, planeId: number): { id: number; crtcId: number; fbId: number; possibleCrtcs: number; formats: number[] };
+  /** DRM_IOCTL_MODE_OBJ_GETPROPERTIES, then DRM_IOCTL_MODE_GETPROPERTY per property for its name. */
+  kmsObjectProperties(fd: number, objectId: number, objectType: number): Array<{ id: number; name: string; value: number | bigint }>;
+  /** DRM_IOCTL_MODE_CREATEPROPBLOB of a struct drm_mode_modeinfo; returns the blob id. */
+  kmsCreateModeBlob(fd: number, mode: NativeKmsMode): number;
+  /** DRM_IOCTL_MODE_DESTROYPROPBLOB. */
+  kmsDestroyBlob(fd: number, blobId: number): void;
+  /** DRM_IOCTL_MODE_DESTROY_DUMB. */
+  drmDumbDestroy(fd: number, handle: number): void;
+  /** DRM_IOCTL_PRIME_FD_TO_HANDLE: the GEM handle of a dma-buf on this device (refcounted per buffer by the kernel). */
+  drmPrimeFdToHandle(fd: number, dmaBufFd: number): number;
+  /** DRM_IOCTL_MODE_ADDFB2 with one plane, no modifier; returns the framebuffer id. */
+  kmsAddFb2(fd: number, width: number, height: number, fourcc: number, handle: number, pitch: number, offset: number): number;
+  /** DRM_IOCTL_MODE_RMFB. */
+  kmsRmFb(fd: number, fbId: number): void;
+  /**
+   * DRM_IOCTL_MODE_ATOMIC: objs[i] gets counts[i] consecutive (props, values) pairs; flags as given. When
+   * outFenceIndex >= 0 that value (OUT_FENCE_PTR) is replaced by a pointer to an s32, returned as a new
+   * sync_file fd (or -1). EINTR/EAGAIN are not retried.
+   */
+  kmsAtomicCommit(fd: number, objs: Uint32Array, counts: Uint32Array, props: Uint32Array, values: Float64Array, flags: number, outFenceIndex: number): number;
 }
 
 /** What to do when no addon loads: the install script (node-gyp-build) builds one from source. */

@@ -80,6 +80,11 @@ export class SyncFile {
     return this.#fd.closed;
   }
 
+  /** Another SyncFile for the same fences, holding its own dup() of the fd; close both independently. */
+  dup(): SyncFile {
+    return new SyncFile(OwnedFd.dup(this.fd, 'SyncFile'));
+  }
+
   /** Whether every fence has signalled, without waiting. */
   isSignaled(): boolean {
     return kernelCall('SyncFile.isSignaled', () => native.pollReady(this.fd, native.constants.POLLIN));

@@ -12,7 +12,10 @@ own=""
 if [ -z "$RESULTS" ]; then RESULTS=$(mktemp "${TMPDIR:-/tmp}/dmabuf-jest.XXXXXX"); own=$RESULTS; fi
 trap '[ -z "$own" ] || rm -f "$own"' EXIT
 rm -f "$RESULTS"
-jest=(node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=120000 --json)
+# Emulated arm runs several times slower than emulated x64: a longer per-test timeout there.
+timeout_ms=120000
+case "${DMABUF_VM_ARCH:-x64}" in arm64 | arm) timeout_ms=600000 ;; esac
+jest=(node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=$timeout_ms --json)
 label="${DMABUF_VM_ARCH:-x64}/${DMABUF_VM_KERNEL:-6.12}"
 
 if [ -z "${DMABUF_VM_ARCH:-}${DMABUF_VM_KERNEL:-}" ] && sh scripts/has-devices.sh --heap; then
@@ -33,14 +36,18 @@ if [ "$arch" = x64 ]; then
   fi
   if [ "$(node -p "require('node-gyp-build')('.').constants.HAVE_VGEM" 2>/dev/null)" != 1 ]; then
     echo "integration tests: rebuilding the addon with the DRM headers (vgem)" >&2
-    npm run --silent build:native >/dev/null
+    log=$(mktemp)
+    npm run --silent build:native >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+    rm -f "$log"
   fi
 else
   # The arm VM runs the cross-built prebuild: rebuilt when missing or older than the native sources.
   pre=$(ls prebuilds/linux-"$arch"/*.node 2>/dev/null | head -1 || true)
   if [ -z "$pre" ] || [ -n "$(find native binding.gyp -newer "$pre" 2>/dev/null | head -1)" ]; then
     echo "integration tests: cross-building prebuilds/linux-$arch" >&2
-    DMABUF_PREBUILD_ARCHS="$arch" bash scripts/prebuild.sh >/dev/null
+    log=$(mktemp)
+    DMABUF_PREBUILD_ARCHS="$arch" bash scripts/prebuild.sh >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+    rm -f "$log"
   fi
 fi
 

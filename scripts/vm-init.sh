@@ -12,7 +12,10 @@ port() { for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name")" = "$1" ] &&
 OUT=$(port out); STATUS=$(port status)
 RUN=$(sed -n 's/.*dmabufvm\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 H=/host
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 hostroot $H || { dmesg | tail -20; cat /proc/filesystems | grep 9p; lsmod; echo 125 > "$STATUS"; poweroff -f; }
+# dmabufvm.cache=loose (the arm machines): the guest caches what it reads of the host root. Emulated arm
+# reads jest's thousands of files many times slower than x64, and a run does not outlive a host change.
+CACHEOPT=$(sed -n 's/.*dmabufvm\.cache=\([^ ]*\).*/\1/p' /proc/cmdline)
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000${CACHEOPT:+,cache=$CACHEOPT} hostroot $H || { dmesg | tail -20; cat /proc/filesystems | grep 9p; lsmod; echo 125 > "$STATUS"; poweroff -f; }
 cp "$H$RUN/cmd.sh" /cmd.sh
 CWD=$(cat "$H$RUN/cwd")
 USERLAND=$(cat "$H$RUN/userland" 2>/dev/null)

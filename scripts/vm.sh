@@ -21,7 +21,7 @@ export DMABUF_SYNC_CACHE="$CACHE"
 mkdir -p "$CACHE"
 
 # Modules the initramfs loads, with their dependencies, in this order (built-in ones are skipped):
-# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 5.10), vgem.
+# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem.
 VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem)
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
@@ -91,7 +91,7 @@ if [ "$VM_ARCH" != x64 ]; then
   BUSYBOX="$USERLAND/busybox"
   QEMU_EXTRA+=(-virtfs "local,path=$USERLAND,mount_tag=userland,security_model=none,readonly=on,multidevs=remap")
 fi
-INITRD="$CACHE/initrd-$KVER-$( (cat "$0" "$HERE/vm-init.sh"; [ "$VM_ARCH" = x64 ] || echo "$VM_ARCH ${VM_MODULES[*]}"; [ -z "$DISPLAY_MODULES" ] || echo "display $DISPLAY_MODULES") | sha256sum | cut -c1-12).cpio"
+INITRD="$CACHE/initrd-$KVER-$( (cat "$0" "$HERE/vm-init.sh"; [ "$VM_ARCH" = x64 ] || echo "$VM_ARCH ${VM_MODULES[*]} $(sha256sum < "$BUSYBOX")"; [ -z "$DISPLAY_MODULES" ] || echo "display $DISPLAY_MODULES") | sha256sum | cut -c1-12).cpio"
 if [ ! -s "$INITRD" ]; then
   STAGE=$(mktemp -d)
   trap 'rm -rf "$STAGE"' EXIT
@@ -141,7 +141,7 @@ boot() {
   case "$VM_ARCH" in
     x64) machine=(-machine q35 -cpu max); console=ttyS0 ;;
     # -cpu max crashes V8 under this TCG; a real core model does not.
-    *) machine=(-machine virt -cpu cortex-a76); console=ttyAMA0 ;;
+    *) machine=(-machine virt -cpu cortex-a76); console="ttyAMA0 dmabufvm.cache=loose" ;;
   esac
   display_start
   timeout --foreground -k 10 "${DMABUF_VM_TIMEOUT:-1800}" "$QEMU" \

@@ -56,6 +56,11 @@ export default tseslint.config(
     [['../index', '../doctor', '../doctor/**']],
   ),
   layer(
+    ['lib/doctor/**/*.ts'],
+    'lib/doctor checks the machine with the kernel layer; it does not lock',
+    [['../ww', '../ww/**', '../sync', '../sync/**', '../index']],
+  ),
+  layer(
     ['lib/errors.ts'],
     'lib/errors.ts is shared by every layer and imports none of them',
     [['./kernel', './kernel/**', './ww', './ww/**', './sync', './sync/**', './index', './doctor', './doctor/**']],

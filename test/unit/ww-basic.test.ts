@@ -5,6 +5,7 @@
 import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
 import { sharedState } from '../../lib/ww/shared-state';
+import { setTimeout as realDelay } from 'node:timers/promises';
 import { Completion, KINDS, codeOf, sleep, thrownCode, tick } from './ww-helpers';
 
 function waitersOf(m: WwMutex): number {
@@ -103,14 +104,14 @@ describe.each(KINDS)('%s', (kind) => {
     const r = cls.acquireContext({ name: 'r' });
     let readerIn = false;
     const pr = m.lock(r, 'read').then(() => (readerIn = true));
-    await sleep(20);
+    await tick(); // the grant is decided synchronously: only an unlock can let it in
     expect(readerIn).toBe(false);
     m.unlock(w);
     await pr;
     expect(readerIn).toBe(true);
     let writerIn = false;
     const pw = m.lock(w, 'write').then(() => (writerIn = true));
-    await sleep(20);
+    await tick();
     expect(writerIn).toBe(false);
     m.unlock(r);
     await pw;
@@ -134,7 +135,7 @@ describe.each(KINDS)('%s', (kind) => {
     const pn = m.lock(null, 'read').then(() => events.push('ctxless'));
     expect(m.tryLock('read')).toBe(false);
     await m.lock(old, 'read'); // bounded bypass: only contexts older than every waiting writer
-    await sleep(20);
+    await tick();
     expect(events).toEqual([]); // no reader admitted past the waiting writer
     m.unlock(old);
     m.unlock(r0);
@@ -162,7 +163,7 @@ describe.each(KINDS)('%s', (kind) => {
     const young = cls.acquireContext({ name: 'young' });
     await other.lock(young);
     const py = codeOf(m.lock(young, 'read'));
-    await sleep(10);
+    await tick();
     m.unlock(r0);
     await pw;
     m.unlock(w);
@@ -174,15 +175,36 @@ describe.each(KINDS)('%s', (kind) => {
     for (const c of [r0, w, young]) c.fini();
   });
 
-  test('deadline: ETIMEDOUT, nothing held, no waiter left behind', async () => {
+  test('deadline (fake clock): pending 1 ms before it, ETIMEDOUT at it, nothing held, no waiter left behind', async () => {
     const m = new WwMutex(cls);
     const holder = cls.acquireContext({ name: 'holder' });
     await m.lock(holder, 'write');
+    // The clock is fake, so "before" and "at" the deadline are exact; the waiter's Atomics.waitAsync
+    // naps are real (at most the time to the deadline, then 1 ms), so real delays let it re-check.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    try {
+      for (const mode of ['read', 'write'] as const) {
+        const ctx = cls.acquireContext({ name: 'late' });
+        const deadline = Date.now() + 30;
+        let code: string | 0 | undefined;
+        const p = codeOf(m.lock(ctx, mode, { deadline })).then((c) => (code = c));
+        jest.setSystemTime(deadline - 1);
+        await realDelay(80); // the waiter woke and re-checked several times
+        expect(code).toBeUndefined();
+        expect(waitersOf(m)).toBe(1);
+        jest.setSystemTime(deadline);
+        await p;
+        expect(code).toBe('ETIMEDOUT');
+        expect(ctx.acquired).toBe(0);
+        expect(waitersOf(m)).toBe(0);
+        ctx.fini();
+      }
+    } finally {
+      jest.useRealTimers();
+    }
     for (const mode of ['read', 'write'] as const) {
       const ctx = cls.acquireContext({ name: 'late' });
-      const t0 = Date.now();
       expect(await codeOf(m.lock(ctx, mode, { deadline: Date.now() + 30 }))).toBe('ETIMEDOUT');
-      expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
       expect(ctx.acquired).toBe(0);
       expect(waitersOf(m)).toBe(0);
       ctx.fini();
@@ -202,8 +224,7 @@ describe.each(KINDS)('%s', (kind) => {
     const ctx = cls.acquireContext();
     const ac = new AbortController();
     const p = m.lock(ctx, 'read', { signal: ac.signal });
-    await sleep(5);
-    expect(waitersOf(m)).toBe(1);
+    expect(waitersOf(m)).toBe(1); // queued synchronously
     const t0 = Date.now();
     ac.abort(new Error('stop'));
     const err = await p.then(() => null, (e: unknown) => e as Error & { code: string; cause: unknown });
@@ -286,12 +307,36 @@ describe.each(KINDS)('%s', (kind) => {
     b.dispose();
   });
 
-  test('stamps are monotonic and kept across retries', () => {
-    const a = cls.acquireContext(), b = cls.acquireContext();
-    expect(b.stamp).toBeGreaterThan(a.stamp);
-    expect(a.name).toBe('');
-    a.fini();
-    b.fini();
+  test('stamps are monotonic, and a context keeps its stamp across an EDEADLK retry (so it ages)', async () => {
+    const a = new WwMutex(cls), b = new WwMutex(cls);
+    const old = cls.acquireContext({ name: 'old' });
+    const young = cls.acquireContext({ name: 'young' });
+    expect(young.stamp).toBeGreaterThan(old.stamp);
+    expect(cls.acquireContext().name).toBe('');
+    const youngStamp = young.stamp;
+    await a.lock(old);
+    await b.lock(young);
+    // ABBA: young wants a (held by old), old wants b (held by young). wait-die: young dies at once;
+    // wound-wait: young waits, old wounds it, and its wait ends with EDEADLK. Either way young backs off.
+    const pYoung = codeOf(a.lock(young));
+    const pOld = b.lock(old);
+    expect(await pYoung).toBe('EDEADLK');
+    b.unlock(young); // back off: release everything
+    await pOld;
+    const slow = a.lockSlow(young); // the retry: sleep on the contended lock, holding nothing
+    const newer = cls.acquireContext({ name: 'newer' });
+    b.unlock(old);
+    a.unlock(old);
+    old.fini();
+    await slow;
+    expect(await codeOf(b.lock(young))).toBe(0);
+    // Same stamp after the retry: older than every context created since, so it wins against them.
+    expect(young.stamp).toBe(youngStamp);
+    expect(newer.stamp).toBeGreaterThan(young.stamp);
+    a.unlock(young);
+    b.unlock(young);
+    young.fini();
+    newer.fini();
   });
 });
 

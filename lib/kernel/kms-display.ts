@@ -93,10 +93,10 @@ export class KmsDisplay {
    * display (with what to do), EACCES without permission on the node.
    */
   static open(options: KmsDisplayOpenOptions = {}): KmsDisplay {
-    if (typeof options !== 'object' || options === null) throw argTypeError('options must be an object');
+    if (typeof options !== 'object' || options === null) throw argTypeError('options', 'an object', options);
     const { path, driver } = options;
-    if (path !== undefined && typeof path !== 'string') throw argTypeError('path must be a string such as "/dev/dri/card0"');
-    if (driver !== undefined && typeof driver !== 'string') throw argTypeError('driver must be a DRM driver name such as "virtio_gpu"');
+    if (path !== undefined && typeof path !== 'string') throw argTypeError('options.path', 'a device node such as "/dev/dri/card0"', path);
+    if (driver !== undefined && typeof driver !== 'string') throw argTypeError('options.driver', 'a DRM driver name such as "virtio_gpu"', driver);
     if (!native.constants.HAVE_VGEM) {
       throw new DmabufError('ENOSYS', 'the addon was built without the DRM UAPI headers: run scripts/fetch-kernel.sh (or install headers with drm/drm_mode.h) and rebuild');
     }
@@ -190,15 +190,15 @@ export class KmsDisplay {
    * ScanoutBuffer holds a dup.
    */
   importBuffer(buf: DmaBuf, options: { pitch?: number; offset?: number } = {}): ScanoutBuffer {
-    if (!(buf instanceof DmaBuf)) throw argTypeError('buf must be a DmaBuf');
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
     const fd = this.fd;
     if (buf.closed) throw new DmabufError('EBADF', 'KmsDisplay.importBuffer: the DmaBuf is closed; import it before closing it');
     const pitch = options.pitch ?? this.width * 4;
     const offset = options.offset ?? 0;
     for (const [name, v] of [['pitch', pitch], ['offset', offset]] as const) {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw argRangeError(`${name} must be an integer in [0, 2^32) (got ${String(v)})`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw argRangeError(`options.${name}`, 'an integer in [0, 2^32)', v);
     }
-    if (pitch < this.width * 4) throw argRangeError(`pitch must be at least width × 4 = ${this.width * 4} bytes (got ${pitch})`);
+    if (pitch < this.width * 4) throw argRangeError('options.pitch', `at least width × 4 = ${this.width * 4} bytes`, pitch);
     const needed = offset + pitch * (this.height - 1) + this.width * 4;
     if (buf.size < needed) {
       throw new DmabufError('EINVAL', `KmsDisplay.importBuffer: a ${buf.size}-byte dma-buf is too small for a ${this.width}x${this.height} ` +
@@ -240,11 +240,11 @@ export class KmsDisplay {
 
   async #present(buffer: ScanoutBuffer, options: PresentOptions): Promise<SyncFile> {
     if (this.closed) throw closedError('KmsDisplay');
-    if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer must be a ScanoutBuffer from createBuffer() or importBuffer()');
+    if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer', 'a ScanoutBuffer from createBuffer() or importBuffer()', buffer);
     if (buffer.closed) throw closedError('ScanoutBuffer');
     if (!this.#buffers.has(buffer)) throw new DmabufError('EINVAL', 'present() of a buffer made by another KmsDisplay; make it with this display');
     const inFence = options.inFence;
-    if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('inFence must be a SyncFile');
+    if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('options.inFence', 'a SyncFile', inFence);
     if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
     const deadline = deadlineOf(options);
     if (options.signal?.aborted) throw abortError(options.signal);

@@ -144,14 +144,14 @@ export class SwapChain {
    * buffers (close() closes them); imported dma-bufs stay the caller's.
    */
   static create(display: KmsDisplay, options: SwapChainOptions = {}): SwapChain {
-    if (!(display instanceof KmsDisplay)) throw argTypeError('display must be a KmsDisplay');
+    if (!(display instanceof KmsDisplay)) throw argTypeError('display', 'a KmsDisplay', display);
     if (display.closed) throw closedError('KmsDisplay');
     const imports = options.buffers;
     if (imports !== undefined && (!Array.isArray(imports) || imports.length < 2 || imports.length > 3)) {
-      throw argRangeError('buffers must be an array of 2 or 3 DmaBufs');
+      throw argRangeError('options.buffers', 'an array of 2 or 3 DmaBufs', imports);
     }
     const count = imports?.length ?? options.count ?? 2;
-    if (count !== 2 && count !== 3) throw argRangeError(`count must be 2 or 3 (got ${String(count)})`);
+    if (count !== 2 && count !== 3) throw argRangeError('options.count', '2 or 3', count);
     const made: ScanoutBuffer[] = [];
     try {
       for (let i = 0; i < count; i++) made.push(imports ? display.importBuffer(imports[i]!) : display.createBuffer());
@@ -210,7 +210,7 @@ export class SwapChain {
    * on screen becomes free for acquire() once that fence signals.
    */
   async present(frame: Frame, options: PresentOptions = {}): Promise<SyncFile> {
-    if (!(frame instanceof Frame)) throw argTypeError('frame must be a Frame from acquire()');
+    if (!(frame instanceof Frame)) throw argTypeError('frame', 'a Frame from acquire()', frame);
     if (this.#closed) throw closedError('SwapChain');
     if (!this.#acquired.has(frame.buffer)) throw usageError('EINVAL', 'present() of a frame this chain did not hand out (or already presented)');
     const deadline = deadlineOf(options);

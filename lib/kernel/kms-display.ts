@@ -57,11 +57,13 @@ export class KmsDisplay {
   readonly path: string;
   /** The DRM driver's name (DRM_IOCTL_VERSION). */
   readonly driver: string;
-  /** The mode's size in pixels: every buffer of this display has this size. */
+  /** The mode's width in pixels: every buffer of this display has this size. */
   readonly width: number;
+  /** The mode's height in pixels. */
   readonly height: number;
-  /** The mode's refresh rate in Hz and name (e.g. '640x480'). */
+  /** The mode's refresh rate in Hz. */
   readonly refreshHz: number;
+  /** The mode's name, e.g. '640x480'. */
   readonly modeName: string;
   readonly #buffers = new Set<ScanoutBuffer>();
   /** What a ScanoutBuffer calls when it closes. */

@@ -28,8 +28,9 @@ export class ScanoutBuffer {
   readonly #owner: ScanoutOwner;
   readonly #dmaBuf: DmaBuf;
   #closed = false;
-  /** Width and height in pixels (the display's mode). */
+  /** Width in pixels (the display's mode). */
   readonly width: number;
+  /** Height in pixels. */
   readonly height: number;
   /** Bytes from one row to the next. */
   readonly pitch: number;

@@ -71,15 +71,17 @@ export class Frame {
     return this.buffer.dmaBuf;
   }
 
-  /** Width and height in pixels, and bytes per row. */
+  /** Width in pixels. */
   get width(): number {
     return this.buffer.width;
   }
 
+  /** Height in pixels. */
   get height(): number {
     return this.buffer.height;
   }
 
+  /** Bytes from one row to the next. */
   get pitch(): number {
     return this.buffer.pitch;
   }

@@ -7,6 +7,7 @@
 'use strict';
 const net = require('node:net');
 const path = require('node:path');
+const { setTimeout } = require('node:timers');
 
 const [qmpPath, snapPath, dir] = process.argv.slice(2);
 if (!qmpPath || !snapPath || !dir) {

@@ -25,7 +25,7 @@ case "${DMABUF_VM_DISPLAY:-}" in
 esac
 [ -z "$DISPLAY_MODULES" ] || VM_MODULES+=("$DISPLAY_MODULES")
 
-# Creates the snapshot directory, names it in <run>/snaps for vm-init.sh, adds the device, the QMP socket,
+# Creates the snapshot directory, names it in <run>/snapdir for vm-init.sh, adds the device, the QMP socket,
 # the snap port and the share to QEMU_EXTRA. Before the command script is written (it exports the dir).
 display_prepare() {
   [ -n "$DISPLAY_MODULES" ] || return 0
@@ -33,7 +33,7 @@ display_prepare() {
   export DMABUF_VM_SNAPDIR="${DMABUF_VM_SNAPDIR:-$run/snaps}"
   mkdir -p "$DMABUF_VM_SNAPDIR"
   DMABUF_VM_SNAPDIR="$(cd "$DMABUF_VM_SNAPDIR" && pwd)"
-  echo "$DMABUF_VM_SNAPDIR" > "$run/snaps"
+  echo "$DMABUF_VM_SNAPDIR" > "$run/snapdir"
   DISPLAY_QMP="$run/qmp.sock"
   DISPLAY_SNAP="$run/snap.sock"
   QEMU_EXTRA+=("${DISPLAY_DEVICE[@]}" -qmp "unix:$DISPLAY_QMP,server=on,wait=off"

@@ -50,7 +50,7 @@ mount -t devtmpfs dev $T/dev
 mount -t tmpfs -o mode=1777 tmp $T/tmp
 case "$CWD" in /tmp/?*) mkdir -p "$T$CWD" && mount --bind "/hosttmp${CWD#/tmp}" "$T$CWD" ;; esac
 # An emulated display's snapshot directory (scripts/vm-display.sh), read-write, at its host path.
-SNAPS=$(cat "$H$RUN/snaps" 2>/dev/null)
+SNAPS=$(cat "$H$RUN/snapdir" 2>/dev/null)
 if [ -n "$SNAPS" ]; then mkdir -p "$T$SNAPS" 2>/dev/null; mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 snaps "$T$SNAPS"; fi
 mkdir -p $T/dev/shm $T/dev/pts
 mount -t tmpfs -o mode=1777 shm $T/dev/shm 2>/dev/null

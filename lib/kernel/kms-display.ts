@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { abortError, argRangeError, argTypeError, closedError, DmabufError, fromNative, kernelCall, optionsOf } from '../errors';
+import { abortError, argRangeError, argTypeError, closedError, DmabufError, fromNative, kernelCall } from '../errors';
 import { OwnedFd } from './owned-fd';
 import { DmaBuf } from './dma-buf';
 import { SyncFile } from './sync-file';
@@ -63,7 +63,7 @@ export class KmsDisplay {
   readonly height: number;
   /** The mode's refresh rate in Hz. */
   readonly refreshHz: number;
-  /** The mode's name (e.g. '640x480'). */
+  /** The mode's name, e.g. '640x480'. */
   readonly modeName: string;
   readonly #buffers = new Set<ScanoutBuffer>();
   /** What a ScanoutBuffer calls when it closes. */
@@ -95,8 +95,9 @@ export class KmsDisplay {
    * display (with what to do), EACCES without permission on the node.
    */
   static open(options: KmsDisplayOpenOptions = {}): KmsDisplay {
-    const { path, driver } = optionsOf(options);
-    if (path !== undefined && typeof path !== 'string') throw argTypeError('options.path', 'a string such as "/dev/dri/card0"', path);
+    if (typeof options !== 'object' || options === null) throw argTypeError('options', 'an object', options);
+    const { path, driver } = options;
+    if (path !== undefined && typeof path !== 'string') throw argTypeError('options.path', 'a device node such as "/dev/dri/card0"', path);
     if (driver !== undefined && typeof driver !== 'string') throw argTypeError('options.driver', 'a DRM driver name such as "virtio_gpu"', driver);
     if (!native.constants.HAVE_VGEM) {
       throw new DmabufError('ENOSYS', 'the addon was built without the DRM UAPI headers: run scripts/fetch-kernel.sh (or install headers with drm/drm_mode.h) and rebuild');

@@ -30,7 +30,7 @@ export class ScanoutBuffer {
   #closed = false;
   /** Width in pixels (the display's mode). */
   readonly width: number;
-  /** Height in pixels (the display's mode). */
+  /** Height in pixels. */
   readonly height: number;
   /** Bytes from one row to the next. */
   readonly pitch: number;

@@ -160,7 +160,7 @@ function drawFrame(px: Uint32Array, width: number, height: number, pitch: number
 }
 
 async function display(): Promise<void> {
-  const frames = Number(process.env.DEMO_FRAMES ?? 120);
+  const frames = Number(process.env.DEMO_FRAMES ?? 60);
   let kms: KmsDisplay;
   try {
     kms = KmsDisplay.open();
@@ -182,6 +182,7 @@ async function display(): Promise<void> {
       onScreen.push(out.wait({ timeoutMs: 10_000 }).then(() => {
         latencyMs += Number(process.hrtime.bigint() - t0) / 1e6;
       }).finally(() => out.close()));
+      await new Promise((r) => setImmediate(r)); // one event-loop turn a frame: fence callbacks, I/O
     }
     await Promise.all(onScreen);
     const elapsed = Date.now() - started;

@@ -70,7 +70,18 @@ export function waitFdReady(fd: number, events: number, what: string, options?: 
       reject(fromNative(err, `waiting for ${what}`));
       return;
     }
-    if (deadline !== Infinity) timer = setTimeout(() => finish(timeoutError(what)), Math.max(0, deadline - Date.now()));
+    // Timers run before the poll phase of the same loop turn: after a long synchronous stretch, the deadline
+    // can come due while the fd has long been ready. Look once more before calling it a timeout.
+    const onDeadline = (): void => {
+      let ready = false;
+      try {
+        ready = native.pollReady(fd, events);
+      } catch {
+        // The fd went bad meanwhile: report the timeout the caller asked for.
+      }
+      finish(ready ? null : timeoutError(what));
+    };
+    if (deadline !== Infinity) timer = setTimeout(onDeadline, Math.max(0, deadline - Date.now()));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

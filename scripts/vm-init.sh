@@ -12,8 +12,8 @@ port() { for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name")" = "$1" ] &&
 OUT=$(port out); STATUS=$(port status)
 RUN=$(sed -n 's/.*dmabufvm\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 H=/host
-# dmabufvm.cache=loose (the arm machines): the guest caches what it reads of the host root. Emulated arm
-# reads jest's thousands of files many times slower than x64, and a run does not outlive a host change.
+# dmabufvm.cache=loose (every machine but x64 6.12): the guest caches what it reads of the host root. Emulated
+# arm and the 5.10 9p client read jest's thousands of files many times slower; a run does not outlive a host change.
 CACHEOPT=$(sed -n 's/.*dmabufvm\.cache=\([^ ]*\).*/\1/p' /proc/cmdline)
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000${CACHEOPT:+,cache=$CACHEOPT} hostroot $H || { dmesg | tail -20; cat /proc/filesystems | grep 9p; lsmod; echo 125 > "$STATUS"; poweroff -f; }
 cp "$H$RUN/cmd.sh" /cmd.sh

@@ -139,7 +139,7 @@ boot() {
   : > "$RUN/status"
   local machine console
   case "$VM_ARCH" in
-    x64) machine=(-machine q35 -cpu max); console=ttyS0 ;;
+    x64) machine=(-machine q35 -cpu max); console=ttyS0; [ "$VM_KERNEL" = 6.12 ] || console+=" dmabufvm.cache=loose" ;;
     # -cpu max crashes V8 under this TCG; a real core model does not.
     *) machine=(-machine virt -cpu cortex-a76); console="ttyAMA0 dmabufvm.cache=loose" ;;
   esac

@@ -19,6 +19,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000${CACHEOPT:+,cache=$
 cp "$H$RUN/cmd.sh" /cmd.sh
 CWD=$(cat "$H$RUN/cwd")
 USERLAND=$(cat "$H$RUN/userland" 2>/dev/null)
+SNAPS=$(cat "$H$RUN/snapdir" 2>/dev/null)  # an emulated display's snapshot directory (read before /tmp is the VM's)
 # T: the root the command runs in. x64: the host root itself. arm: a tmpfs holding the arm user space's
 # top directories (bound read-only from the host), busybox's applets in a tmpfs /usr/bin, and the host
 # directories the command needs at their own paths (/work, the current directory's top).
@@ -50,7 +51,6 @@ mount -t devtmpfs dev $T/dev
 mount -t tmpfs -o mode=1777 tmp $T/tmp
 case "$CWD" in /tmp/?*) mkdir -p "$T$CWD" && mount --bind "/hosttmp${CWD#/tmp}" "$T$CWD" ;; esac
 # An emulated display's snapshot directory (scripts/vm-display.sh), read-write, at its host path.
-SNAPS=$(cat "$H$RUN/snapdir" 2>/dev/null)
 if [ -n "$SNAPS" ]; then mkdir -p "$T$SNAPS" 2>/dev/null; mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 snaps "$T$SNAPS"; fi
 mkdir -p $T/dev/shm $T/dev/pts
 mount -t tmpfs -o mode=1777 shm $T/dev/shm 2>/dev/null

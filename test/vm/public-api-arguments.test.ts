@@ -3,13 +3,14 @@
 // several failures in one unlock() come back together, naming the buffers.
 import { DmaBuf, DmabufError, DmabufSync, SyncFile, VgemDevice, type Access } from '../../lib';
 import { checkArgument } from '../helpers/any-argument';
+import { cpuBuffer } from './fixtures/kernel-features';
 
 jest.setTimeout(600_000);
 
 const RUNS = 30;
 let buf: DmaBuf;
 beforeEach(() => {
-  buf = DmaBuf.allocUdmabuf(4096);
+  buf = cpuBuffer(4096);
 });
 afterEach(() => buf.close());
 
@@ -92,7 +93,7 @@ test('DmaBuf.fromFd names the caller\'s fd, not the library\'s dup', () => {
 });
 
 test('several failures in one unlock() are reported together, each naming its buffer', async () => {
-  const other = DmaBuf.allocUdmabuf(4096);
+  const other = cpuBuffer(4096);
   const s = DmabufSync.init({ name: 'two-faults' });
   s.get(buf, 'read');
   s.get(other, 'read');

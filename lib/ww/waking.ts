@@ -11,6 +11,7 @@
  *   cannot do this: it is emulated per process.
  * @internal
  */
+import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
 import { M_NWAITERS, M_SEQ, M_WAIT_HEAD, P_DOORBELL, R_NEXT, R_PART } from './layout';
 import type { Table } from './table';
@@ -81,7 +82,8 @@ export class Waker {
     }
     return new Promise((resolve) => {
       const s: Sleeper = { idx, seq, resolve, timer: undefined };
-      s.timer = setTimeout(() => this.settle(s), timeoutMs);
+      // A nap is a safety net bounded by real time (node:timers, which test fake clocks leave alone).
+      s.timer = nap(() => this.settle(s), timeoutMs);
       // A pending wait does not keep the process alive by itself (the lock core's keep-alive does).
       s.timer.unref();
       let list = this.sleepers.get(idx);
@@ -98,7 +100,7 @@ export class Waker {
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) this.sleepers.delete(s.idx);
     }
-    clearTimeout(s.timer);
+    clearNap(s.timer);
     s.resolve();
   }
 
@@ -115,7 +117,7 @@ export class Waker {
         continue;
       }
       list.splice(i, 1);
-      clearTimeout(s.timer);
+      clearNap(s.timer);
       s.resolve();
       woken++;
     }

@@ -16,7 +16,9 @@
         "native/write_guard.cc",
         "native/alloc.cc",
         "native/vgem.cc",
-        "native/kms.cc"
+        "native/kms.cc",
+        "native/store.cc",
+        "native/futex.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

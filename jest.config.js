@@ -5,10 +5,12 @@
 const os = require('node:os');
 const path = require('node:path');
 module.exports = {
+  globalSetup: '<rootDir>/scripts/jest-store-dir.js',
+  globalTeardown: '<rootDir>/scripts/jest-store-dir.js',
   cacheDirectory: path.join(os.tmpdir(), 'dmabuf-sync-jest'),
   projects: [
-    { displayName: 'unit', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/unit/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
-    { displayName: 'vm', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
-    { displayName: 'display', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/display/**/*.test.js'] },
+    { displayName: 'unit', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/store-dir.js', '<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/unit/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
+    { displayName: 'vm', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/store-dir.js', '<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/vm/**/*.test.js', '<rootDir>/dist/test/both/**/*.test.js'] },
+    { displayName: 'display', testEnvironment: 'node', setupFilesAfterEnv: ['<rootDir>/dist/test/setup/store-dir.js', '<rootDir>/dist/test/setup/fd-guard.js'], testMatch: ['<rootDir>/dist/test/display/**/*.test.js'] },
   ],
 };

@@ -40,6 +40,8 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitAlloc(env, exports);
   InitVgem(env, exports);
   InitKms(env, exports);
+  InitStore(env, exports);
+  InitFutex(env, exports);
   return exports;
 }
 

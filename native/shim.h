@@ -16,6 +16,8 @@ void InitVgem(Napi::Env env, Napi::Object exports);      // vgem.cc
 void InitKms(Napi::Env env, Napi::Object exports);       // kms.cc
 // Adds the KMS constants (client caps, object types, atomic flags, formats) to the constants object.
 void KmsConstants(Napi::Env env, Napi::Object constants);  // kms.cc
+void InitStore(Napi::Env env, Napi::Object exports);     // store.cc
+void InitFutex(Napi::Env env, Napi::Object exports);     // futex.cc
 
 }  // namespace dmabuf_sync
 

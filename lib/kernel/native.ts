@@ -202,6 +202,38 @@ export interface NativeBinding {
    * sync_file fd (or -1). EINTR/EAGAIN are not retried.
    */
   kmsAtomicCommit(fd: number, objs: Uint32Array, counts: Uint32Array, props: Uint32Array, values: Float64Array, flags: number, outFenceIndex: number): number;
+  /**
+   * mmap(MAP_SHARED, PROT_READ|PROT_WRITE) of `size` bytes of the lock store file `fd`, as an ArrayBuffer.
+   * The addon owns `fd` from then on: it unmaps and closes it when this environment (thread) ends, which
+   * drops every OFD lock taken through it.
+   */
+  storeAttach(fd: number, size: number): ArrayBuffer;
+  /**
+   * fcntl(F_OFD_SETLK, or F_OFD_SETLKW with `wait`) of `type` on [start, start + length). Returns false when
+   * another open file description holds a conflicting lock (only without `wait`).
+   */
+  ofdLock(fd: number, type: 'read' | 'write' | 'unlock', start: number, length: number, wait: boolean): boolean;
+  /** fcntl(F_OFD_GETLK): true if another open file description holds a lock conflicting with `type` there. */
+  ofdTest(fd: number, type: 'read' | 'write', start: number, length: number): boolean;
+  /** clock_gettime(CLOCK_MONOTONIC) in ms. */
+  monotonicMs(): number;
+  /** futex(FUTEX_WAKE) (shared, not private) on 32-bit word `index` of `buffer`; returns how many woke. */
+  futexWake(buffer: ArrayBuffer, index: number, count: number): number;
+  /** futex(FUTEX_WAIT) on word `index` while it equals `expected`, at most `timeoutMs` (<= 1000): blocks. */
+  futexWait(buffer: ArrayBuffer, index: number, expected: number, timeoutMs: number): 'ok' | 'not-equal' | 'timed-out';
+  /**
+   * Starts a helper thread blocked in FUTEX_WAIT on word `index`; each time the word changes, `callback`
+   * runs on this thread's event loop (coalesced). Unref'd; stopped when the environment ends.
+   */
+  doorbell(buffer: ArrayBuffer, index: number, callback: () => void): NativeDoorbell;
+}
+
+/** The handle of a doorbell thread. */
+export interface NativeDoorbell {
+  /** Keeps the event loop alive while the doorbell waits. */
+  ref(): void;
+  /** Lets the event loop end although the doorbell waits (the default). */
+  unref(): void;
 }
 
 /** What to do when no addon loads: the install script (node-gyp-build) builds one from source. */

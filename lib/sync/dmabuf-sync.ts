@@ -30,7 +30,7 @@ import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
 import { WwClass } from '../ww/ww-class';
-import { queryLocks, setForceHook, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
+import { queryLocks, setForceHook, takeOwnerDied, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
 import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, syncEach } from '../kernel/cache-bracket';
@@ -68,6 +68,11 @@ export interface DmabufSyncOptions {
   name?: string;
   /** The ww class whose stamps order this sync against others; defaults to a shared wound-wait class. */
   wwClass?: WwClass;
+  /**
+   * The lock domain (without wwClass): syncs of one domain exclude each other in every process of this user;
+   * another domain is a separate lock space. Default: 'default'. See docs/processes.md.
+   */
+  domain?: string;
   /** Watchdog bound on holding the locks, in ms (default 10 000). */
   maxHoldMs?: number;
 }
@@ -124,8 +129,17 @@ interface Batch {
   endFlags: Uint32Array;
 }
 
-let defaultClass: WwClass | undefined;
+/** The default wound-wait class of each domain. */
+const defaultClasses = new Map<string, WwClass>();
 let serial = 0;
+
+function defaultClass(domain: string | undefined): WwClass {
+  const cls = new WwClass('wound-wait', 'dmabuf-sync', { domain });
+  const known = defaultClasses.get(cls.domain);
+  if (known !== undefined) return known;
+  defaultClasses.set(cls.domain, cls);
+  return cls;
+}
 
 /** A set of buffers a task locks, accesses and unlocks together. */
 export class DmabufSync {
@@ -140,6 +154,7 @@ export class DmabufSync {
   #ctx: AcquireContext | undefined;
   #backoffs = 0;
   #fenceWaits = 0;
+  #ownerDied: DmaBuf[] = [];
   /** The per-lock syscall arguments, built once per set of buffers (get/put invalidate it). */
   #batch: Batch | undefined;
   readonly #forcedCallback = (): void => this.#onForced();
@@ -155,8 +170,11 @@ export class DmabufSync {
     if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) {
       throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
     }
+    if (o.wwClass !== undefined && o.domain !== undefined && o.wwClass.domain !== o.domain) {
+      throw usageError('EINVAL', `domain '${String(o.domain)}' differs from the wwClass's domain '${o.wwClass.domain}': give one of them`);
+    }
     this.name = checkName(o.name, 'options.name') ?? `sync-${++serial}`;
-    this.wwClass = o.wwClass ?? (defaultClass ??= new WwClass('wound-wait', 'dmabuf-sync'));
+    this.wwClass = o.wwClass ?? defaultClass(o.domain);
     this.maxHoldMs = maxHoldMs;
   }
 
@@ -184,6 +202,15 @@ export class DmabufSync {
     fenceWaits: number;
   } {
     return { backoffs: this.#backoffs, fenceWaits: this.#fenceWaits };
+  }
+
+  /**
+   * The buffers of the last lock() whose previous writer died while holding them (its process was killed,
+   * its worker terminated): their contents may be half written. Empty when none; compare by `inode`. Also
+   * published on the `dmabuf-sync:owner-died` diagnostics channel.
+   */
+  get ownerDied(): DmaBuf[] {
+    return this.#ownerDied;
   }
 
   /** The buffers added, in order. */
@@ -262,6 +289,8 @@ export class DmabufSync {
     try {
       if (!this.#tryAcquireAll(batch.entries, ctx)) await this.#acquireAll(batch.entries, ctx, { signal, deadline });
       ctx.done();
+      const died = takeOwnerDied(ctx);
+      this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
       // One addon call checks every buffer's fences; wait for the first pending one, then check again.
       for (let i = firstPending(batch.fds, batch.exportFlags, batch.accesses); i >= 0; i = firstPending(batch.fds, batch.exportFlags, batch.accesses)) {
         const e = batch.entries[i] as Entry;

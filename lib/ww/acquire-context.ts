@@ -4,8 +4,8 @@
  * order against it, wound it, or force it off when it holds a lock past its maxHoldMs.
  */
 import { argRangeError, argTypeError, checkName, DmabufError, optionsOf } from '../errors';
-import { lockStore, type LockStore } from './lock-table';
-import { CF_FORCED, CF_WOUNDED } from './shared-state';
+import { lockStore, type LockStore } from './lock-store';
+import { CF_FORCED, CF_WOUNDED } from './layout';
 import { WwClass } from './ww-class';
 import { noticeForced, unwatch } from './ww-watchdog';
 
@@ -24,8 +24,8 @@ export interface AcquireContextOptions {
 export type ForcedCallback = (ctx: AcquireContext) => void;
 
 // Contexts dropped without fini() give their slot back if they hold nothing (else the slot stays reserved).
-const finalizer = new FinalizationRegistry<number>((slot) => {
-  lockStore().closeContext(slot);
+const finalizer = new FinalizationRegistry<{ store: LockStore; slot: number }>(({ store, slot }) => {
+  store.closeContext(slot);
 });
 
 /**
@@ -75,11 +75,11 @@ export class AcquireContext {
     this.class = cls;
     this.name = checkName(o.name, 'options.name') ?? '';
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
-    const store = lockStore();
+    const store = lockStore(cls.domain);
     const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
     this.#s = { store, slot, done: false, busy: false, forcedNoticed: false, forcedCallbacks: undefined };
     this.stamp = store.ctxStamp(slot);
-    finalizer.register(this, slot, this.#token);
+    finalizer.register(this, { store, slot }, this.#token);
   }
 
   /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */

@@ -13,6 +13,14 @@ export const CHANNEL_BACKOFF = 'dmabuf-sync:backoff';
 /** Published when a context is forced off its locks by the watchdog: `{ ctxId, ctxName, keys, tags, byThreadId }`. */
 export const CHANNEL_FORCED_UNLOCK = 'dmabuf-sync:forced-unlock';
 
+/**
+ * Published when a lock is granted whose previous write holder died holding it (its process was killed, its
+ * worker terminated): the data may be half written. `{ key, ctxName, stamp, mode }`.
+ */
+export const CHANNEL_OWNER_DIED = 'dmabuf-sync:owner-died';
+
+/** @internal */
+export const ownerDiedChannel = dc.channel(CHANNEL_OWNER_DIED);
 /** @internal */
 export const acquiredChannel = dc.channel(CHANNEL_ACQUIRED);
 /** @internal */

@@ -3,11 +3,21 @@
  * together under one acquire context (kernel `DEFINE_WW_CLASS` / `DEFINE_WD_CLASS`).
  */
 import { AcquireContext, type AcquireContextOptions } from './acquire-context';
-import { KIND_WAIT_DIE, KIND_WOUND_WAIT } from './shared-state';
+import { KIND_WAIT_DIE, KIND_WOUND_WAIT } from './layout';
 import { argTypeError, checkName } from '../errors';
+import { DEFAULT_DOMAIN, checkDomain } from './store-file';
 
 /** 'wound-wait': older contexts wound younger holders (fewer back-offs); 'wait-die': younger requesters die. */
 export type WwClassKind = 'wound-wait' | 'wait-die';
+
+/** Options of a WwClass. */
+export interface WwClassOptions {
+  /**
+   * The lock domain: mutexes of one key are the same lock in every thread and process that uses the same
+   * domain (a store file of the user, see docs/processes.md). Default: 'default'.
+   */
+  domain?: string;
+}
 
 /**
  * A ww lock class. Every WwMutex locked under one AcquireContext must belong to a class of the same kind;
@@ -20,16 +30,20 @@ export class WwClass {
   readonly name: string;
   /** @internal numeric kind stored in the shared table. */
   readonly kindId: number;
+  /** The lock domain (store) of this class's mutexes and contexts. */
+  readonly domain: string;
 
   /**
    * @param kind 'wound-wait' (default, the kernel's DEFINE_WW_CLASS) or 'wait-die' (DEFINE_WD_CLASS).
    * @param name label used in diagnostics.
+   * @param options the lock domain.
    */
-  constructor(kind: WwClassKind = 'wound-wait', name?: string) {
+  constructor(kind: WwClassKind = 'wound-wait', name?: string, options?: WwClassOptions) {
     if (kind !== 'wound-wait' && kind !== 'wait-die') throw argTypeError('kind', "'wound-wait' or 'wait-die'", kind);
     this.kind = kind;
     this.name = checkName(name, 'name') ?? kind;
     this.kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
+    this.domain = options?.domain === undefined ? DEFAULT_DOMAIN : checkDomain(options.domain);
   }
 
   /**

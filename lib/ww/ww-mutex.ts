@@ -4,7 +4,7 @@
  */
 import { AcquireContext, contextState, forcedError, lockError } from './acquire-context';
 import { DmabufError, abortError, argRangeError, argTypeError, checkSignal, optionsOf, timeoutError } from '../errors';
-import { acquiredChannel, backoffChannel, contendedChannel } from './lock-channels';
+import { acquiredChannel, backoffChannel, contendedChannel, ownerDiedChannel } from './lock-channels';
 import {
   EALREADY,
   EDEADLK,
@@ -14,20 +14,36 @@ import {
   GRANTED,
   WAITING,
   lockStore,
+  monoNow,
   type LockSnapshot,
   type LockStore,
-} from './lock-table';
+} from './lock-store';
 import { WwClass } from './ww-class';
 import { forceContext, noticeForced, waiterBlocked, watchHold } from './ww-watchdog';
 
 export { setForceHook, type ForceHook } from './ww-watchdog';
-export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-table';
+export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-store';
 export {
   CHANNEL_ACQUIRED,
   CHANNEL_BACKOFF,
   CHANNEL_CONTENDED,
   CHANNEL_FORCED_UNLOCK,
+  CHANNEL_OWNER_DIED,
 } from './lock-channels';
+
+// Keys granted to a context whose previous write holder had died (see takeOwnerDied).
+const ownerDiedKeys = new WeakMap<AcquireContext, bigint[]>();
+
+/**
+ * The keys of the mutexes granted to `ctx` (since the last call) whose previous write holder died holding
+ * them: the data may be half written. Clears the list.
+ */
+export function takeOwnerDied(ctx: AcquireContext): bigint[] {
+  const keys = ownerDiedKeys.get(ctx);
+  if (keys === undefined) return [];
+  ownerDiedKeys.delete(ctx);
+  return keys;
+}
 
 /** 'read': shared with other readers; 'write': exclusive. */
 export type LockMode = 'read' | 'write';
@@ -40,13 +56,16 @@ export interface LockOptions {
   deadline?: number;
 }
 
-/** Longest single sleep of a waiter: a safety net; real wake-ups come from Atomics.notify. */
-const MAX_SLEEP_MS = 500;
+/**
+ * Longest single sleep of a waiter: a safety net (real wake-ups come from the futex doorbells), and the
+ * period at which a waiter checks that those it waits for are alive.
+ */
+const MAX_SLEEP_MS = 250;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // WwMutex objects dropped without dispose() give their table reference back.
-const finalizer = new FinalizationRegistry<number>((slot) => {
-  lockStore().closeMutex(slot);
+const finalizer = new FinalizationRegistry<{ store: LockStore; slot: number }>(({ store, slot }) => {
+  store.closeMutex(slot);
 });
 
 function checkMode(mode: LockMode): boolean {
@@ -114,10 +133,10 @@ export class WwMutex {
     if (key !== undefined && typeof key !== 'bigint') throw argTypeError('key', 'a bigint', key);
     if (key !== undefined && (key < MIN_KEY || key > MAX_KEY)) throw argRangeError('key', 'a 64-bit integer', key);
     this.class = cls;
-    this.store = lockStore();
+    this.store = lockStore(cls.domain);
     this.slot = this.store.openMutex(key, cls.kindId);
     this.key = this.store.mutexKey(this.slot);
-    finalizer.register(this, this.slot, this.token);
+    finalizer.register(this, { store: this.store, slot: this.slot }, this.token);
   }
 
   /**
@@ -200,8 +219,18 @@ export class WwMutex {
   }
 
   private granted(ctx: AcquireContext | null, write: boolean, waitedMs: number): void {
+    if (this.store.ownerDied) {
+      if (ctx !== null) {
+        const keys = ownerDiedKeys.get(ctx);
+        if (keys === undefined) ownerDiedKeys.set(ctx, [this.key]);
+        else keys.push(this.key);
+      }
+      if (ownerDiedChannel.hasSubscribers) {
+        ownerDiedChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read' });
+      }
+    }
     if (ctx === null) this.ctxless.push(this.store.lastRecord);
-    else if (ctx.maxHoldMs > 0) watchHold(ctx, Date.now() + ctx.maxHoldMs);
+    else if (ctx.maxHoldMs > 0) watchHold(ctx, monoNow() + ctx.maxHoldMs);
     if (acquiredChannel.hasSubscribers) {
       acquiredChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read', waitedMs });
     }
@@ -233,10 +262,10 @@ export class WwMutex {
         // store.waitSeq/waitUntil/victim were set by the acquire()/poll() that returned WAITING.
         const victim = store.victim;
         if (victim >= 0) {
-          forceContext(store, victim, Date.now());
+          forceContext(store, victim, monoNow());
         } else {
-          const now = Date.now();
-          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, deadline - now));
+          // Holder deadlines are on the shared monotonic clock, the caller's deadline on Date.now().
+          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - monoNow(), deadline - Date.now()));
           const p = store.wait(m, store.waitSeq, t);
           if (p !== undefined) await p;
         }
@@ -373,10 +402,13 @@ export class WwMutex {
 export function forceRelease(ctxId: number): boolean {
   if (typeof ctxId !== 'number') throw argTypeError('ctxId', 'an AcquireContext id (a number)', ctxId);
   if (!Number.isInteger(ctxId) || ctxId < 0) throw argRangeError('ctxId', 'an AcquireContext id (an integer >= 0)', ctxId);
-  return forceContext(lockStore(), ctxId, Date.now());
+  return forceContext(lockStore(), ctxId, monoNow());
 }
 
-/** Snapshot of every mutex with a holder or a waiter, in all threads of the process. */
-export function queryLocks(): LockSnapshot {
-  return lockStore().query();
+/**
+ * Snapshot of every mutex with a holder or a waiter, in every thread of every process of the lock domain
+ * (default: the default domain).
+ */
+export function queryLocks(domain?: string): LockSnapshot {
+  return lockStore(domain).query();
 }

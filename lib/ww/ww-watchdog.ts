@@ -13,8 +13,8 @@
  */
 import { contextState, type AcquireContext } from './acquire-context';
 import { forcedChannel } from './lock-channels';
-import type { ForcedRelease, LockStore } from './lock-table';
-import { debug } from './shared-state';
+import { monoNow, type ForcedRelease, type LockStore } from './lock-store';
+import { debug } from './table';
 import * as wt from 'node:worker_threads';
 
 /** Process-wide (per thread) hook run by the forcing thread: `tags` of the removed holds, forced `ctxId`. */
@@ -55,15 +55,15 @@ export function unwatch(ctx: AcquireContext): void {
 function arm(at: number): void {
   if (timer !== undefined) clearTimeout(timer);
   timerAt = at;
-  // +1: setTimeout may fire up to 1 ms early relative to Date.now(); the check uses `<=`.
-  timer = setTimeout(onTimer, Math.max(0, at - Date.now() + 1));
+  // +1: setTimeout may fire up to 1 ms early; the check uses `<=`. Deadlines are on the shared monotonic clock.
+  timer = setTimeout(onTimer, Math.max(0, at - monoNow() + 1));
   if (blocked === 0) timer.unref();
 }
 
 function onTimer(): void {
   timer = undefined;
   timerAt = Infinity;
-  const now = Date.now();
+  const now = monoNow();
   let next = Infinity;
   for (const ctx of watched) {
     if (contextState(ctx).slot < 0) {

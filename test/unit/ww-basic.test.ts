@@ -4,7 +4,7 @@
  */
 import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
-import { sharedState } from '../../lib/ww/shared-state';
+import { TableLockStore, lockStore } from '../../lib/ww/lock-store';
 import { setTimeout as realDelay } from 'node:timers/promises';
 import { Completion, KINDS, codeOf, sleep, thrownCode, tick } from './ww-helpers';
 
@@ -342,7 +342,7 @@ describe.each(KINDS)('%s', (kind) => {
 
 test('a table left locked by a dead thread is reported (EOWNERDEAD), not a forever spin', () => {
   const m = new WwMutex(new WwClass('wound-wait'));
-  const state = sharedState();
+  const state = (lockStore() as TableLockStore).t;
   state.wedgeForTest(); // as a worker terminate()d inside a critical section would leave it
   try {
     const t0 = Date.now();

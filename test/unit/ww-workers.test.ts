@@ -45,7 +45,7 @@ describe.each(KINDS)('%s', (kind) => {
     const counters = new Int32Array(sab);
     const workers = Array.from(
       { length: 3 },
-      () => new Worker(HELPER, { workerData: { job: 'stress', kind, keys, counters: sab, ms: 1200, mixed } }),
+      () => new Worker(HELPER, { env: process.env, workerData: { job: 'stress', kind, keys, counters: sab, ms: 1200, mixed } }),
     );
     try {
       const results = workers.map(run);
@@ -71,7 +71,7 @@ describe.each(KINDS)('%s', (kind) => {
 
   test("query() from main shows a worker's hold with its threadId; the lock is shared", async () => {
     const key = nextKey++;
-    const worker = new Worker(HELPER, { workerData: { job: 'hold', kind, keys: [key] } });
+    const worker = new Worker(HELPER, { env: process.env, workerData: { job: 'hold', kind, keys: [key] } });
     try {
       expect(await run(worker)).toEqual({ held: true });
       const m = new WwMutex(cls, key);
@@ -103,7 +103,7 @@ describe.each(KINDS)('%s', (kind) => {
     const key = nextKey++;
     const forcedTags: bigint[] = [];
     setForceHook((tags) => forcedTags.push(...tags));
-    const worker = new Worker(HELPER, { workerData: { job: 'hold-busy', kind, keys: [key], ms: 100 } });
+    const worker = new Worker(HELPER, { env: process.env, workerData: { job: 'hold-busy', kind, keys: [key], ms: 100 } });
     try {
       expect(await run(worker)).toEqual({ held: true });
       const m = new WwMutex(cls, key);

@@ -276,7 +276,7 @@ test('worker_threads share the lock state: stress reorder on real dma-bufs, no l
   const script = path.join(__dirname, 'fixtures', 'sync-worker.js');
   const run = (seed: number): Promise<{ counts: number[]; backoffs: number }> =>
     new Promise((resolve, reject) => {
-      const w = new Worker(script, { workerData: { fds: bufs.map((b) => b.fd), iterations: 30, seed, name: `w${seed}` } });
+      const w = new Worker(script, { env: process.env, workerData: { fds: bufs.map((b) => b.fd), iterations: 30, seed, name: `w${seed}` } });
       let result: { counts: number[]; backoffs: number } | undefined;
       w.once('message', (m) => (result = m));
       w.once('error', reject);

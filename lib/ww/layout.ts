@@ -1,0 +1,180 @@
+/**
+ * The lock store's layout: word offsets of every shared field, and the capacities. The store is one file
+ * mapped MAP_SHARED by every thread of every process that locks in its domain (see store-file.ts); all
+ * fields are 32-bit words, 64-bit fields sit at even word offsets so that Float64Array / BigInt64Array views
+ * alias them. Links between records are "index + 1", 0 ending a list.
+ *
+ *   header        HEADER_WORDS              table lock, magic, version, capacities, free lists, counters
+ *   participants  nPart    x PART_WORDS     one per thread (of any process) attached to the store
+ *   mutexes       nMutex   x MUTEX_WORDS    open-addressing table keyed by a bigint key
+ *   contexts      nCtx     x CTX_WORDS      acquire contexts
+ *   records       nRec     x REC_WORDS      hold and wait records, linked per mutex and per context
+ *
+ * Byte locks (OFD, fcntl) on the file: byte 0 decides who formats it (see store-file.ts); byte
+ * LIVE_BYTE_BASE + p is held exclusively by the thread attached as participant p for as long as it lives.
+ * @internal
+ */
+import { DmabufError } from '../errors';
+
+/** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
+export const MAGIC = 0x64_6d_62_53;
+export const VERSION = 2;
+
+// ---- header (word offsets) ----
+/** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
+export const H_LOCK = 0;
+export const H_MAGIC = 1;
+export const H_VERSION = 2;
+export const H_NPART = 3;
+export const H_NMUTEX = 4;
+export const H_NCTX = 5;
+export const H_NREC = 6;
+/** Free record list head (record + 1; 0 = empty). */
+export const H_FREE_REC = 7;
+/** Free context list head (slot + 1; 0 = empty). */
+export const H_FREE_CTX = 8;
+/** f64 index (not word index) of the stamp counter and of the unique-key counter. */
+export const F_STAMP = 8; // words 16..17
+export const F_KEYCTR = 9; // words 18..19
+export const HEADER_WORDS = 32;
+
+/** Bit of H_LOCK: a thread sleeps (futex) on the table lock; the unlocker must wake one. */
+export const CONTENDED = 1 << 30;
+
+// ---- participant (a thread attached to the store) ----
+export const PART_WORDS = 8;
+/** 0 free, 1 attached. */
+export const P_STATE = 0;
+export const P_PID = 1;
+export const P_THREAD = 2;
+/** Futex word: bumped by anyone who changed a mutex this participant waits on; its doorbell thread wakes. */
+export const P_DOORBELL = 3;
+
+// ---- mutex slot ----
+export const MUTEX_WORDS = 16;
+/** bigint key: words 0..1 (BigInt64Array index = word / 2). */
+export const M_KEY = 0;
+/** 0 empty, 1 used, 2 tombstone. */
+export const M_STATE = 2;
+/** WwMutex objects (any thread of any process) referencing the slot. */
+export const M_REFS = 3;
+/** Bumped on every change that could let a waiter proceed; waiters compare it. */
+export const M_SEQ = 4;
+export const M_NWAITERS = 5;
+export const M_HOLD_HEAD = 6;
+export const M_WAIT_HEAD = 7;
+export const M_NHOLDERS = 8;
+export const M_WRITE_HELD = 9;
+/** Class kind: KIND_WOUND_WAIT or KIND_WAIT_DIE. */
+export const M_KIND = 10;
+/** 1 when a write holder died holding it: the next locker is told (ownerDied), which clears it. */
+export const M_OWNER_DIED = 11;
+
+export const SLOT_EMPTY = 0;
+export const SLOT_USED = 1;
+export const SLOT_TOMB = 2;
+export const KIND_WOUND_WAIT = 1;
+export const KIND_WAIT_DIE = 2;
+
+// ---- context slot ----
+export const CTX_WORDS = 32;
+/** f64 stamp: words 0..1. */
+export const C_STAMP = 0;
+export const C_FLAGS = 2;
+export const C_ACQUIRED = 3;
+export const C_MAX_HOLD = 4;
+/** Participant (thread) that owns the context. */
+export const C_PART = 5;
+/** Mutex slot + 1 the context is waiting on (0 = none): a wound or force wakes it there. */
+export const C_WAITING_ON = 6;
+/** Head of the context's hold records (record + 1), linked through R_CTX_NEXT. */
+export const C_HOLD_HEAD = 7;
+export const C_NEXT_FREE = 8;
+export const C_NAME_LEN = 9;
+export const C_NAME = 16; // 12 words = 48 bytes
+export const NAME_BYTES = 48;
+
+export const CF_USED = 1;
+export const CF_WOUNDED = 2;
+export const CF_FORCED = 4;
+
+// ---- hold / wait record ----
+export const REC_WORDS = 16;
+/** Next record in the mutex's holder or waiter list, or in the free list. */
+export const R_NEXT = 0;
+/** Next hold of the same context. */
+export const R_CTX_NEXT = 1;
+export const R_FLAGS = 2;
+/** Context slot + 1 (0 = ctx-less). */
+export const R_CTX = 3;
+export const R_MUTEX = 4;
+/** Participant (thread) that made the request. */
+export const R_PART = 5;
+/** f64 since and deadline (CLOCK_MONOTONIC ms, one clock for all processes): words 8..9, 10..11; i64 tag: 12..13. */
+export const R_SINCE = 8;
+export const R_DEADLINE = 10;
+export const R_TAG = 12;
+
+export const RF_WRITE = 1;
+export const RF_WAITER = 2;
+/** Set on every record in use, so that a free record's flags read 0. */
+export const RF_USED = 4;
+
+/** Byte locked (OFD) by whoever formats the store, shared by everyone attached. */
+export const FORMAT_BYTE = 0;
+/** Byte LIVE_BYTE_BASE + p: held exclusively by participant p while its thread lives. */
+export const LIVE_BYTE_BASE = 1;
+
+/** Environment variable overriding the capacities (see parseCapacity). */
+export const CAPACITY_ENV = 'DMABUF_SYNC_CAPACITY';
+
+/** Capacities of the fixed tables. */
+export interface Capacity {
+  participants: number;
+  mutexes: number;
+  contexts: number;
+  records: number;
+}
+
+export const DEFAULT_CAPACITY: Readonly<Capacity> = { participants: 256, mutexes: 4096, contexts: 8192, records: 32768 };
+
+/** Bytes of a store with these capacities. */
+export function storeBytes(cap: Capacity): number {
+  const words =
+    HEADER_WORDS + cap.participants * PART_WORDS + cap.mutexes * MUTEX_WORDS + cap.contexts * CTX_WORDS + cap.records * REC_WORDS;
+  // Whole pages, so that the mapping covers the file exactly.
+  return Math.ceil((words * 4) / 65536) * 65536;
+}
+
+/**
+ * Parses DMABUF_SYNC_CAPACITY: either one number N (mutexes = N, contexts = 2N, records = 8N) or a list
+ * like "participants=64,mutexes=1024,contexts=2048,records=8192" (missing fields keep their defaults).
+ * Invalid values throw EINVAL rather than silently running with a surprising size. Only the process that
+ * formats a store reads it; the others use the capacities written in the store.
+ */
+export function parseCapacity(text: string | undefined): Capacity {
+  const cap: Capacity = { ...DEFAULT_CAPACITY };
+  if (text === undefined || text.trim() === '') return cap;
+  const bad = (): never => {
+    throw new DmabufError(
+      'EINVAL',
+      `${CAPACITY_ENV}="${text}" is not valid: use a number N (N mutexes, 2N contexts, 8N records) or ` +
+        `"participants=N,mutexes=N,contexts=N,records=N" with integers from 2 (participants) or 16 to 16777216`,
+    );
+  };
+  const num = (s: string, min: number): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min || n > 1 << 24) bad();
+    return n;
+  };
+  if (/^\s*\d+\s*$/.test(text)) {
+    const n = num(text.trim(), 16);
+    return { ...cap, mutexes: n, contexts: 2 * n, records: 8 * n };
+  }
+  for (const part of text.split(',')) {
+    const [k, v] = part.split('=').map((s) => s.trim());
+    if (v === undefined || !(k === 'participants' || k === 'mutexes' || k === 'contexts' || k === 'records')) bad();
+    cap[k as keyof Capacity] = num(v as string, k === 'participants' ? 2 : 16);
+  }
+  return cap;
+}

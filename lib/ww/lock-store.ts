@@ -1,0 +1,367 @@
+/**
+ * The lock store: the interface WwMutex and AcquireContext talk to, and its one implementation over a
+ * store file shared by every thread of every process of a domain (layout.ts, store-file.ts). Mutex and
+ * context slots are managed here; the ww rules are in ww-rules.ts, records in records.ts, waking in
+ * waking.ts, the snapshot in lock-query.ts.
+ *
+ * Handles are small integers: mutex slot `m`, context slot `c` (-1 = no context), record `r`. Return values
+ * are numeric codes so that the uncontended path allocates nothing.
+ * @internal
+ */
+import * as wt from 'node:worker_threads';
+import { DmabufError } from '../errors';
+import {
+  CF_USED,
+  C_ACQUIRED,
+  C_FLAGS,
+  C_HOLD_HEAD,
+  C_MAX_HOLD,
+  C_NAME,
+  C_NAME_LEN,
+  C_NEXT_FREE,
+  C_PART,
+  C_STAMP,
+  C_WAITING_ON,
+  F_KEYCTR,
+  F_STAMP,
+  H_FREE_CTX,
+  M_HOLD_HEAD,
+  M_KEY,
+  M_KIND,
+  M_NHOLDERS,
+  M_NWAITERS,
+  M_REFS,
+  M_STATE,
+  M_WAIT_HEAD,
+  M_WRITE_HELD,
+  NAME_BYTES,
+  SLOT_EMPTY,
+  SLOT_TOMB,
+  SLOT_USED,
+} from './layout';
+import { queryTable, type LockSnapshot } from './lock-query';
+import { DEFAULT_DOMAIN, checkDomain, openStore } from './store-file';
+import { Table, debug, enospc, monoNow } from './table';
+import { Waker } from './waking';
+import { reapDeadAround, reapParticipant, recoverTable } from './recovery';
+import * as rules from './ww-rules';
+import type { ForcedRelease } from './ww-rules';
+
+export { GRANTED, WAITING, WOULD_BLOCK, EDEADLK, EALREADY, FORCED, NOT_HELD, F_TRY, F_WW } from './ww-rules';
+export type { ForcedRelease } from './ww-rules';
+export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-query';
+export { monoNow } from './table';
+
+/** The storage behind the lock core (one per domain and thread). */
+export interface LockStore {
+  /** Scratch outputs of the last acquire/poll (valid until the next call on this thread). */
+  lastRecord: number;
+  /** The last grant found that the mutex's previous write holder died holding it (the data may be half written). */
+  ownerDied: boolean;
+  waitSeq: number;
+  /** Earliest deadline (monotonic ms) of the holders the waiter may force. */
+  waitUntil: number;
+  victim: number;
+  /** The domain (store file name). */
+  readonly domain: string;
+
+  openMutex(key: bigint | undefined, kind: number): number;
+  closeMutex(m: number): void;
+  mutexKey(m: number): bigint;
+  isLocked(m: number): boolean;
+
+  openContext(kind: number, name: string, maxHoldMs: number): number;
+  /** Frees the slot; false (nothing done) if the context still holds or waits. */
+  closeContext(c: number): boolean;
+  ctxStamp(c: number): number;
+  ctxAcquired(c: number): number;
+  ctxFlags(c: number): number;
+  ctxName(c: number): string;
+
+  acquire(m: number, c: number, write: boolean, flags: number): number;
+  poll(w: number, m: number, c: number, write: boolean, flags: number): number;
+  cancel(w: number, m: number, c: number): void;
+  release(m: number, c: number, r: number): number;
+  setHoldTag(m: number, c: number, tag: bigint): boolean;
+  /** Whether context c holds mutex m. */
+  holds(m: number, c: number): boolean;
+  /** Earliest deadline (monotonic ms, see monoNow) of c's holds. */
+  earliestDeadline(c: number): number;
+  /** Forces `c` off if one of its holds is past its deadline at monotonic `now` (or always with Infinity). */
+  forceIfExpired(c: number, now: number): ForcedRelease | null;
+  /** Wakes the waiters of `m` without changing anything (used to make an aborted waiter notice at once). */
+  kick(m: number): void;
+  /** Resolves when `m` may have changed since `seq` was read, or after `timeoutMs`; undefined if it has. */
+  wait(m: number, seq: number, timeoutMs: number): Promise<unknown> | undefined;
+  query(): LockSnapshot;
+}
+
+function hashKey(key: bigint, n: number): number {
+  const lo = Number(BigInt.asUintN(32, key));
+  const hi = Number(BigInt.asUintN(32, key >> 32n));
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % n;
+}
+
+const textDecoder = new TextDecoder();
+
+/** How often (at most) a waiting thread checks that the holders and waiters ahead of it are alive. */
+const LIVENESS_CHECK_MS = 150;
+
+/** LockStore over a store file (shared by every thread of every process of the domain). */
+export class TableLockStore implements LockStore, rules.Core {
+  lastRecord = -1;
+  waitSeq = 0;
+  waitUntil = Infinity;
+  victim = -1;
+  readonly domain: string;
+  readonly t: Table;
+  readonly waker: Waker;
+  ownerDied = false;
+  /** When this thread's waiters next check the liveness of those they wait for (monotonic ms). */
+  private livenessCheckAt = 0;
+  private readonly maybeFree = (m: number): void => this.maybeFreeMutex(m);
+  private readonly nameOf = (c: number): string => this.ctxName(c);
+
+  constructor(domain: string) {
+    this.domain = domain;
+    const file = openStore(domain);
+    this.t = new Table(file);
+    this.waker = new Waker(this.t);
+    this.t.recover = () => recoverTable(this.t, this.waker);
+    this.t.reap = (p) => void reapParticipant(this.t, this.waker, p);
+    this.t.start();
+    debug('thread %d attached to lock store %s as participant %d%s', wt.threadId, file.path, this.t.self, file.formatted ? ' (formatted it)' : '');
+  }
+
+  // ---------------------------------------------------------------- mutex slots
+
+  openMutex(key: bigint | undefined, kind: number): number {
+    const t = this.t;
+    const i32 = t.i32;
+    t.lock();
+    try {
+      if (key === undefined) {
+        // Fresh keys are negative so they can never collide with inode numbers.
+        const n = (t.f64[F_KEYCTR] as number) + 1;
+        t.f64[F_KEYCTR] = n;
+        key = -BigInt(n);
+      }
+      key = BigInt.asIntN(64, key);
+      const n = t.nMutex;
+      let i = hashKey(key, n);
+      let tomb = -1;
+      for (let probe = 0; probe < n; probe++, i = i + 1 === n ? 0 : i + 1) {
+        const off = t.mutexOff(i);
+        const st = i32[off + M_STATE];
+        if (st === SLOT_EMPTY) break;
+        if (st === SLOT_TOMB) {
+          if (tomb < 0) tomb = i;
+          continue;
+        }
+        if (t.i64[(off + M_KEY) >> 1] === key) {
+          if (i32[off + M_KIND] !== kind) {
+            throw new DmabufError(
+              'EINVAL',
+              `lock key ${key} is already used with the other ww class kind: every WwMutex of one key must use ` +
+                `the same kind ('wound-wait' or 'wait-die'), or deadlock avoidance breaks`,
+            );
+          }
+          i32[off + M_REFS]++;
+          return i;
+        }
+      }
+      const slot = tomb >= 0 ? tomb : i32[t.mutexOff(i) + M_STATE] === SLOT_EMPTY ? i : -1;
+      if (slot < 0) throw enospc('mutex slots', n);
+      const off = t.mutexOff(slot);
+      t.i64[(off + M_KEY) >> 1] = key;
+      i32[off + M_REFS] = 1;
+      i32[off + M_KIND] = kind;
+      i32[off + M_HOLD_HEAD] = 0;
+      i32[off + M_WAIT_HEAD] = 0;
+      i32[off + M_NHOLDERS] = 0;
+      i32[off + M_NWAITERS] = 0;
+      i32[off + M_WRITE_HELD] = 0;
+      Atomics.store(i32, off + M_STATE, SLOT_USED);
+      return slot;
+    } finally {
+      t.unlock();
+    }
+  }
+
+  closeMutex(m: number): void {
+    const t = this.t;
+    t.lock();
+    const off = t.mutexOff(m);
+    if ((t.i32[off + M_REFS] as number) > 0) t.i32[off + M_REFS]--;
+    this.maybeFreeMutex(m);
+    t.unlock();
+  }
+
+  /** Frees a slot nobody references, holds or waits on. Called with the table locked. */
+  private maybeFreeMutex(m: number): void {
+    const t = this.t;
+    const i32 = t.i32;
+    const off = t.mutexOff(m);
+    if (i32[off + M_STATE] !== SLOT_USED || i32[off + M_REFS] !== 0) return;
+    if (i32[off + M_HOLD_HEAD] !== 0 || i32[off + M_WAIT_HEAD] !== 0) return;
+    i32[off + M_STATE] = SLOT_TOMB;
+    // A tombstone followed by an empty slot ends no probe chain: turn the run of tombstones ending here back
+    // into empty slots, so that tombstones do not accumulate (slots never move: WwMutex objects cache them).
+    const n = t.nMutex;
+    if (i32[t.mutexOff(m + 1 === n ? 0 : m + 1) + M_STATE] === SLOT_EMPTY) {
+      let j = m;
+      for (let k = 0; k < n && i32[t.mutexOff(j) + M_STATE] === SLOT_TOMB; k++) {
+        i32[t.mutexOff(j) + M_STATE] = SLOT_EMPTY;
+        j = j === 0 ? n - 1 : j - 1;
+      }
+    }
+  }
+
+  mutexKey(m: number): bigint {
+    return this.t.i64[(this.t.mutexOff(m) + M_KEY) >> 1] as bigint;
+  }
+
+  isLocked(m: number): boolean {
+    return Atomics.load(this.t.i32, this.t.mutexOff(m) + M_NHOLDERS) > 0;
+  }
+
+  // ---------------------------------------------------------------- contexts
+
+  openContext(_kind: number, name: string, maxHoldMs: number): number {
+    // Encode outside the critical section; truncate on a character boundary.
+    let bytes = Buffer.from(name, 'utf8');
+    if (bytes.length > NAME_BYTES) {
+      let end = NAME_BYTES;
+      while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+      bytes = bytes.subarray(0, end);
+    }
+    const t = this.t;
+    const i32 = t.i32;
+    t.lock();
+    try {
+      const head = i32[H_FREE_CTX] as number;
+      if (head === 0) throw enospc('acquire context slots', t.nCtx);
+      const c = head - 1;
+      const off = t.ctxOff(c);
+      i32[H_FREE_CTX] = i32[off + C_NEXT_FREE] as number;
+      // The stamp counter lives under the table lock; f64 counts exactly up to 2^53.
+      const stamp = (t.f64[F_STAMP] as number) + 1;
+      t.f64[F_STAMP] = stamp;
+      t.f64[(off + C_STAMP) >> 1] = stamp;
+      i32[off + C_ACQUIRED] = 0;
+      i32[off + C_MAX_HOLD] = maxHoldMs;
+      i32[off + C_PART] = t.self;
+      i32[off + C_WAITING_ON] = 0;
+      i32[off + C_HOLD_HEAD] = 0;
+      i32[off + C_NAME_LEN] = bytes.length;
+      t.u8.set(bytes, (off + C_NAME) * 4);
+      Atomics.store(i32, off + C_FLAGS, CF_USED);
+      return c;
+    } finally {
+      t.unlock();
+    }
+  }
+
+  closeContext(c: number): boolean {
+    const t = this.t;
+    const i32 = t.i32;
+    const off = t.ctxOff(c);
+    t.lock();
+    try {
+      if (((i32[off + C_FLAGS] as number) & CF_USED) === 0) return true;
+      if (i32[off + C_HOLD_HEAD] !== 0 || i32[off + C_WAITING_ON] !== 0) return false;
+      Atomics.store(i32, off + C_FLAGS, 0);
+      i32[off + C_ACQUIRED] = 0;
+      i32[off + C_NEXT_FREE] = i32[H_FREE_CTX] as number;
+      i32[H_FREE_CTX] = c + 1;
+      return true;
+    } finally {
+      t.unlock();
+    }
+  }
+
+  ctxStamp(c: number): number {
+    return this.t.f64[(this.t.ctxOff(c) + C_STAMP) >> 1] as number;
+  }
+  ctxAcquired(c: number): number {
+    return Atomics.load(this.t.i32, this.t.ctxOff(c) + C_ACQUIRED);
+  }
+  ctxFlags(c: number): number {
+    return Atomics.load(this.t.i32, this.t.ctxOff(c) + C_FLAGS);
+  }
+  ctxName(c: number): string {
+    const off = this.t.ctxOff(c);
+    const start = (off + C_NAME) * 4;
+    return textDecoder.decode(this.t.u8.subarray(start, start + (this.t.i32[off + C_NAME_LEN] as number)));
+  }
+
+  // ---------------------------------------------------------------- the ww rules
+
+  acquire(m: number, c: number, write: boolean, flags: number): number {
+    return rules.acquire(this, m, c, write, flags);
+  }
+  poll(w: number, m: number, c: number, write: boolean, flags: number): number {
+    // A waiter checks now and then that the participants it waits for are alive: a dead holder or a dead
+    // waiter ahead is removed within a wait period (the wait loop sleeps at most 250 ms at a time).
+    const now = monoNow();
+    if (now >= this.livenessCheckAt) {
+      this.livenessCheckAt = now + LIVENESS_CHECK_MS;
+      reapDeadAround(this.t, this.waker, m);
+    }
+    return rules.poll(this, w, m, c, write, flags);
+  }
+  cancel(w: number, m: number, _c: number): void {
+    rules.cancel(this, w, m);
+  }
+  release(m: number, c: number, r: number): number {
+    return rules.release(this, m, c, r, this.maybeFree);
+  }
+  setHoldTag(m: number, c: number, tag: bigint): boolean {
+    return rules.setHoldTag(this, m, c, tag);
+  }
+  holds(m: number, c: number): boolean {
+    return rules.holds(this, m, c);
+  }
+  earliestDeadline(c: number): number {
+    return rules.earliestDeadline(this, c);
+  }
+  forceIfExpired(c: number, now: number): ForcedRelease | null {
+    return rules.forceIfExpired(this, c, now, this.nameOf, this.maybeFree);
+  }
+
+  // ---------------------------------------------------------------- waiting, query
+
+  kick(m: number): void {
+    const t = this.t;
+    t.lock();
+    this.waker.notify(t.mutexOff(m));
+    t.unlock();
+  }
+
+  wait(m: number, seq: number, timeoutMs: number): Promise<unknown> | undefined {
+    return this.waker.wait(this.t.mutexOff(m), seq, timeoutMs);
+  }
+
+  query(): LockSnapshot {
+    return queryTable(this.t, this.nameOf, (c) => this.ctxStamp(c), monoNow());
+  }
+}
+
+const stores = new Map<string, LockStore>();
+
+/**
+ * This thread's store of `domain` (default: the user's default domain), opened on first use. Every thread
+ * opens the file itself: its liveness lock is its own.
+ */
+export function lockStore(domain: string = DEFAULT_DOMAIN): LockStore {
+  let s = stores.get(domain);
+  if (s === undefined) {
+    s = new TableLockStore(checkDomain(domain));
+    stores.set(domain, s);
+  }
+  return s;
+}

@@ -1,0 +1,139 @@
+/**
+ * Hold and wait records of the lock store: allocation from the free list, and linking them into a mutex's
+ * holder or waiter list and a context's hold list. Every function runs inside the table's critical section.
+ * @internal
+ */
+import {
+  CF_WOUNDED,
+  C_ACQUIRED,
+  C_FLAGS,
+  C_HOLD_HEAD,
+  C_MAX_HOLD,
+  C_WAITING_ON,
+  H_FREE_REC,
+  M_HOLD_HEAD,
+  M_NHOLDERS,
+  M_NWAITERS,
+  M_WAIT_HEAD,
+  M_WRITE_HELD,
+  RF_USED,
+  RF_WRITE,
+  R_CTX,
+  R_CTX_NEXT,
+  R_DEADLINE,
+  R_FLAGS,
+  R_MUTEX,
+  R_NEXT,
+  R_PART,
+  R_SINCE,
+  R_TAG,
+} from './layout';
+import { enospc, type Table } from './table';
+
+/** Pops a free record; on an empty pool leaves the critical section and throws ENOSPC. */
+export function allocRecord(t: Table): number {
+  const i32 = t.i32;
+  const head = i32[H_FREE_REC] as number;
+  if (head === 0) {
+    t.unlock();
+    throw enospc('hold/wait records', t.nRec);
+  }
+  const r = head - 1;
+  i32[H_FREE_REC] = i32[t.recOff(r) + R_NEXT] as number;
+  if (t.csSpinUs > 0) t.testPause();
+  return r;
+}
+
+/** Pushes record r back on the free list. */
+export function freeRecord(t: Table, r: number): void {
+  const i32 = t.i32;
+  const off = t.recOff(r);
+  i32[off + R_FLAGS] = 0;
+  i32[off + R_NEXT] = i32[H_FREE_REC] as number;
+  i32[H_FREE_REC] = r + 1;
+}
+
+/** Context c's hold record on the mutex at `moff`, or -1. */
+export function findHold(t: Table, moff: number, c: number): number {
+  const i32 = t.i32;
+  const tag = c + 1;
+  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    if (i32[t.recOff(p - 1) + R_CTX] === tag) return p - 1;
+  }
+  return -1;
+}
+
+/** Turns record r into a hold of (m, c) by participant `part`, at monotonic time `now`. */
+export function addHold(t: Table, m: number, moff: number, r: number, c: number, write: boolean, now: number, part: number): void {
+  const i32 = t.i32;
+  const roff = t.recOff(r);
+  i32[roff + R_FLAGS] = RF_USED | (write ? RF_WRITE : 0);
+  i32[roff + R_CTX] = c + 1;
+  i32[roff + R_MUTEX] = m;
+  i32[roff + R_PART] = part;
+  t.f64[(roff + R_SINCE) >> 1] = now;
+  t.i64[(roff + R_TAG) >> 1] = 0n;
+  i32[roff + R_NEXT] = i32[moff + M_HOLD_HEAD] as number;
+  i32[moff + M_HOLD_HEAD] = r + 1;
+  if (t.csSpinUs > 0) t.testPause();
+  Atomics.store(i32, moff + M_NHOLDERS, (i32[moff + M_NHOLDERS] as number) + 1);
+  if (write) i32[moff + M_WRITE_HELD] = 1;
+  let deadline = Infinity;
+  if (c >= 0) {
+    const coff = t.ctxOff(c);
+    const maxHold = i32[coff + C_MAX_HOLD] as number;
+    if (maxHold > 0) deadline = now + maxHold;
+    i32[roff + R_CTX_NEXT] = i32[coff + C_HOLD_HEAD] as number;
+    i32[coff + C_HOLD_HEAD] = r + 1;
+    Atomics.store(i32, coff + C_ACQUIRED, (i32[coff + C_ACQUIRED] as number) + 1);
+  } else {
+    i32[roff + R_CTX_NEXT] = 0;
+  }
+  t.f64[(roff + R_DEADLINE) >> 1] = deadline;
+}
+
+/**
+ * Unlinks record r from the singly linked list whose head word is at `head`; `next` is the record field
+ * that links this list (records are on two lists at once: their mutex's and their context's).
+ */
+export function unlink(t: Table, head: number, r: number, next: number): void {
+  const i32 = t.i32;
+  let prev = -1;
+  for (let p = i32[head] as number; p !== 0; p = i32[t.recOff(p - 1) + next] as number) {
+    if (p - 1 === r) {
+      const after = i32[t.recOff(r) + next] as number;
+      if (prev < 0) i32[head] = after;
+      else i32[t.recOff(prev) + next] = after;
+      return;
+    }
+    prev = p - 1;
+  }
+}
+
+/** Unlinks hold r from its mutex and its context (the record itself is not freed). */
+export function removeHold(t: Table, moff: number, r: number): void {
+  const i32 = t.i32;
+  const roff = t.recOff(r);
+  unlink(t, moff + M_HOLD_HEAD, r, R_NEXT);
+  if (t.csSpinUs > 0) t.testPause();
+  Atomics.store(i32, moff + M_NHOLDERS, (i32[moff + M_NHOLDERS] as number) - 1);
+  if (((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) i32[moff + M_WRITE_HELD] = 0;
+  const ctag = i32[roff + R_CTX] as number;
+  if (ctag !== 0) {
+    const coff = t.ctxOff(ctag - 1);
+    unlink(t, coff + C_HOLD_HEAD, r, R_CTX_NEXT);
+    const acquired = (i32[coff + C_ACQUIRED] as number) - 1;
+    Atomics.store(i32, coff + C_ACQUIRED, acquired);
+    // As in the kernel: a context that holds nothing is no longer wounded (it has backed off).
+    if (acquired === 0) Atomics.and(i32, coff + C_FLAGS, ~CF_WOUNDED);
+  }
+}
+
+/** Unlinks waiter w from the mutex's wait list and clears its context's waitingOn. */
+export function removeWaiter(t: Table, moff: number, w: number): void {
+  const i32 = t.i32;
+  unlink(t, moff + M_WAIT_HEAD, w, R_NEXT);
+  i32[moff + M_NWAITERS]--;
+  const ctag = i32[t.recOff(w) + R_CTX] as number;
+  if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = 0;
+}

@@ -1,0 +1,451 @@
+/**
+ * The ww rules (Documentation/locking/ww-mutex-design.rst, kernel/locking/ww_mutex.h) with shared (read)
+ * holders, written once over the store's words: grant or queue a request, re-check a waiter, back off
+ * (wait-die / wound-wait), release, force off an expired holder. docs/design.md "Lock core" gives the
+ * argument. Every function takes the table lock itself and never awaits; waiting is the caller's.
+ * @internal
+ */
+import {
+  CF_FORCED,
+  CF_USED,
+  CF_WOUNDED,
+  C_ACQUIRED,
+  C_FLAGS,
+  C_HOLD_HEAD,
+  C_PART,
+  C_STAMP,
+  C_WAITING_ON,
+  KIND_WAIT_DIE,
+  M_HOLD_HEAD,
+  M_KEY,
+  M_KIND,
+  M_OWNER_DIED,
+  M_NHOLDERS,
+  M_NWAITERS,
+  M_REFS,
+  M_SEQ,
+  M_WAIT_HEAD,
+  M_WRITE_HELD,
+  P_PID,
+  RF_USED,
+  RF_WAITER,
+  RF_WRITE,
+  R_CTX,
+  R_CTX_NEXT,
+  R_DEADLINE,
+  R_FLAGS,
+  R_MUTEX,
+  R_NEXT,
+  R_PART,
+  R_SINCE,
+  R_TAG,
+} from './layout';
+import { addHold, allocRecord, findHold, freeRecord, removeHold, removeWaiter } from './records';
+import { monoNow, type Table } from './table';
+import type { Waker } from './waking';
+
+// ---- result codes ----
+/** The lock was taken; `lastRecord` is the hold record. */
+export const GRANTED = 0;
+/** The request is queued; `lastRecord` is the wait record, `waitSeq`/`waitUntil`/`victim` say how to wait. */
+export const WAITING = 1;
+/** tryLock only: the lock is not available now. */
+export const WOULD_BLOCK = 2;
+/** ww back-off: the context must release everything and retry (wait-die: died; wound-wait: wounded). */
+export const EDEADLK = -1;
+/** The context already holds this mutex. */
+export const EALREADY = -2;
+/** The context was forced off its locks by the watchdog. */
+export const FORCED = -3;
+/** unlock of something not held. */
+export const NOT_HELD = -4;
+
+/** acquire/poll flags. */
+export const F_TRY = 1;
+/** Apply the ww kill checks (off for lockSlow, which by contract holds nothing). */
+export const F_WW = 2;
+
+/** What the rules need: the table, the waker, and scratch outputs (valid until the next call on this thread). */
+export interface Core {
+  readonly t: Table;
+  readonly waker: Waker;
+  lastRecord: number;
+  ownerDied: boolean;
+  waitSeq: number;
+  waitUntil: number;
+  victim: number;
+}
+
+/** Reads and clears the mutex's owner-died mark into k.ownerDied (at a grant). */
+function takeOwnerDied(k: Core, moff: number): void {
+  const i32 = k.t.i32;
+  k.ownerDied = i32[moff + M_OWNER_DIED] !== 0;
+  if (k.ownerDied) i32[moff + M_OWNER_DIED] = 0;
+}
+
+/** What a forced release removed. */
+export interface ForcedRelease {
+  ctxId: number;
+  ctxName: string;
+  keys: bigint[];
+  /** Non-zero tags of the removed holds (set with setHoldTag). */
+  tags: bigint[];
+}
+
+/** A new request of context c (-1: none) for mutex m. */
+export function acquire(k: Core, m: number, c: number, write: boolean, flags: number): number {
+  const t = k.t;
+  const i32 = t.i32;
+  const moff = t.mutexOff(m);
+  let coff = -1;
+  t.lock();
+  if (c >= 0) {
+    coff = t.ctxOff(c);
+    if (((i32[coff + C_FLAGS] as number) & CF_FORCED) !== 0) {
+      t.unlock();
+      return FORCED;
+    }
+    if (i32[moff + M_NHOLDERS] !== 0 && findHold(t, moff, c) >= 0) {
+      t.unlock();
+      return EALREADY;
+    }
+  }
+  const nwaiters = i32[moff + M_NWAITERS] as number;
+  let prevOfInsert = -1; // record after which a waiter would be inserted (-1: at the head)
+  let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
+  let olderCtxAhead = false; // a conflicting queued request with a context is ahead (so it is older)
+  if (nwaiters !== 0) {
+    // Queue position as in the kernel's __ww_mutex_add_waiter: contexts in stamp order (oldest first),
+    // ctx-less requests FIFO at the tail; a context is put before the first younger context that follows
+    // the last older one, so ctx-less waiters between them keep their place.
+    const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
+    let last = -1;
+    let cand = -1;
+    let conflictSeen = false;
+    let olderSeen = false;
+    let candConflict = false;
+    let candOlder = false;
+    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
+      const r = p - 1;
+      const roff = t.recOff(r);
+      const ctag = i32[roff + R_CTX] as number;
+      if (c >= 0 && ctag !== 0) {
+        if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
+        else if (cand < 0) {
+          cand = r;
+          candConflict = conflictSeen;
+          candOlder = olderSeen;
+          prevOfInsert = last;
+        }
+      }
+      if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
+        conflictSeen = true;
+        if (ctag !== 0) olderSeen = true;
+      }
+      last = r;
+      p = i32[roff + R_NEXT] as number;
+    }
+    let conflictAhead: boolean;
+    if (cand >= 0) {
+      conflictAhead = candConflict;
+      olderCtxAhead = candOlder;
+    } else {
+      prevOfInsert = last;
+      conflictAhead = conflictSeen;
+      olderCtxAhead = olderSeen;
+    }
+    // A ctx-less request never passes anybody, and ww contexts only get ahead of younger ones.
+    if (conflictAhead) blocked = true;
+    if (c < 0) olderCtxAhead = false;
+  }
+  if (!blocked) {
+    const r = allocRecord(t);
+    addHold(t, m, moff, r, c, write, monoNow(), t.self);
+    takeOwnerDied(k, moff);
+    // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
+    if (nwaiters !== 0) k.waker.wake(moff);
+    t.unlock();
+    k.lastRecord = r;
+    return GRANTED;
+  }
+  if ((flags & F_TRY) !== 0) {
+    t.unlock();
+    return WOULD_BLOCK;
+  }
+  if (c >= 0 && (flags & F_WW) !== 0 && mustBackOff(k, moff, coff, olderCtxAhead)) {
+    t.unlock();
+    return EDEADLK;
+  }
+  // Queue a wait record.
+  const w = allocRecord(t);
+  const woff = t.recOff(w);
+  i32[woff + R_FLAGS] = RF_USED | RF_WAITER | (write ? RF_WRITE : 0);
+  i32[woff + R_CTX] = c + 1;
+  i32[woff + R_MUTEX] = m;
+  i32[woff + R_PART] = t.self;
+  i32[woff + R_CTX_NEXT] = 0;
+  t.f64[(woff + R_SINCE) >> 1] = monoNow();
+  t.f64[(woff + R_DEADLINE) >> 1] = Infinity;
+  t.i64[(woff + R_TAG) >> 1] = 0n;
+  if (prevOfInsert < 0) {
+    i32[woff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
+    i32[moff + M_WAIT_HEAD] = w + 1;
+  } else {
+    const poff = t.recOff(prevOfInsert);
+    i32[woff + R_NEXT] = i32[poff + R_NEXT] as number;
+    i32[poff + R_NEXT] = w + 1;
+  }
+  i32[moff + M_NWAITERS]++;
+  if (c >= 0) i32[coff + C_WAITING_ON] = m + 1;
+  // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
+  if (i32[woff + R_NEXT] !== 0) k.waker.wake(moff);
+  prepareWait(k, moff, c);
+  t.unlock();
+  k.lastRecord = w;
+  return WAITING;
+}
+
+/**
+ * The ww kill check for a request of the context at `coff` that has to wait on the mutex at `moff`
+ * (kernel __ww_mutex_check_kill, with shared holders). Every holder blocks a waiter, directly or through the
+ * queued requests ahead of it, so all holders count. Wound-wait also wounds the younger holders here.
+ * Returns true if the request must fail with EDEADLK.
+ */
+function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean): boolean {
+  const t = k.t;
+  const i32 = t.i32;
+  const acquired = i32[coff + C_ACQUIRED] as number;
+  const stamp = t.f64[(coff + C_STAMP) >> 1] as number;
+  if (i32[moff + M_KIND] === KIND_WAIT_DIE) {
+    if (acquired === 0) return false;
+    // Wait-die: a context holding locks dies rather than wait for an older one.
+    if (olderCtxAhead) return true;
+    for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+      const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
+      if (ctag !== 0 && (t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
+    }
+    return false;
+  }
+  // Wound-wait: a wounded context holding locks backs off; otherwise wound every younger holder.
+  if (acquired > 0 && ((i32[coff + C_FLAGS] as number) & CF_WOUNDED) !== 0) return true;
+  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
+    if (ctag === 0) continue;
+    const hoff = t.ctxOff(ctag - 1);
+    if ((t.f64[(hoff + C_STAMP) >> 1] as number) <= stamp) continue;
+    if (((i32[hoff + C_FLAGS] as number) & CF_WOUNDED) !== 0) continue;
+    Atomics.or(i32, hoff + C_FLAGS, CF_WOUNDED);
+    // If the wounded context is itself waiting somewhere, wake it there so that it notices (and dies).
+    const on = i32[hoff + C_WAITING_ON] as number;
+    if (on !== 0) {
+      const off = t.mutexOff(on - 1);
+      Atomics.add(i32, off + M_SEQ, 1);
+      k.waker.notify(off);
+    }
+  }
+  return false;
+}
+
+/**
+ * Fills waitSeq / waitUntil / victim for a waiter of the mutex at `moff`. The victim is an expired holder
+ * of this very process: its mappings can be revoked from here (see ww-watchdog.ts). A holder in another
+ * process is forced by its own process, whose views only it can revoke.
+ */
+function prepareWait(k: Core, moff: number, c: number): void {
+  const t = k.t;
+  const i32 = t.i32;
+  let until = Infinity;
+  let victim = -1;
+  const now = monoNow();
+  const pid = process.pid;
+  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    const roff = t.recOff(p - 1);
+    if (i32[t.partOff(i32[roff + R_PART] as number) + P_PID] !== pid) continue;
+    const d = t.f64[(roff + R_DEADLINE) >> 1] as number;
+    if (d < until) until = d;
+    if (d <= now && victim < 0 && i32[roff + R_CTX] !== c + 1) victim = (i32[roff + R_CTX] as number) - 1;
+  }
+  k.waitSeq = Atomics.load(i32, moff + M_SEQ);
+  k.waitUntil = until;
+  k.victim = victim;
+}
+
+/** Re-checks waiter w (context c) of mutex m after a wake. */
+export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number): number {
+  const t = k.t;
+  const i32 = t.i32;
+  const moff = t.mutexOff(m);
+  const coff = c >= 0 ? t.ctxOff(c) : -1;
+  t.lock();
+  if (c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_FORCED) !== 0) {
+    removeWaiter(t, moff, w);
+    freeRecord(t, w);
+    k.waker.wake(moff);
+    t.unlock();
+    return FORCED;
+  }
+  let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
+  let olderCtxAhead = false;
+  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0 && p - 1 !== w; ) {
+    const roff = t.recOff(p - 1);
+    if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
+      blocked = true;
+      if (c >= 0 && i32[roff + R_CTX] !== 0) {
+        olderCtxAhead = true;
+        break;
+      }
+    }
+    p = i32[roff + R_NEXT] as number;
+  }
+  if (!blocked) {
+    removeWaiter(t, moff, w);
+    addHold(t, m, moff, w, c, write, monoNow(), t.self);
+    takeOwnerDied(k, moff);
+    // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
+    k.waker.wake(moff);
+    t.unlock();
+    k.lastRecord = w;
+    return GRANTED;
+  }
+  if (c >= 0 && (flags & F_WW) !== 0 && mustBackOff(k, moff, coff, olderCtxAhead)) {
+    removeWaiter(t, moff, w);
+    freeRecord(t, w);
+    // A writer leaving the queue can unblock readers behind it.
+    k.waker.wake(moff);
+    t.unlock();
+    return EDEADLK;
+  }
+  prepareWait(k, moff, c);
+  t.unlock();
+  return WAITING;
+}
+
+/** Removes waiter w of mutex m (timeout, abort). */
+export function cancel(k: Core, w: number, m: number): void {
+  const t = k.t;
+  const moff = t.mutexOff(m);
+  t.lock();
+  if (((t.i32[t.recOff(w) + R_FLAGS] as number) & RF_WAITER) !== 0) {
+    removeWaiter(t, moff, w);
+    freeRecord(t, w);
+    k.waker.wake(moff);
+  }
+  t.unlock();
+}
+
+/** Releases context c's hold on m, or (c = -1) the ctx-less hold record r. */
+export function release(k: Core, m: number, c: number, r: number, maybeFree: (m: number) => void): number {
+  const t = k.t;
+  const i32 = t.i32;
+  const moff = t.mutexOff(m);
+  t.lock();
+  if (c >= 0) {
+    r = i32[moff + M_NHOLDERS] !== 0 ? findHold(t, moff, c) : -1;
+    if (r < 0) {
+      const forced = ((i32[t.ctxOff(c) + C_FLAGS] as number) & CF_FORCED) !== 0;
+      t.unlock();
+      return forced ? FORCED : NOT_HELD;
+    }
+  } else {
+    const roff = t.recOff(r);
+    if (i32[roff + R_FLAGS] === 0 || ((i32[roff + R_FLAGS] as number) & RF_WAITER) !== 0 ||
+        i32[roff + R_MUTEX] !== m || i32[roff + R_CTX] !== 0) {
+      t.unlock();
+      return NOT_HELD;
+    }
+  }
+  removeHold(t, moff, r);
+  freeRecord(t, r);
+  k.waker.wake(moff);
+  if (i32[moff + M_REFS] === 0) maybeFree(m);
+  t.unlock();
+  return GRANTED;
+}
+
+/** Sets the tag of c's hold on m; false if c does not hold m. */
+export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean {
+  const t = k.t;
+  t.lock();
+  const r = findHold(t, t.mutexOff(m), c);
+  if (r >= 0) t.i64[(t.recOff(r) + R_TAG) >> 1] = BigInt.asIntN(64, tag);
+  t.unlock();
+  return r >= 0;
+}
+
+/** Whether context c holds mutex m. */
+export function holds(k: Core, m: number, c: number): boolean {
+  const t = k.t;
+  const moff = t.mutexOff(m);
+  if (Atomics.load(t.i32, moff + M_NHOLDERS) === 0) return false;
+  t.lock();
+  const r = findHold(t, moff, c);
+  t.unlock();
+  return r >= 0;
+}
+
+/** The earliest deadline (monotonic ms) of context c's holds, Infinity if none. */
+export function earliestDeadline(k: Core, c: number): number {
+  const t = k.t;
+  const i32 = t.i32;
+  let d = Infinity;
+  t.lock();
+  for (let p = i32[t.ctxOff(c) + C_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_CTX_NEXT] as number) {
+    const x = t.f64[(t.recOff(p - 1) + R_DEADLINE) >> 1] as number;
+    if (x < d) d = x;
+  }
+  t.unlock();
+  return d;
+}
+
+/**
+ * Forces context c off all its locks if one of its holds is past its deadline at monotonic `now` (Infinity:
+ * unconditionally): marks it forced, removes every hold, wakes those mutexes and the one it may wait on.
+ */
+export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: number) => string, maybeFree: (m: number) => void): ForcedRelease | null {
+  const t = k.t;
+  const i32 = t.i32;
+  if (!Number.isInteger(c) || c < 0 || c >= t.nCtx) return null;
+  const coff = t.ctxOff(c);
+  t.lock();
+  try {
+    const flags = i32[coff + C_FLAGS] as number;
+    if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
+    // Only a holder of this process: its CPU views can be revoked from here (the force hook) before anyone
+    // else gets the buffer. A holder in another process is forced by its own process's watchdog.
+    if (i32[t.partOff(i32[coff + C_PART] as number) + P_PID] !== process.pid) return null;
+    let expired = false;
+    for (let p = i32[coff + C_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_CTX_NEXT] as number) {
+      if ((t.f64[(t.recOff(p - 1) + R_DEADLINE) >> 1] as number) <= now) {
+        expired = true;
+        break;
+      }
+    }
+    if (!expired) return null;
+    Atomics.or(i32, coff + C_FLAGS, CF_FORCED);
+    const keys: bigint[] = [];
+    const tags: bigint[] = [];
+    while (i32[coff + C_HOLD_HEAD] !== 0) {
+      const r = (i32[coff + C_HOLD_HEAD] as number) - 1;
+      const roff = t.recOff(r);
+      const m = i32[roff + R_MUTEX] as number;
+      const moff = t.mutexOff(m);
+      keys.push(t.i64[(moff + M_KEY) >> 1] as bigint);
+      const tag = t.i64[(roff + R_TAG) >> 1] as bigint;
+      if (tag !== 0n) tags.push(tag);
+      removeHold(t, moff, r);
+      freeRecord(t, r);
+      k.waker.wake(moff);
+      if (i32[moff + M_REFS] === 0) maybeFree(m);
+    }
+    // If the forced context is waiting for another lock, wake it there so that it fails with ETIMEDOUT.
+    const on = i32[coff + C_WAITING_ON] as number;
+    if (on !== 0) {
+      const off = t.mutexOff(on - 1);
+      Atomics.add(i32, off + M_SEQ, 1);
+      k.waker.notify(off);
+    }
+    return { ctxId: c, ctxName: ctxName(c), keys, tags };
+  } finally {
+    t.unlock();
+  }
+}

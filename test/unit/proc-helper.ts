@@ -1,0 +1,92 @@
+/**
+ * Child process (or worker_thread) for the cross-process lock-core tests. argv[2] is a JSON job:
+ * - { job: 'hold', domain, key, mode }: locks `key` with a context, prints "held", then idles until killed.
+ * - { job: 'wait', domain, key }: queues a write lock() for `key`, prints "waiting", idles until killed.
+ * - { job: 'attach', domain }: attaches to the store, prints "attached" or the error code, idles.
+ * - { job: 'stress', domain, keys, kind }: locks random subsets in random orders forever (to be killed).
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex } from '../../lib/ww/ww-mutex';
+import { lockStore } from '../../lib/ww/lock-store';
+
+interface Job {
+  job: 'hold' | 'wait' | 'attach' | 'stress';
+  domain: string;
+  key?: string;
+  keys?: string[];
+  mode?: 'read' | 'write';
+  kind?: 'wound-wait' | 'wait-die';
+}
+
+const say = (msg: string): void => {
+  if (isMainThread) process.stdout.write(msg + '\n');
+  else parentPort!.postMessage(msg);
+};
+
+const idle = (): void => void setInterval(() => {}, 1 << 30);
+
+async function stress(cls: WwClass, locks: WwMutex[]): Promise<never> {
+  for (let i = 0; ; i++) {
+    const ctx = cls.acquireContext({ name: `stress${i}` });
+    const order = locks.filter(() => Math.random() < 0.6).sort(() => Math.random() - 0.5);
+    let contended: WwMutex | undefined;
+    for (;;) {
+      const held: WwMutex[] = [];
+      try {
+        if (contended) {
+          await contended.lockSlow(ctx, 'write');
+          held.push(contended);
+        }
+        for (const m of order) {
+          if (m === contended) continue;
+          contended = m;
+          await m.lock(ctx, Math.random() < 0.3 ? 'read' : 'write');
+          held.push(m);
+        }
+        break;
+      } catch (err) {
+        for (const m of held) m.unlock(ctx);
+        if ((err as { code?: string }).code !== 'EDEADLK') throw err;
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+    for (const m of order) m.unlock(ctx);
+    ctx.fini();
+  }
+}
+
+async function main(): Promise<void> {
+  const job = (isMainThread ? JSON.parse(process.argv[2] as string) : workerData) as Job;
+  const cls = new WwClass(job.kind ?? 'wound-wait', 'proc-helper', { domain: job.domain });
+  if (job.job === 'attach') {
+    try {
+      lockStore(job.domain);
+      say('attached');
+    } catch (err) {
+      say(String((err as { code?: string }).code));
+    }
+    idle();
+    return;
+  }
+  if (job.job === 'stress') {
+    say('started');
+    await stress(cls, (job.keys ?? []).map((k) => new WwMutex(cls, BigInt(k))));
+    return;
+  }
+  const m = new WwMutex(cls, BigInt(job.key as string));
+  const ctx = cls.acquireContext({ name: `${job.job}-${process.pid}` });
+  if (job.job === 'hold') {
+    await m.lock(ctx, job.mode ?? 'write');
+    say('held');
+  } else {
+    void m.lock(ctx, 'write');
+    say('waiting');
+  }
+  idle();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`proc-helper: ${String((err as Error).stack ?? err)}\n`);
+  process.exit(1);
+});

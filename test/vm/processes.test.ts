@@ -1,0 +1,115 @@
+// Locks across processes: child processes share dma-bufs (inherited fds) and lock them with DmabufSync's
+// defaults; the lock store (a file of this user on tmpfs) makes them exclude each other.
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { DmaBuf, DmabufSync, query } from '../../lib';
+
+jest.setTimeout(300_000);
+
+const PAGE = 4096;
+const LOCKER = path.join(__dirname, 'fixtures', 'proc-locker.js');
+
+interface Result {
+  counts: number[];
+  backoffs: number;
+}
+
+/** Runs proc-locker in a child process with `bufs` as fds 3, 4, ... */
+function child(bufs: DmaBuf[], job: Record<string, unknown>): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [LOCKER, JSON.stringify({ nbufs: bufs.length, ...job })], {
+      stdio: ['ignore', 'pipe', 'inherit', ...bufs.map((b) => b.fd)],
+      env: process.env,
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('error', reject);
+    proc.once('exit', (code, signal) => {
+      if (code !== 0) reject(new Error(`child exited with ${code ?? signal}`));
+      else resolve(JSON.parse(out) as Result);
+    });
+  });
+}
+
+function counter(buf: DmaBuf): number {
+  const m = buf.map({ writable: false });
+  const v = new Uint32Array(m.buffer)[0] as number;
+  m.release();
+  return v;
+}
+
+test("a new user's four processes on three udmabufs with DmabufSync defaults: no lost update", async () => {
+  const bufs = [DmaBuf.allocUdmabuf(PAGE), DmaBuf.allocUdmabuf(PAGE), DmaBuf.allocUdmabuf(PAGE)];
+  try {
+    // Each process: 2 async tasks x 16 locks of all three buffers -> every counter must read 4 x 32 = 128,
+    // plus the 2 increments of this process below.
+    const kids = Array.from({ length: 4 }, (_, i) => child(bufs, { iterations: 16, seed: i + 1, tasks: 2, all: true }));
+    const sync = DmabufSync.init({ name: 'parent' });
+    for (const b of bufs) sync.get(b, 'rw');
+    for (let i = 0; i < 2; i++) {
+      await sync.lock();
+      for (const b of bufs) {
+        const v = new Uint32Array(sync.map(b).buffer);
+        const old = v[0] as number;
+        await new Promise((r) => setTimeout(r, 5));
+        v[0] = old + 1;
+      }
+      await sync.unlock();
+    }
+    sync.fini();
+    const results = await Promise.all(kids);
+    for (const r of results) expect(r.counts).toEqual([32, 32, 32]);
+    expect(bufs.map(counter)).toEqual([130, 130, 130]);
+    expect(query().locks.filter((l) => bufs.some((b) => b.inode === l.key))).toEqual([]);
+  } finally {
+    bufs.forEach((b) => b.close());
+  }
+});
+
+describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
+  test.each([0, 2])('4 processes (x %d worker_threads each) x 6 buffers, random subsets and orders: exact counters', async (workers) => {
+    const bufs = Array.from({ length: 6 }, () => DmaBuf.allocUdmabuf(PAGE));
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => child(bufs, { iterations: workers > 0 ? 10 : 20, seed: 100 + i, tasks: 2, kind, workers })),
+      );
+      const expected = bufs.map((_, j) => results.reduce((sum, r) => sum + (r.counts[j] as number), 0));
+      expect(expected.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      expect(bufs.map(counter)).toEqual(expected);
+      expect(query().locks.filter((l) => bufs.some((b) => b.inode === l.key))).toEqual([]);
+    } finally {
+      bufs.forEach((b) => b.close());
+    }
+  });
+});
+
+test('a lock held in this process blocks a WwMutex of the same key in another process', async () => {
+  const buf = DmaBuf.allocUdmabuf(PAGE);
+  try {
+    const sync = DmabufSync.init({ name: 'holder' });
+    sync.get(buf, 'write');
+    await sync.lock();
+    // The child tries the same buffer with a try-lock and reports whether it got it.
+    const probe = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const code =
+          'const { DmaBuf, WwMutex, WwClass } = require(' + JSON.stringify(path.join(__dirname, '..', '..', 'lib')) + ');' +
+          "const b = DmaBuf.fromFd(3); const m = new WwMutex(new WwClass('wound-wait', 'dmabuf-sync'), b.inode);" +
+          "const got = m.tryLock('write'); if (got) m.unlock(); m.dispose(); b.close(); process.stdout.write(String(got));";
+        const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', buf.fd], env: process.env });
+        let out = '';
+        proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        proc.once('error', reject);
+        proc.once('exit', () => resolve(out));
+      });
+    expect(await probe()).toBe('false');
+    const holders = query().locks.find((l) => l.key === buf.inode)?.holders;
+    expect(holders).toEqual([expect.objectContaining({ ctxName: 'holder', mode: 'write', pid: process.pid, threadId: 0 })]);
+    await sync.unlock();
+    sync.fini();
+    expect(await probe()).toBe('true');
+  } finally {
+    buf.close();
+  }
+});
+

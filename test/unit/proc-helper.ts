@@ -30,17 +30,20 @@ async function stress(cls: WwClass, locks: WwMutex[]): Promise<never> {
   for (let i = 0; ; i++) {
     const ctx = cls.acquireContext({ name: `stress${i}` });
     const order = locks.filter(() => Math.random() < 0.6).sort(() => Math.random() - 0.5);
-    let contended: WwMutex | undefined;
+    // The mutex that made the last attempt back off: taken first, on the slow path, at the next attempt.
+    let slow: WwMutex | undefined;
     for (;;) {
       const held: WwMutex[] = [];
+      let trying: WwMutex | undefined;
       try {
-        if (contended) {
-          await contended.lockSlow(ctx, 'write');
-          held.push(contended);
+        if (slow) {
+          trying = slow;
+          await slow.lockSlow(ctx, 'write');
+          held.push(slow);
         }
         for (const m of order) {
-          if (m === contended) continue;
-          contended = m;
+          if (m === slow) continue;
+          trying = m;
           await m.lock(ctx, Math.random() < 0.3 ? 'read' : 'write');
           held.push(m);
         }
@@ -48,6 +51,7 @@ async function stress(cls: WwClass, locks: WwMutex[]): Promise<never> {
       } catch (err) {
         for (const m of held) m.unlock(ctx);
         if ((err as { code?: string }).code !== 'EDEADLK') throw err;
+        slow = trying;
       }
     }
     await new Promise((r) => setImmediate(r));

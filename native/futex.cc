@@ -7,6 +7,8 @@
 //                                             whose holder leaves within microseconds (bounded, like a spin)
 //   doorbell(buffer, index, callback)         a helper thread blocked in FUTEX_WAIT on one word; each change
 //                                             of the word calls `callback` on this thread's event loop
+//   revoker(buffer, req, token, ackAt)        a helper thread that revokes mappings (mapping.cc) on request
+//                                             of another process, without this thread's event loop
 #include <errno.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -139,12 +141,91 @@ Napi::Value DoorbellStart(const Napi::CallbackInfo& info) {
   return handle;
 }
 
+// The revoker: a helper thread that serves revocation requests posted into three words of the store by a
+// watchdog in another process (lib/ww/ww-rules.ts). The request is a seqlock: the poster makes word `req`
+// odd, writes the 64-bit token at `token` and the index of the 64-bit acknowledgement field at `ackAt`, then
+// makes `req` even. The thread reads a consistent request, revokes the token (every mapping handed out
+// under it becomes scratch memory), then stores the token into the acknowledgement field and wakes it.
+// It never calls into JavaScript, so it works while this thread's event loop is blocked.
+struct Revoker {
+  uint32_t* words;
+  size_t nwords;
+  size_t req, token, ack_at;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  bool stopped = false;
+};
+
+void Serve(Revoker* rv) {
+  uint32_t* req = rv->words + rv->req;
+  uint32_t served = __atomic_load_n(req, __ATOMIC_ACQUIRE);
+  while (!rv->stop.load()) {
+    uint32_t now = __atomic_load_n(req, __ATOMIC_ACQUIRE);
+    if (now == served || (now & 1) != 0) {
+      // Nothing new, or a poster is mid-write (it finishes within its critical section): sleep on the word.
+      struct timespec ts = {0, 1000000};
+      Futex(req, FUTEX_WAIT, now, (now & 1) != 0 ? &ts : nullptr);
+      continue;
+    }
+    uint64_t token = __atomic_load_n(reinterpret_cast<uint64_t*>(rv->words + rv->token), __ATOMIC_ACQUIRE);
+    uint32_t ack_at = __atomic_load_n(rv->words + rv->ack_at, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(req, __ATOMIC_ACQUIRE) != now) continue;  // overwritten meanwhile: read again
+    served = now;
+    if (token == 0 || ack_at % 2 != 0 || ack_at + 1 >= rv->nwords) continue;  // not a request we can serve
+    if (RevokeToken(token) < 0) continue;  // not acknowledged: the poster keeps waiting, never forces
+    uint32_t* ack = rv->words + ack_at;
+    __atomic_store_n(reinterpret_cast<uint64_t*>(ack), token, __ATOMIC_RELEASE);
+    Futex(ack, FUTEX_WAKE, INT_MAX, nullptr);
+  }
+}
+
+void StopRevoker(void* arg) {
+  Revoker* rv = static_cast<Revoker*>(arg);
+  if (!rv->stopped) {
+    rv->stopped = true;
+    rv->stop.store(true);
+    uint32_t* req = rv->words + rv->req;
+    // Keep the word's parity (posters use it) but change it, so the thread cannot sleep on its old value.
+    __atomic_add_fetch(req, 2, __ATOMIC_SEQ_CST);
+    Futex(req, FUTEX_WAKE, INT_MAX, nullptr);
+    rv->thread.join();
+  }
+  delete rv;
+}
+
+// revoker(buffer, reqIndex, tokenIndex, ackAtIndex): starts the revoker thread of this participant; it is
+// stopped and joined at environment teardown, before the store is unmapped.
+Napi::Value RevokerStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t* req = WordArg(info, 0);
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  size_t nwords = buffer.ByteLength() / 4;
+  double token = ArgInteger(info, 2, "tokenIndex", 0, static_cast<double>(nwords) - 2);
+  if (static_cast<size_t>(token) % 2 != 0) ThrowRangeError(env, "The value of \"tokenIndex\" is out of range. It must be even (a 64-bit field)");
+  double ack_at = ArgInteger(info, 3, "ackAtIndex", 0, static_cast<double>(nwords) - 1);
+  Revoker* rv = new Revoker();
+  rv->words = static_cast<uint32_t*>(buffer.Data());
+  rv->nwords = nwords;
+  rv->req = static_cast<size_t>(req - rv->words);
+  rv->token = static_cast<size_t>(token);
+  rv->ack_at = static_cast<size_t>(ack_at);
+  try {
+    rv->thread = std::thread(Serve, rv);
+  } catch (...) {
+    delete rv;
+    ThrowErrno(env, EAGAIN, "pthread_create");
+  }
+  napi_add_env_cleanup_hook(env, StopRevoker, rv);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWake", Napi::Function::New(env, FutexWake, "futexWake"));
   exports.Set("futexWait", Napi::Function::New(env, FutexWait, "futexWait"));
   exports.Set("doorbell", Napi::Function::New(env, DoorbellStart, "doorbell"));
+  exports.Set("revoker", Napi::Function::New(env, RevokerStart, "revoker"));
 }
 
 }  // namespace dmabuf_sync

@@ -5,6 +5,11 @@
 // range twice or munmap a range that has since been reused by a newer mapping (the id tells them apart).
 // Read-only views are also guarded (write_guard.cc): a store into one is caught instead of killing the
 // process, and unmap reports it.
+//
+// A mapping may carry a revocation token (the lock core's token of the acquire context it was handed out
+// under). RevokeToken replaces every active mapping with that token by scratch memory and remembers the
+// token, so that a mapping made with it afterwards is scratch from the start: a watchdog in another process
+// asks this process's revoker thread (futex.cc) to do that while this process's JavaScript may be blocked.
 #include <errno.h>
 #include <sys/mman.h>
 
@@ -27,6 +32,7 @@ struct Entry {
   uint64_t id;
   bool guarded;  // a read-only view known to the write guard
   bool written;  // the guard caught a write into it (before it was replaced by scratch)
+  uint64_t token;  // revocation token, 0 = none
 };
 
 // Stops guarding `e` (before its range is unmapped or replaced), remembering a caught write.
@@ -36,16 +42,44 @@ void Unguard(uintptr_t addr, Entry& e) {
   if (UnguardView(addr)) e.written = true;
 }
 
+// How many revoked tokens are remembered: a token is revoked when its context is forced, and a context
+// maps nothing new once it learns that (or it is scratch at once while the token is remembered here).
+constexpr size_t kRevokedTokens = 256;
+
 struct Registry {
   std::mutex mutex;
   std::unordered_map<uintptr_t, Entry> entries;
   uint64_t next_id = 1;
+  uint64_t next_token = 1;
+  uint64_t revoked[kRevokedTokens] = {};
+  size_t revoked_next = 0;
 };
 
 // Never destroyed: finalizers may run on worker threads during process exit.
 Registry& GetRegistry() {
   static Registry* registry = new Registry();
   return *registry;
+}
+
+// Replaces the active mapping `e` at `addr` in place by private anonymous memory. Registry mutex held.
+int ScratchLocked(uintptr_t addr, Entry& e) {
+  Unguard(addr, e);  // scratch memory is writable: nothing left to guard
+  void* p = mmap(reinterpret_cast<void*>(addr), e.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (p == MAP_FAILED) return errno;
+  if (p != reinterpret_cast<void*>(addr)) {
+    // Cannot happen with MAP_FIXED; never leave a stray mapping behind if it does.
+    munmap(p, e.size);
+    return EFAULT;
+  }
+  e.state = State::kScratch;
+  return 0;
+}
+
+bool IsRevokedLocked(const Registry& r, uint64_t token) {
+  for (uint64_t t : r.revoked) {
+    if (t == token) return true;
+  }
+  return false;
 }
 
 // GC finalizer of a mapped ArrayBuffer: munmap only if this very mapping is still registered.
@@ -67,18 +101,31 @@ Napi::ArrayBuffer ArgArrayBuffer(const Napi::CallbackInfo& info, size_t index, c
   return v.As<Napi::ArrayBuffer>();
 }
 
+// A revocation token argument: a non-zero bigint that fits 64 bits.
+uint64_t ArgToken(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Value v = info[index];
+  if (!v.IsBigInt()) ThrowTypeError(info.Env(), "The \"token\" argument must be a bigint");
+  bool lossless = false;
+  uint64_t t = v.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless || t == 0) ThrowRangeError(info.Env(), "The value of \"token\" is out of range. It must be a token from newRevocationToken()");
+  return t;
+}
+
 // The start address behind a (possibly detached) ArrayBuffer; 0 when detached.
 uintptr_t AddressOf(Napi::ArrayBuffer buffer) {
   if (buffer.IsDetached()) return 0;
   return reinterpret_cast<uintptr_t>(buffer.Data());
 }
 
-// map(fd, size, writable) -> external ArrayBuffer over mmap(MAP_SHARED) at offset 0.
+// map(fd, size, writable[, token]) -> external ArrayBuffer over mmap(MAP_SHARED) at offset 0. With a
+// revocation token (bigint) that was already revoked, the mapping is scratch memory from the start.
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   size_t size = ArgSize(info, 1, "size");
   bool writable = ArgBool(info, 2, "writable");
+  uint64_t token = 0;
+  if (info.Length() > 3 && !info[3].IsUndefined()) token = ArgToken(info, 3);
   void* addr = mmap(nullptr, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   if (!writable && !GuardReadOnlyView(reinterpret_cast<uintptr_t>(addr), size)) {
@@ -90,7 +137,16 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     id = r.next_id++;
-    r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id, !writable, false};
+    Entry& e = r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id, !writable, false, token};
+    if (token != 0 && IsRevokedLocked(r, token)) {
+      int err = ScratchLocked(reinterpret_cast<uintptr_t>(addr), e);
+      if (err != 0) {
+        Unguard(reinterpret_cast<uintptr_t>(addr), e);
+        munmap(addr, size);
+        r.entries.erase(reinterpret_cast<uintptr_t>(addr));
+        ThrowErrno(env, err, "mmap");
+      }
+    }
   }
   try {
     return Napi::ArrayBuffer::New(env, addr, size, FinalizeMapping, reinterpret_cast<void*>(static_cast<uintptr_t>(id)));
@@ -153,17 +209,24 @@ Napi::Value ReplaceWithScratch(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.entries.find(addr);
   if (it == r.entries.end() || it->second.state != State::kActive) return Napi::Boolean::New(env, false);
-  Unguard(addr, it->second);  // scratch memory is writable: nothing left to guard
-  void* p = mmap(reinterpret_cast<void*>(addr), it->second.size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  if (p != reinterpret_cast<void*>(addr)) {
-    // Cannot happen with MAP_FIXED; never leave a stray mapping behind if it does.
-    munmap(p, it->second.size);
-    ThrowErrno(env, EFAULT, "mmap");
-  }
-  it->second.state = State::kScratch;
+  int err = ScratchLocked(addr, it->second);
+  if (err != 0) ThrowErrno(env, err, "mmap");
   return Napi::Boolean::New(env, true);
+}
+
+// newRevocationToken() -> a bigint never returned before in this process (never 0).
+Napi::Value NewRevocationToken(const Napi::CallbackInfo& info) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return Napi::BigInt::New(info.Env(), r.next_token++);
+}
+
+// revokeToken(token) -> how many active mappings it replaced by scratch memory (see RevokeToken).
+Napi::Value RevokeTokenJs(const Napi::CallbackInfo& info) {
+  uint64_t token = ArgToken(info, 0);
+  int replaced = RevokeToken(token);
+  if (replaced < 0) ThrowErrno(info.Env(), -replaced, "mmap");
+  return Napi::Number::New(info.Env(), replaced);
 }
 
 // mappingAddress(buffer) -> the registered start address behind `buffer`, or 0n.
@@ -180,7 +243,27 @@ Napi::Value MappingAddress(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+int RevokeToken(uint64_t token) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (!IsRevokedLocked(r, token)) {
+    r.revoked[r.revoked_next] = token;
+    r.revoked_next = (r.revoked_next + 1) % kRevokedTokens;
+  }
+  int replaced = 0;
+  int first_error = 0;
+  for (auto& [addr, e] : r.entries) {
+    if (e.token != token || e.state != State::kActive) continue;
+    int err = ScratchLocked(addr, e);
+    if (err == 0) replaced++;
+    else if (first_error == 0) first_error = err;
+  }
+  return first_error != 0 ? -first_error : replaced;
+}
+
 void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("newRevocationToken", Napi::Function::New(env, NewRevocationToken, "newRevocationToken"));
+  exports.Set("revokeToken", Napi::Function::New(env, RevokeTokenJs, "revokeToken"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("replaceWithScratch", Napi::Function::New(env, ReplaceWithScratch, "replaceWithScratch"));

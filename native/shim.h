@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <cstdint>
+
 namespace dmabuf_sync {
 
 void InitDmaBuf(Napi::Env env, Napi::Object exports);    // dma_buf.cc
@@ -18,6 +20,10 @@ void InitKms(Napi::Env env, Napi::Object exports);       // kms.cc
 void KmsConstants(Napi::Env env, Napi::Object constants);  // kms.cc
 void InitStore(Napi::Env env, Napi::Object exports);     // store.cc
 void InitFutex(Napi::Env env, Napi::Object exports);     // futex.cc
+
+// mapping.cc: replaces every active mapping carrying revocation `token` by scratch memory (any thread),
+// and remembers the token. Returns how many it replaced, or -errno.
+int RevokeToken(uint64_t token);
 
 }  // namespace dmabuf_sync
 

@@ -29,10 +29,10 @@ export class Mapping {
 
   /**
    * @internal Maps `size` bytes of dma-buf `fd` (DmaBuf.map() is the public way); `label` names the buffer in
-   * errors.
+   * errors; `token`: a revocation token (see native.map).
    */
-  static open(fd: number, size: number, writable: boolean, label: string): Mapping {
-    return new Mapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable)), writable, label);
+  static open(fd: number, size: number, writable: boolean, label: string, token?: bigint): Mapping {
+    return new Mapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable, token)), writable, label);
   }
 
   /** The mapped memory. Views made from it stop working (length 0) after release(). */

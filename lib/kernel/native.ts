@@ -132,9 +132,18 @@ export interface NativeBinding {
   /**
    * mmap(MAP_SHARED, PROT_READ|PROT_WRITE, or PROT_READ when `writable` is false) of `size` bytes at offset
    * 0; returns an external ArrayBuffer over the mapping. It is munmap()ed by `unmap` (which also detaches the
-   * ArrayBuffer) or, failing that, when garbage-collected.
+   * ArrayBuffer) or, failing that, when garbage-collected. With a revocation `token`, `revokeToken(token)`
+   * (or a revoker thread) replaces it by scratch memory; a mapping made with an already revoked token is
+   * scratch memory from the start.
    */
-  map(fd: number, size: number, writable: boolean): ArrayBuffer;
+  map(fd: number, size: number, writable: boolean, token?: bigint): ArrayBuffer;
+  /** A revocation token never returned before in this process (a non-zero bigint). */
+  newRevocationToken(): bigint;
+  /**
+   * Replaces every active mapping made with `token` by scratch memory, and remembers the token (recent ones)
+   * so that later mappings made with it are scratch too. Returns how many it replaced.
+   */
+  revokeToken(token: bigint): number;
   /**
    * munmap the mapping behind `buffer` and detach it. Returns 0 if it was already unmapped, 1 if it unmapped
    * it, 2 if it unmapped a read-only view into which the write guard caught a store (the store went to a
@@ -226,6 +235,13 @@ export interface NativeBinding {
    * runs on this thread's event loop (coalesced). Unref'd; stopped when the environment ends.
    */
   doorbell(buffer: ArrayBuffer, index: number, callback: () => void): NativeDoorbell;
+  /**
+   * Starts this participant's revoker thread: it serves revocation requests posted (as a seqlock on word
+   * `reqIndex`) by other processes: revokes the 64-bit token at word `tokenIndex` (revokeToken), then stores
+   * it into the 64-bit field whose word index is in word `ackAtIndex`. Never calls into JavaScript; stopped
+   * when the environment ends.
+   */
+  revoker(buffer: ArrayBuffer, reqIndex: number, tokenIndex: number, ackAtIndex: number): void;
 }
 
 /** The handle of a doorbell thread. */

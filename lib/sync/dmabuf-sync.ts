@@ -30,7 +30,7 @@ import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
 import { WwClass } from '../ww/ww-class';
-import { queryLocks, setForceHook, takeOwnerDied, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
+import { queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
 import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, syncEach } from '../kernel/cache-bracket';
@@ -324,7 +324,13 @@ export class DmabufSync {
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
     if (!e.cpu) throw usageError('EPERM', `${this.name}: map() of a device-access buffer (get with cpu: true for CPU access)`);
     if (!e.mapping) {
-      e.mapping = e.buf.map({ writable: writes(e.access) });
+      // The token makes the view revocable from another process while this thread's loop is blocked.
+      const token = viewToken(this.#ctx!);
+      if (token === 0n) {
+        this.#onForced();
+        throw this.#forcedError();
+      }
+      e.mapping = e.buf.mapRevocable(writes(e.access), token);
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;

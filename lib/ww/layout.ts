@@ -18,7 +18,7 @@ import { DmabufError } from '../errors';
 
 /** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
 export const MAGIC = 0x64_6d_62_53;
-export const VERSION = 2;
+export const VERSION = 3;
 
 // ---- header (word offsets) ----
 /** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
@@ -49,6 +49,14 @@ export const P_PID = 1;
 export const P_THREAD = 2;
 /** Futex word: bumped by anyone who changed a mutex this participant waits on; its doorbell thread wakes. */
 export const P_DOORBELL = 3;
+/**
+ * A revocation request to this participant's revoker thread (native/futex.cc), posted by a watchdog of
+ * another process under the table lock: i64 token (words 4..5), the word index of the context's C_REVOKED
+ * field to acknowledge into, and the seqlock/futex word (odd while being written).
+ */
+export const P_REVOKE_TOKEN = 4;
+export const P_REVOKE_ACK_AT = 6;
+export const P_REVOKE_REQ = 7;
 
 // ---- mutex slot ----
 export const MUTEX_WORDS = 16;
@@ -91,6 +99,12 @@ export const C_WAITING_ON = 6;
 export const C_HOLD_HEAD = 7;
 export const C_NEXT_FREE = 8;
 export const C_NAME_LEN = 9;
+/**
+ * i64 revocation token of the context's CPU views (words 10..11; 0 = it handed out none yet, see
+ * viewToken), and the last token its process's revoker acknowledged revoking (words 12..13).
+ */
+export const C_TOKEN = 10;
+export const C_REVOKED = 12;
 export const C_NAME = 16; // 12 words = 48 bytes
 export const NAME_BYTES = 48;
 

@@ -20,7 +20,9 @@ import {
   C_NAME_LEN,
   C_NEXT_FREE,
   C_PART,
+  C_REVOKED,
   C_STAMP,
+  C_TOKEN,
   C_WAITING_ON,
   F_KEYCTR,
   F_STAMP,
@@ -87,8 +89,16 @@ export interface LockStore {
   holds(m: number, c: number): boolean;
   /** Earliest deadline (monotonic ms, see monoNow) of c's holds. */
   earliestDeadline(c: number): number;
-  /** Forces `c` off if one of its holds is past its deadline at monotonic `now` (or always with Infinity). */
+  /**
+   * Forces `c` off if one of its holds is past its deadline at monotonic `now` (or always with Infinity).
+   * A holder in another process is forced only once its process revoked its CPU views (null until then).
+   */
   forceIfExpired(c: number, now: number): ForcedRelease | null;
+  /**
+   * The revocation token for CPU views that context c hands out (a mapping made with it is revoked when c is
+   * forced, from any process); 0n if c was already forced (it must not hand out views).
+   */
+  viewToken(c: number): bigint;
   /** Wakes the waiters of `m` without changing anything (used to make an aborted waiter notice at once). */
   kick(m: number): void;
   /** Resolves when `m` may have changed since `seq` was read, or after `timeoutMs`; undefined if it has. */
@@ -257,6 +267,8 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + C_PART] = t.self;
       i32[off + C_WAITING_ON] = 0;
       i32[off + C_HOLD_HEAD] = 0;
+      t.i64[(off + C_TOKEN) >> 1] = 0n;
+      t.i64[(off + C_REVOKED) >> 1] = 0n;
       i32[off + C_NAME_LEN] = bytes.length;
       t.u8.set(bytes, (off + C_NAME) * 4);
       Atomics.store(i32, off + C_FLAGS, CF_USED);
@@ -331,6 +343,9 @@ export class TableLockStore implements LockStore, rules.Core {
   }
   forceIfExpired(c: number, now: number): ForcedRelease | null {
     return rules.forceIfExpired(this, c, now, this.nameOf, this.maybeFree);
+  }
+  viewToken(c: number): bigint {
+    return rules.viewToken(this, c);
   }
 
   // ---------------------------------------------------------------- waiting, query

@@ -25,6 +25,9 @@ import {
   MUTEX_WORDS,
   PART_WORDS,
   P_PID,
+  P_REVOKE_ACK_AT,
+  P_REVOKE_REQ,
+  P_REVOKE_TOKEN,
   P_STATE,
   P_THREAD,
   REC_WORDS,
@@ -124,6 +127,10 @@ export class Table {
   start(): void {
     this.self = this.attach();
     this.lockValue = this.self + 1;
+    // The revoker lets a watchdog of another process take this thread's CPU views away while its event loop
+    // is blocked (see ww-rules.ts, forceIfExpired).
+    const off = this.partOff(this.self);
+    native.revoker(this.buffer, off + P_REVOKE_REQ, off + P_REVOKE_TOKEN, off + P_REVOKE_ACK_AT);
   }
 
   /**
@@ -140,6 +147,9 @@ export class Table {
       if (Atomics.load(this.i32, off + P_STATE) !== 0) this.reap(p);
       this.i32[off + P_PID] = process.pid;
       this.i32[off + P_THREAD] = wt.threadId;
+      this.i64[(off + P_REVOKE_TOKEN) >> 1] = 0n;
+      // Even: no request being written (a poster that died mid-request may have left it odd).
+      this.i32[off + P_REVOKE_REQ] = (this.i32[off + P_REVOKE_REQ] as number) & ~1;
       Atomics.store(this.i32, off + P_STATE, 1);
       this.unlock();
       return p;

@@ -45,6 +45,15 @@ export function takeOwnerDied(ctx: AcquireContext): bigint[] {
   return keys;
 }
 
+/**
+ * The revocation token under which `ctx` hands out CPU views (see LockStore.viewToken): when ctx is forced
+ * off, from any process, every mapping made with it becomes scratch memory. 0n if ctx was already forced.
+ */
+export function viewToken(ctx: AcquireContext): bigint {
+  const s = contextState(ctx);
+  return s.slot < 0 ? 0n : s.store.viewToken(s.slot);
+}
+
 /** 'read': shared with other readers; 'write': exclusive. */
 export type LockMode = 'read' | 'write';
 
@@ -61,6 +70,8 @@ export interface LockOptions {
  * period at which a waiter checks that those it waits for are alive.
  */
 const MAX_SLEEP_MS = 250;
+/** How often a waiter asks again for an expired holder of another process to be revoked and forced. */
+const REVOKE_POLL_MS = 10;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // WwMutex objects dropped without dispose() give their table reference back.
@@ -261,8 +272,13 @@ export class WwMutex {
       for (;;) {
         // store.waitSeq/waitUntil/victim were set by the acquire()/poll() that returned WAITING.
         const victim = store.victim;
-        if (victim >= 0) {
-          forceContext(store, victim, monoNow());
+        if (victim >= 0 && forceContext(store, victim, monoNow())) {
+          // Forced: re-check at once.
+        } else if (victim >= 0) {
+          // The expired holder is in another process whose revoker has not acknowledged yet (or is stopped):
+          // ask again shortly; the caller's deadline still ends the wait.
+          const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(REVOKE_POLL_MS, deadline - Date.now())));
+          if (p !== undefined) await p;
         } else {
           // Holder deadlines are on the shared monotonic clock, the caller's deadline on Date.now().
           const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - monoNow(), deadline - Date.now()));

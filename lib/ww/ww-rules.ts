@@ -13,7 +13,9 @@ import {
   C_FLAGS,
   C_HOLD_HEAD,
   C_PART,
+  C_REVOKED,
   C_STAMP,
+  C_TOKEN,
   C_WAITING_ON,
   KIND_WAIT_DIE,
   M_HOLD_HEAD,
@@ -27,6 +29,9 @@ import {
   M_WAIT_HEAD,
   M_WRITE_HELD,
   P_PID,
+  P_REVOKE_ACK_AT,
+  P_REVOKE_REQ,
+  P_REVOKE_TOKEN,
   RF_USED,
   RF_WAITER,
   RF_WRITE,
@@ -41,6 +46,7 @@ import {
   R_TAG,
 } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, removeHold, removeWaiter } from './records';
+import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
 import type { Waker } from './waking';
 
@@ -247,9 +253,8 @@ function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean
 }
 
 /**
- * Fills waitSeq / waitUntil / victim for a waiter of the mutex at `moff`. The victim is an expired holder
- * of this very process: its mappings can be revoked from here (see ww-watchdog.ts). A holder in another
- * process is forced by its own process, whose views only it can revoke.
+ * Fills waitSeq / waitUntil / victim for a waiter of the mutex at `moff`: the earliest deadline of its
+ * holders, and one expired holder (its context) to force, in whatever process (see forceIfExpired).
  */
 function prepareWait(k: Core, moff: number, c: number): void {
   const t = k.t;
@@ -257,10 +262,8 @@ function prepareWait(k: Core, moff: number, c: number): void {
   let until = Infinity;
   let victim = -1;
   const now = monoNow();
-  const pid = process.pid;
   for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
     const roff = t.recOff(p - 1);
-    if (i32[t.partOff(i32[roff + R_PART] as number) + P_PID] !== pid) continue;
     const d = t.f64[(roff + R_DEADLINE) >> 1] as number;
     if (d < until) until = d;
     if (d <= now && victim < 0 && i32[roff + R_CTX] !== c + 1) victim = (i32[roff + R_CTX] as number) - 1;
@@ -398,8 +401,53 @@ export function earliestDeadline(k: Core, c: number): number {
 }
 
 /**
+ * The revocation token of context c's CPU views, assigned on first use; 0n if c is forced. Taken under the
+ * table lock, so a forcer either sees the token (and has it revoked before forcing) or c sees CF_FORCED.
+ */
+export function viewToken(k: Core, c: number): bigint {
+  const t = k.t;
+  const off = t.ctxOff(c);
+  t.lock();
+  try {
+    if (((t.i32[off + C_FLAGS] as number) & CF_FORCED) !== 0) return 0n;
+    let token = t.i64[(off + C_TOKEN) >> 1] as bigint;
+    if (token === 0n) {
+      token = native.newRevocationToken();
+      t.i64[(off + C_TOKEN) >> 1] = token;
+    }
+    return token;
+  } finally {
+    t.unlock();
+  }
+}
+
+/**
+ * Asks the revoker thread of participant `part` (another process) to revoke `token` and acknowledge into
+ * the C_REVOKED field of the context at `coff`. A seqlock on P_REVOKE_REQ (odd while written); the table
+ * lock makes the poster unique. Called with the table locked.
+ */
+function postRevocation(t: Table, part: number, token: bigint, coff: number): void {
+  const i32 = t.i32;
+  const poff = t.partOff(part);
+  let v = Atomics.load(i32, poff + P_REVOKE_REQ);
+  if ((v & 1) !== 0) v++; // a poster died mid-request: its half-written request is void
+  Atomics.store(i32, poff + P_REVOKE_REQ, v + 1);
+  Atomics.store(t.i64, (poff + P_REVOKE_TOKEN) >> 1, token);
+  Atomics.store(i32, poff + P_REVOKE_ACK_AT, coff + C_REVOKED);
+  Atomics.store(i32, poff + P_REVOKE_REQ, v + 2);
+  native.futexWake(t.buffer, poff + P_REVOKE_REQ, 1);
+}
+
+/**
  * Forces context c off all its locks if one of its holds is past its deadline at monotonic `now` (Infinity:
  * unconditionally): marks it forced, removes every hold, wakes those mutexes and the one it may wait on.
+ *
+ * Nobody may get a buffer while its forced holder can still write into it. A holder of this process has its
+ * CPU views replaced by the caller's force hook (the tags of its holds are their addresses) before anyone
+ * else runs. A holder in another process may have its event loop blocked: its process's revoker thread
+ * (native) revokes the views handed out under the context's token, and only once it acknowledged (C_REVOKED
+ * equals C_TOKEN) is the holder forced; until then this returns null and the waiter asks again. A stopped
+ * process never acknowledges, so its waiters time out rather than get an unsafe grant.
  */
 export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: number) => string, maybeFree: (m: number) => void): ForcedRelease | null {
   const t = k.t;
@@ -410,9 +458,8 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
   try {
     const flags = i32[coff + C_FLAGS] as number;
     if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
-    // Only a holder of this process: its CPU views can be revoked from here (the force hook) before anyone
-    // else gets the buffer. A holder in another process is forced by its own process's watchdog.
-    if (i32[t.partOff(i32[coff + C_PART] as number) + P_PID] !== process.pid) return null;
+    const part = i32[coff + C_PART] as number;
+    const foreign = i32[t.partOff(part) + P_PID] !== process.pid;
     let expired = false;
     for (let p = i32[coff + C_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_CTX_NEXT] as number) {
       if ((t.f64[(t.recOff(p - 1) + R_DEADLINE) >> 1] as number) <= now) {
@@ -421,6 +468,13 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
       }
     }
     if (!expired) return null;
+    if (foreign) {
+      const token = Atomics.load(t.i64, (coff + C_TOKEN) >> 1);
+      if (token !== 0n && Atomics.load(t.i64, (coff + C_REVOKED) >> 1) !== token) {
+        postRevocation(t, part, token, coff);
+        return null;
+      }
+    }
     Atomics.or(i32, coff + C_FLAGS, CF_FORCED);
     const keys: bigint[] = [];
     const tags: bigint[] = [];
@@ -430,8 +484,9 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
       const m = i32[roff + R_MUTEX] as number;
       const moff = t.mutexOff(m);
       keys.push(t.i64[(moff + M_KEY) >> 1] as bigint);
+      // Tags are addresses in the holder's process: only meaningful to a forcer of the same process.
       const tag = t.i64[(roff + R_TAG) >> 1] as bigint;
-      if (tag !== 0n) tags.push(tag);
+      if (tag !== 0n && !foreign) tags.push(tag);
       removeHold(t, moff, r);
       freeRecord(t, r);
       k.waker.wake(moff);

@@ -21,8 +21,10 @@ export {
   type LockOptions,
   type UnlockOptions,
   type GetOptions,
+  type SingleLockOptions,
+  type WaitUnlockedOptions,
 } from './sync/dmabuf-sync';
-export { WwClass, type WwClassKind } from './ww/ww-class';
+export { WwClass, type WwClassKind, type WwClassOptions } from './ww/ww-class';
 export { AcquireContext, type AcquireContextOptions, type ForcedCallback } from './ww/acquire-context';
 export {
   WwMutex,

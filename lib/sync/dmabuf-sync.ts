@@ -19,6 +19,7 @@ import {
   argRangeError,
   argTypeError,
   checkName,
+  closedError,
   describe,
   DmabufError,
   fromNative,
@@ -30,7 +31,7 @@ import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
 import { WwClass } from '../ww/ww-class';
-import { queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot, type WwMutex } from '../ww/ww-mutex';
+import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, syncEach } from '../kernel/cache-bracket';
@@ -83,6 +84,27 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** Give up after this many ms (rejects with ETIMEDOUT); backoffs and fence waits included. */
   timeoutMs?: number;
+  /**
+   * false: try mode. Lock only if every buffer is free now and its device fences are signalled; else reject
+   * at once with EBUSY, holding nothing (the proposal's `dmabuf_sync_single_lock(dmabuf, type, wait)`).
+   * Default true.
+   */
+  wait?: boolean;
+}
+
+/** Options of DmabufSync.single(): the sync's and the lock's. */
+export interface SingleLockOptions extends LockOptions, DmabufSyncOptions, GetOptions {}
+
+/** Options of DmabufSync.waitUnlocked(). */
+export interface WaitUnlockedOptions {
+  /** Aborting rejects with an AbortError; nothing is left queued. */
+  signal?: AbortSignal;
+  /** Give up after this many ms (rejects with ETIMEDOUT). */
+  timeoutMs?: number;
+  /** The ww class (its domain) the buffer is locked in; defaults to DmabufSync's default class of `domain`. */
+  wwClass?: WwClass;
+  /** The lock domain (without wwClass); default 'default'. */
+  domain?: string;
 }
 
 /** Options of unlock(). */
@@ -181,6 +203,45 @@ export class DmabufSync {
   /** Creates a sync object: dmabuf_sync_init() of the 2013 dmabuf sync framework. */
   static init(options?: DmabufSyncOptions): DmabufSync {
     return new DmabufSync(options);
+  }
+
+  /**
+   * One buffer, locked: init + get + lock in one call (the proposal's single-buffer interface). With
+   * `wait: false` it rejects with EBUSY at once if the buffer is busy. Unlock and fini() the returned sync
+   * when done. A rejected call leaves nothing held.
+   */
+  static async single(buf: DmaBuf, access: Access, options?: SingleLockOptions): Promise<DmabufSync> {
+    const o = optionsOf(options);
+    const sync = new DmabufSync({ name: o.name, wwClass: o.wwClass, domain: o.domain, maxHoldMs: o.maxHoldMs });
+    try {
+      sync.get(buf, access, { cpu: o.cpu });
+      await sync.lock({ signal: o.signal, timeoutMs: o.timeoutMs, wait: o.wait });
+    } catch (err) {
+      sync.fini();
+      throw err;
+    }
+    return sync;
+  }
+
+  /**
+   * Resolves once `buf` is unlocked for `access` (no holder at all for 'write'/'rw', no writer for 'read'),
+   * by any thread or process, without locking it: the proposal's poll() on a dma-buf. Someone may lock it
+   * again right after; use it to learn of a release, lock() to own the buffer.
+   */
+  static async waitUnlocked(buf: DmaBuf, access: Access = 'write', options?: WaitUnlockedOptions): Promise<void> {
+    if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
+    const mode = writes(checkAccess(access)) ? 'write' : 'read';
+    const o = optionsOf(options);
+    if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
+    const cls = o.wwClass ?? defaultClass(o.domain);
+    const deadline = deadlineOf(o);
+    if (buf.closed) throw closedError('DmaBuf');
+    const mutex = new WwMutex(cls, buf.inode);
+    try {
+      await mutex.waitUnlocked(mode, { signal: o.signal, deadline });
+    } finally {
+      mutex.dispose();
+    }
   }
 
   /** 'idle', 'locking', 'locked', 'forced' (the watchdog took the locks; unlock() reports it) or 'fini'. */
@@ -282,18 +343,24 @@ export class DmabufSync {
     const signal = optionsOf(options).signal;
     if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
     if (signal?.aborted) throw abortError(signal);
+    const wait = optionsOf(options).wait ?? true;
+    if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
     const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
     this.#ctx = ctx;
     try {
-      if (!this.#tryAcquireAll(batch.entries, ctx)) await this.#acquireAll(batch.entries, ctx, { signal, deadline });
+      if (!this.#tryAcquireAll(batch.entries, ctx)) {
+        if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
+        await this.#acquireAll(batch.entries, ctx, { signal, deadline });
+      }
       ctx.done();
       const died = takeOwnerDied(ctx);
       this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
       // One addon call checks every buffer's fences; wait for the first pending one, then check again.
       for (let i = firstPending(batch.fds, batch.exportFlags, batch.accesses); i >= 0; i = firstPending(batch.fds, batch.exportFlags, batch.accesses)) {
         const e = batch.entries[i] as Entry;
+        if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
         await waitForFences(e.buf.fd, e.access, { signal, deadline });

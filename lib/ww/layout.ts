@@ -133,6 +133,11 @@ export const RF_WRITE = 1;
 export const RF_WAITER = 2;
 /** Set on every record in use, so that a free record's flags read 0. */
 export const RF_USED = 4;
+/**
+ * With RF_WAITER: a watcher (waitUnlocked) in the waiter list, to be woken like a waiter; it is never
+ * granted, and no request counts it as queued ahead.
+ */
+export const RF_WATCH = 8;
 
 /** Byte locked (OFD) by whoever formats the store, shared by everyone attached. */
 export const FORMAT_BYTE = 0;

@@ -10,6 +10,7 @@ import {
   M_WAIT_HEAD,
   P_PID,
   P_THREAD,
+  RF_WATCH,
   RF_WRITE,
   R_CTX,
   R_FLAGS,
@@ -78,7 +79,11 @@ export function queryTable(t: Table, ctxName: (c: number) => string, ctxStamp: (
       const holders: LockHolderInfo[] = [];
       const waiters: LockWaiterInfo[] = [];
       for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) holders.push(info(p - 1));
-      for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) waiters.push(info(p - 1));
+      for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+        // Watchers (waitUnlocked) do not wait for the lock itself.
+        if (((i32[t.recOff(p - 1) + R_FLAGS] as number) & RF_WATCH) === 0) waiters.push(info(p - 1));
+      }
+      if (holders.length === 0 && waiters.length === 0) continue;
       locks.push({ key: t.i64[(moff + M_KEY) >> 1] as bigint, holders, waiters });
     }
   } finally {

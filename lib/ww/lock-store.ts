@@ -81,6 +81,8 @@ export interface LockStore {
   ctxName(c: number): string;
 
   acquire(m: number, c: number, write: boolean, flags: number): number;
+  /** waitUnlocked's check (ww-rules.ts, watch): GRANTED when unlocked for the mode, else WAITING with a watch record. */
+  watch(m: number, write: boolean, w: number): number;
   poll(w: number, m: number, c: number, write: boolean, flags: number): number;
   cancel(w: number, m: number, c: number): void;
   release(m: number, c: number, r: number): number;
@@ -315,6 +317,13 @@ export class TableLockStore implements LockStore, rules.Core {
 
   acquire(m: number, c: number, write: boolean, flags: number): number {
     return rules.acquire(this, m, c, write, flags);
+  }
+  watch(m: number, write: boolean, w: number): number {
+    if (w >= 0 && monoNow() >= this.livenessCheckAt) {
+      this.livenessCheckAt = monoNow() + LIVENESS_CHECK_MS;
+      reapDeadAround(this.t, this.waker, m);
+    }
+    return rules.watch(this, m, write, w);
   }
   poll(w: number, m: number, c: number, write: boolean, flags: number): number {
     // A waiter checks now and then that the participants it waits for are alive: a dead holder or a dead

@@ -331,6 +331,42 @@ export class WwMutex {
   }
 
   /**
+   * Resolves once no holder conflicts with a `mode` request (for 'write': no holder at all; for 'read': no
+   * writer), in any thread or process, without taking the lock (the 2013 proposal's poll() on a dma-buf).
+   * Someone else may take it right after: use it to learn that a buffer was released, not to own it.
+   * `deadline` and `signal` as for lock(); nothing is left queued when it rejects.
+   */
+  async waitUnlocked(mode: LockMode = 'write', options?: LockOptions): Promise<void> {
+    const write = checkMode(mode);
+    options = checkLockOptions(options);
+    this.checkUsable();
+    const signal = options?.signal;
+    const deadline = options?.deadline ?? Infinity;
+    if (signal?.aborted) throw abortError(signal);
+    const store = this.store;
+    const m = this.slot;
+    if (store.watch(m, write, -1) === GRANTED) return;
+    const w = store.lastRecord;
+    const onAbort = (): void => store.kick(m);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    waiterBlocked(1);
+    try {
+      for (;;) {
+        const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(MAX_SLEEP_MS, deadline - Date.now())));
+        if (p !== undefined) await p;
+        if (signal?.aborted || Date.now() >= deadline) {
+          store.cancel(w, m, -1);
+          throw signal?.aborted ? abortError(signal) : timeoutError(`waitUnlocked ${this.key}`);
+        }
+        if (store.watch(m, write, w) === GRANTED) return;
+      }
+    } finally {
+      waiterBlocked(-1);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
    * Releases `ctx`'s hold, or without ctx the most recent ctx-less hold taken through this object.
    * Throws EPERM if there is no such hold, and ETIMEDOUT if the watchdog already forced the context off.
    */

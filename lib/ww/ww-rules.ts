@@ -34,6 +34,7 @@ import {
   P_REVOKE_TOKEN,
   RF_USED,
   RF_WAITER,
+  RF_WATCH,
   RF_WRITE,
   R_CTX,
   R_CTX_NEXT,
@@ -134,6 +135,11 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
       const r = p - 1;
       const roff = t.recOff(r);
+      if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
+        // A watcher waits for nothing: nobody is behind it (`last` skips it, so requests go before it).
+        p = i32[roff + R_NEXT] as number;
+        continue;
+      }
       const ctag = i32[roff + R_CTX] as number;
       if (c >= 0 && ctag !== 0) {
         if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
@@ -291,7 +297,8 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   let olderCtxAhead = false;
   for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0 && p - 1 !== w; ) {
     const roff = t.recOff(p - 1);
-    if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
+    const rflags = i32[roff + R_FLAGS] as number;
+    if ((rflags & RF_WATCH) === 0 && (write || (rflags & RF_WRITE) !== 0)) {
       blocked = true;
       if (c >= 0 && i32[roff + R_CTX] !== 0) {
         olderCtxAhead = true;
@@ -321,6 +328,54 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   prepareWait(k, moff, c);
   t.unlock();
   return WAITING;
+}
+
+/** Whether the mutex at `moff` has no holder that conflicts with a `write` (or read) request. */
+function unlockedFor(i32: Int32Array, moff: number, write: boolean): boolean {
+  return write ? i32[moff + M_NHOLDERS] === 0 : i32[moff + M_WRITE_HELD] === 0;
+}
+
+/**
+ * waitUnlocked: GRANTED if mutex m has no holder conflicting with a `write` (or read) request now; else
+ * queues a watch record (lastRecord; woken like a waiter, never granted, ahead of nobody) and returns
+ * WAITING with waitSeq set. `w` >= 0 re-checks that watch record instead (and removes it when done).
+ */
+export function watch(k: Core, m: number, write: boolean, w: number): number {
+  const t = k.t;
+  const i32 = t.i32;
+  const moff = t.mutexOff(m);
+  t.lock();
+  try {
+    if (unlockedFor(i32, moff, write)) {
+      if (w >= 0) {
+        removeWaiter(t, moff, w);
+        freeRecord(t, w);
+      }
+      return GRANTED;
+    }
+    if (w < 0) {
+      w = allocRecord(t);
+      const woff = t.recOff(w);
+      i32[woff + R_FLAGS] = RF_USED | RF_WAITER | RF_WATCH | (write ? RF_WRITE : 0);
+      i32[woff + R_CTX] = 0;
+      i32[woff + R_MUTEX] = m;
+      i32[woff + R_PART] = t.self;
+      i32[woff + R_CTX_NEXT] = 0;
+      t.f64[(woff + R_SINCE) >> 1] = monoNow();
+      t.f64[(woff + R_DEADLINE) >> 1] = Infinity;
+      t.i64[(woff + R_TAG) >> 1] = 0n;
+      i32[woff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
+      i32[moff + M_WAIT_HEAD] = w + 1;
+      i32[moff + M_NWAITERS]++;
+    }
+    k.lastRecord = w;
+    k.waitSeq = Atomics.load(i32, moff + M_SEQ);
+    k.waitUntil = Infinity;
+    k.victim = -1;
+    return WAITING;
+  } finally {
+    t.unlock();
+  }
 }
 
 /** Removes waiter w of mutex m (timeout, abort). */

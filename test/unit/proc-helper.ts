@@ -1,6 +1,7 @@
 /**
  * Child process (or worker_thread) for the cross-process lock-core tests. argv[2] is a JSON job:
- * - { job: 'hold', domain, key, mode }: locks `key` with a context, prints "held", then idles until killed.
+ * - { job: 'hold', domain, key, mode, releaseAfterMs? }: locks `key` with a context, prints "held" (and, after
+ *   releaseAfterMs, unlocks and prints "released"), then idles until killed.
  * - { job: 'wait', domain, key }: queues a write lock() for `key`, prints "waiting", idles until killed.
  * - { job: 'attach', domain }: attaches to the store, prints "attached" or the error code, idles.
  * - { job: 'stress', domain, keys, kind }: locks random subsets in random orders forever (to be killed).
@@ -17,6 +18,8 @@ interface Job {
   keys?: string[];
   mode?: 'read' | 'write';
   kind?: 'wound-wait' | 'wait-die';
+  /** 'hold': unlock after this many ms (and print "released"), then idle. */
+  releaseAfterMs?: number;
 }
 
 const say = (msg: string): void => {
@@ -83,6 +86,12 @@ async function main(): Promise<void> {
   if (job.job === 'hold') {
     await m.lock(ctx, job.mode ?? 'write');
     say('held');
+    if (job.releaseAfterMs !== undefined) {
+      setTimeout(() => {
+        m.unlock(ctx);
+        say('released');
+      }, job.releaseAfterMs);
+    }
   } else {
     void m.lock(ctx, 'write');
     say('waiting');

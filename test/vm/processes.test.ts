@@ -113,3 +113,40 @@ test('a lock held in this process blocks a WwMutex of the same key in another pr
   }
 });
 
+test('single-buffer lock: try mode is EBUSY while another process holds the buffer; waitUnlocked learns of the release', async () => {
+  const buf = DmaBuf.allocUdmabuf(PAGE);
+  try {
+    const held = await DmabufSync.single(buf, 'write', { name: 'holder' });
+    const code =
+      'const { DmaBuf, DmabufSync } = require(' + JSON.stringify(path.join(__dirname, '..', '..', 'lib')) + ');' +
+      '(async () => { const b = DmaBuf.fromFd(3);' +
+      "  try { await DmabufSync.single(b, 'read', { wait: false }); console.log('got it'); } catch (e) { console.log(e.code); }" +
+      "  await DmabufSync.waitUnlocked(b, 'read', { timeoutMs: 60000 }); console.log('unlocked');" +
+      "  const s = await DmabufSync.single(b, 'write', { wait: false }); console.log('locked'); await s.unlock(); s.fini(); b.close();" +
+      '})().catch((e) => { console.log(String(e)); process.exit(1); });';
+    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', buf.fd], env: process.env });
+    let out = '';
+    const lines = (n: number): Promise<string[]> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const l = out.trim().split('\n').filter(Boolean);
+          if (l.length >= n) resolve(l);
+        };
+        proc.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          check();
+        });
+        proc.once('exit', (c) => (c === 0 ? check() : reject(new Error(`child exited with ${c}: ${out}`))));
+        check();
+      });
+    expect(await lines(1)).toEqual(['EBUSY']);
+    // The child now watches; it must not get the buffer while we hold it.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(out.trim()).toBe('EBUSY');
+    await held.unlock();
+    held.fini();
+    expect(await lines(3)).toEqual(['EBUSY', 'unlocked', 'locked']);
+  } finally {
+    buf.close();
+  }
+});

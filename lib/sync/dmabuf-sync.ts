@@ -52,12 +52,14 @@ setForceHook((tags) => {
 });
 
 /**
- * Who holds and who waits for which buffer, across all threads of this process: for each locked or
- * awaited buffer (`key` is its inode), the holders and waiters with their sync name, stamp, mode, thread
- * and since when. Meant for diagnosing a stuck pipeline.
+ * Who holds and who waits for which buffer, across all threads and processes of the lock domain (default:
+ * the user's default domain): for each locked or awaited buffer (`key` is its inode), the holders and
+ * waiters with their sync name, stamp, mode, pid, thread and since when. Meant for diagnosing a stuck
+ * pipeline.
  */
-export function query(): LockSnapshot {
-  return queryLocks();
+export function query(options?: { domain?: string; group?: string | number }): LockSnapshot {
+  const o = optionsOf(options);
+  return o.domain === undefined && o.group === undefined ? queryLocks() : queryLocks(defaultClass(o.domain, o.group));
 }
 
 /** How long a holder may keep its locks before the watchdog forces them off, by default (ms). */
@@ -74,6 +76,11 @@ export interface DmabufSyncOptions {
    * another domain is a separate lock space. Default: 'default'. See docs/processes.md.
    */
   domain?: string;
+  /**
+   * Opt-in (without wwClass): share the domain with every user of this unix group (name or gid); see
+   * WwClassOptions.group.
+   */
+  group?: string | number;
   /** Watchdog bound on holding the locks, in ms (default 10 000). */
   maxHoldMs?: number;
 }
@@ -105,6 +112,8 @@ export interface WaitUnlockedOptions {
   wwClass?: WwClass;
   /** The lock domain (without wwClass); default 'default'. */
   domain?: string;
+  /** A group-shared domain's group (without wwClass). */
+  group?: string | number;
 }
 
 /** Options of unlock(). */
@@ -155,11 +164,12 @@ interface Batch {
 const defaultClasses = new Map<string, WwClass>();
 let serial = 0;
 
-function defaultClass(domain: string | undefined): WwClass {
-  const cls = new WwClass('wound-wait', 'dmabuf-sync', { domain });
-  const known = defaultClasses.get(cls.domain);
+function defaultClass(domain: string | undefined, group?: string | number): WwClass {
+  const cls = new WwClass('wound-wait', 'dmabuf-sync', { domain, group });
+  const id = `${cls.domain}@${cls.group ?? ''}`;
+  const known = defaultClasses.get(id);
   if (known !== undefined) return known;
-  defaultClasses.set(cls.domain, cls);
+  defaultClasses.set(id, cls);
   return cls;
 }
 
@@ -192,11 +202,11 @@ export class DmabufSync {
     if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) {
       throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
     }
-    if (o.wwClass !== undefined && o.domain !== undefined && o.wwClass.domain !== o.domain) {
-      throw usageError('EINVAL', `domain '${String(o.domain)}' differs from the wwClass's domain '${o.wwClass.domain}': give one of them`);
+    if (o.wwClass !== undefined && (o.domain !== undefined || o.group !== undefined)) {
+      throw usageError('EINVAL', 'give either wwClass or domain/group: the domain and group are those of the wwClass');
     }
     this.name = checkName(o.name, 'options.name') ?? `sync-${++serial}`;
-    this.wwClass = o.wwClass ?? defaultClass(o.domain);
+    this.wwClass = o.wwClass ?? defaultClass(o.domain, o.group);
     this.maxHoldMs = maxHoldMs;
   }
 
@@ -212,7 +222,7 @@ export class DmabufSync {
    */
   static async single(buf: DmaBuf, access: Access, options?: SingleLockOptions): Promise<DmabufSync> {
     const o = optionsOf(options);
-    const sync = new DmabufSync({ name: o.name, wwClass: o.wwClass, domain: o.domain, maxHoldMs: o.maxHoldMs });
+    const sync = new DmabufSync({ name: o.name, wwClass: o.wwClass, domain: o.domain, group: o.group, maxHoldMs: o.maxHoldMs });
     try {
       sync.get(buf, access, { cpu: o.cpu });
       await sync.lock({ signal: o.signal, timeoutMs: o.timeoutMs, wait: o.wait });
@@ -233,7 +243,7 @@ export class DmabufSync {
     const mode = writes(checkAccess(access)) ? 'write' : 'read';
     const o = optionsOf(options);
     if (o.wwClass !== undefined && !(o.wwClass instanceof WwClass)) throw argTypeError('options.wwClass', 'a WwClass', o.wwClass);
-    const cls = o.wwClass ?? defaultClass(o.domain);
+    const cls = o.wwClass ?? defaultClass(o.domain, o.group);
     const deadline = deadlineOf(o);
     if (buf.closed) throw closedError('DmaBuf');
     const mutex = new WwMutex(cls, buf.inode);

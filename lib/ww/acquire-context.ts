@@ -75,7 +75,7 @@ export class AcquireContext {
     this.class = cls;
     this.name = checkName(o.name, 'options.name') ?? '';
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
-    const store = lockStore(cls.domain);
+    const store = lockStore(cls.domain, cls.group);
     const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
     this.#s = { store, slot, done: false, busy: false, forcedNoticed: false, forcedCallbacks: undefined };
     this.stamp = store.ctxStamp(slot);

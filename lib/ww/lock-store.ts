@@ -138,9 +138,9 @@ export class TableLockStore implements LockStore, rules.Core {
   private readonly maybeFree = (m: number): void => this.maybeFreeMutex(m);
   private readonly nameOf = (c: number): string => this.ctxName(c);
 
-  constructor(domain: string) {
+  constructor(domain: string, gid?: number) {
     this.domain = domain;
-    const file = openStore(domain);
+    const file = openStore(domain, gid);
     this.t = new Table(file);
     this.waker = new Waker(this.t);
     this.t.recover = () => recoverTable(this.t, this.waker);
@@ -378,14 +378,15 @@ export class TableLockStore implements LockStore, rules.Core {
 const stores = new Map<string, LockStore>();
 
 /**
- * This thread's store of `domain` (default: the user's default domain), opened on first use. Every thread
- * opens the file itself: its liveness lock is its own.
+ * This thread's store of `domain` (default: the user's default domain; with `gid`, that group's shared
+ * domain), opened on first use. Every thread opens the file itself: its liveness lock is its own.
  */
-export function lockStore(domain: string = DEFAULT_DOMAIN): LockStore {
-  let s = stores.get(domain);
+export function lockStore(domain: string = DEFAULT_DOMAIN, gid?: number): LockStore {
+  const id = gid === undefined ? domain : `${domain}@${gid}`;
+  let s = stores.get(id);
   if (s === undefined) {
-    s = new TableLockStore(checkDomain(domain));
-    stores.set(domain, s);
+    s = new TableLockStore(checkDomain(domain), gid);
+    stores.set(id, s);
   }
   return s;
 }

@@ -7,6 +7,11 @@
  * created (a real directory / regular file with one link, owned by us, no group or world bits on the
  * directory, no world bits on the file). The file is opened O_NOFOLLOW|O_CLOEXEC.
  *
+ * A group-shared domain (opt-in: several uids in one unix group lock the same buffers) lives in
+ * `<base>-g<gid>/<domain>.store`, `<base>` being `$DMABUF_SYNC_STORE_DIR` or `/dev/shm/dmabuf-sync`; its
+ * directory is 02770 and its file 0660, both of that group. Their owner may be any member, but they are
+ * refused unless they are of that group with no world bits; only members may open them.
+ *
  * Formatting is decided race-free with an OFD lock on byte 0, as SQLite's dead-man switch: every attached
  * thread holds it shared; an opener that gets it exclusively is alone, so the file is unused (new, or left
  * by a dead run) and it (re)formats it, then downgrades to shared. An opener that cannot get it exclusively
@@ -72,6 +77,35 @@ export function storeDir(): string {
   return `/dev/shm/dmabuf-sync-${uid()}`;
 }
 
+/** The directory of a group-shared domain's store (see the file comment). */
+export function groupStoreDir(gid: number): string {
+  const forced = process.env[STORE_DIR_ENV];
+  return `${forced !== undefined && forced !== '' ? forced : '/dev/shm/dmabuf-sync'}-g${gid}`;
+}
+
+/**
+ * A unix group (name or gid) as a gid this process is a member of (EACCES otherwise: it could not open the
+ * group's store anyway), for a group-shared domain.
+ */
+export function resolveGroup(group: unknown): number {
+  let gid: number | undefined;
+  if (typeof group === 'number' && Number.isInteger(group) && group >= 0 && group < 2 ** 32) gid = group;
+  else if (typeof group === 'string' && /^[A-Za-z0-9_][A-Za-z0-9._-]*\$?$/.test(group)) {
+    for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name === group && id !== undefined) gid = Number(id);
+    }
+    if (gid === undefined) throw new DmabufError('ENOENT', `unix group '${group}' is not in /etc/group: give an existing group's name or gid`);
+  } else {
+    throw new DmabufError('EINVAL', `lock group ${JSON.stringify(String(group))} is not valid: give a unix group name or a gid`);
+  }
+  const member = process.getegid?.() === gid || (process.getgroups?.() ?? []).includes(gid) || process.geteuid?.() === 0;
+  if (!member) {
+    throw new DmabufError('EACCES', `this process is not a member of group ${String(group)} (gid ${gid}): add its user to the group to share its lock domain`);
+  }
+  return gid;
+}
+
 /** Checks a domain name: it becomes a file name. */
 export function checkDomain(domain: unknown): string {
   if (typeof domain !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(domain)) {
@@ -91,25 +125,41 @@ function refused(file: string, why: string): DmabufError {
   );
 }
 
-/** Creates (0700) or checks the store directory. */
-function ensureDir(dir: string): void {
+/** Creates (0700; a group's: 02770 of that group) or checks the store directory. */
+function ensureDir(dir: string, gid: number | undefined): void {
+  let created = false;
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
+    created = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
+  if (created && gid !== undefined) {
+    // Group first, then the mode (the umask may have masked mkdir's); setgid so files get the group.
+    fs.chownSync(dir, -1, gid);
+    fs.chmodSync(dir, 0o2770);
+  }
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw refused(dir, 'it is not a directory (a symlink?)');
-  if (st.uid !== uid()) throw refused(dir, `it is owned by uid ${st.uid}, not by this process's uid ${uid()}`);
-  if ((st.mode & 0o077) !== 0) throw refused(dir, `its mode is 0${(st.mode & 0o777).toString(8)}, group or others may enter it (want 0700)`);
+  if (gid === undefined) {
+    if (st.uid !== uid()) throw refused(dir, `it is owned by uid ${st.uid}, not by this process's uid ${uid()}`);
+    if ((st.mode & 0o077) !== 0) throw refused(dir, `its mode is 0${(st.mode & 0o777).toString(8)}, group or others may enter it (want 0700)`);
+  } else {
+    if (st.gid !== gid) throw refused(dir, `it belongs to group ${st.gid}, not to the domain's group ${gid}`);
+    if ((st.mode & 0o007) !== 0) throw refused(dir, `its mode is 0${(st.mode & 0o777).toString(8)}, others may enter it (want 02770)`);
+  }
 }
 
-/** Checks what we opened is a store we may use: a regular file with one link, ours, no world bits. */
-function checkFile(file: string, fd: number): fs.Stats {
+/**
+ * Checks what we opened is a store we may use: a regular file with one link, ours (a group domain's: of
+ * that group), no world bits.
+ */
+function checkFile(file: string, fd: number, gid: number | undefined): fs.Stats {
   const st = fs.fstatSync(fd);
   if (!st.isFile()) throw refused(file, 'it is not a regular file');
   if (st.nlink !== 1) throw refused(file, `it has ${st.nlink} links (want 1: a hard link could point it elsewhere)`);
-  if (st.uid !== uid()) throw refused(file, `it is owned by uid ${st.uid}, not by this process's uid ${uid()}`);
+  if (gid === undefined && st.uid !== uid()) throw refused(file, `it is owned by uid ${st.uid}, not by this process's uid ${uid()}`);
+  if (gid !== undefined && st.gid !== gid) throw refused(file, `it belongs to group ${st.gid}, not to the domain's group ${gid}`);
   if ((st.mode & 0o007) !== 0) throw refused(file, `its mode is 0${(st.mode & 0o777).toString(8)}: others may read or write it`);
   return st;
 }
@@ -158,15 +208,15 @@ function format(i32: Int32Array, cap: Capacity): void {
  * Opens (creating and formatting if unused) the store of `domain` and maps it. The returned fd belongs to the
  * addon (closed when this thread ends); it carries this thread's shared lock on the format byte.
  */
-export function openStore(domain: string): StoreFile {
-  const dir = storeDir();
-  ensureDir(dir);
+export function openStore(domain: string, gid?: number): StoreFile {
+  const dir = gid === undefined ? storeDir() : groupStoreDir(gid);
+  ensureDir(dir, gid);
   const file = path.join(dir, `${checkDomain(domain)}.store`);
   const { O_RDWR, O_CREAT, O_NOFOLLOW } = fs.constants;
   let fd: number;
   try {
     // libuv adds O_CLOEXEC to every open.
-    fd = fs.openSync(file, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
+    fd = fs.openSync(file, O_RDWR | O_CREAT | O_NOFOLLOW, gid === undefined ? 0o600 : 0o660);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw refused(file, 'it is a symbolic link');
@@ -177,7 +227,12 @@ export function openStore(domain: string): StoreFile {
   }
   let attached = false;
   try {
-    checkFile(file, fd);
+    if (gid !== undefined && fs.fstatSync(fd).uid === uid()) {
+      // Ours (maybe just created under a umask): make it the group's, read-write for the group.
+      fs.fchownSync(fd, -1, gid);
+      fs.fchmodSync(fd, 0o660);
+    }
+    checkFile(file, fd, gid);
     let formatted = false;
     let capacity: Capacity;
     if (native.ofdLock(fd, 'write', FORMAT_BYTE, 1, false)) {
@@ -195,7 +250,7 @@ export function openStore(domain: string): StoreFile {
     }
     // In use (or being formatted right now): wait for the formatter, then check what it is.
     native.ofdLock(fd, 'read', FORMAT_BYTE, 1, true);
-    const st = checkFile(file, fd);
+    const st = checkFile(file, fd, gid);
     const header = readHeader(fd);
     capacity = {
       participants: header[H_NPART] as number,

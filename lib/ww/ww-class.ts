@@ -5,7 +5,7 @@
 import { AcquireContext, type AcquireContextOptions } from './acquire-context';
 import { KIND_WAIT_DIE, KIND_WOUND_WAIT } from './layout';
 import { argTypeError, checkName } from '../errors';
-import { DEFAULT_DOMAIN, checkDomain } from './store-file';
+import { DEFAULT_DOMAIN, checkDomain, resolveGroup } from './store-file';
 
 /** 'wound-wait': older contexts wound younger holders (fewer back-offs); 'wait-die': younger requesters die. */
 export type WwClassKind = 'wound-wait' | 'wait-die';
@@ -17,6 +17,11 @@ export interface WwClassOptions {
    * domain (a store file of the user, see docs/processes.md). Default: 'default'.
    */
   domain?: string;
+  /**
+   * Opt-in: share the domain with every user of this unix group (name or gid), not just this user. The
+   * process must be a member (else EACCES). See docs/processes.md.
+   */
+  group?: string | number;
 }
 
 /**
@@ -32,11 +37,13 @@ export class WwClass {
   readonly kindId: number;
   /** The lock domain (store) of this class's mutexes and contexts. */
   readonly domain: string;
+  /** The gid of a group-shared domain; undefined for the user's own. */
+  readonly group: number | undefined;
 
   /**
    * @param kind 'wound-wait' (default, the kernel's DEFINE_WW_CLASS) or 'wait-die' (DEFINE_WD_CLASS).
    * @param name label used in diagnostics.
-   * @param options the lock domain.
+   * @param options the lock domain (and group).
    */
   constructor(kind: WwClassKind = 'wound-wait', name?: string, options?: WwClassOptions) {
     if (kind !== 'wound-wait' && kind !== 'wait-die') throw argTypeError('kind', "'wound-wait' or 'wait-die'", kind);
@@ -44,6 +51,7 @@ export class WwClass {
     this.name = checkName(name, 'name') ?? kind;
     this.kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
     this.domain = options?.domain === undefined ? DEFAULT_DOMAIN : checkDomain(options.domain);
+    this.group = options?.group === undefined ? undefined : resolveGroup(options.group);
   }
 
   /**

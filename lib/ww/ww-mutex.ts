@@ -144,7 +144,7 @@ export class WwMutex {
     if (key !== undefined && typeof key !== 'bigint') throw argTypeError('key', 'a bigint', key);
     if (key !== undefined && (key < MIN_KEY || key > MAX_KEY)) throw argRangeError('key', 'a 64-bit integer', key);
     this.class = cls;
-    this.store = lockStore(cls.domain);
+    this.store = lockStore(cls.domain, cls.group);
     this.slot = this.store.openMutex(key, cls.kindId);
     this.key = this.store.mutexKey(this.slot);
     finalizer.register(this, { store: this.store, slot: this.slot }, this.token);
@@ -459,8 +459,8 @@ export function forceRelease(ctxId: number): boolean {
 
 /**
  * Snapshot of every mutex with a holder or a waiter, in every thread of every process of the lock domain
- * (default: the default domain).
+ * (a domain name, or a class for its domain and group; default: the default domain).
  */
-export function queryLocks(domain?: string): LockSnapshot {
-  return lockStore(domain).query();
+export function queryLocks(domain?: string | WwClass): LockSnapshot {
+  return domain instanceof WwClass ? lockStore(domain.domain, domain.group).query() : lockStore(domain).query();
 }

@@ -168,3 +168,67 @@ afterAll(() => {
   keepB.dispose();
   expect(lockStore('test-a').domain).toBe('test-a');
 });
+
+/**
+ * Runs `code` in a child process as uid:gid with `env`; resolves with its first line, and `stop()` which
+ * kills it and resolves once its pipes are closed (so that no fd outlives the test).
+ */
+function asUser(code: string, uid: number, gid: number, env: NodeJS.ProcessEnv): Promise<{ out: string; stop: () => Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env, uid, gid });
+    const closed = new Promise<void>((r) => p.once('close', () => r()));
+    const stop = (): Promise<void> => {
+      p.kill('SIGKILL');
+      return closed;
+    };
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve({ out: out.trim(), stop });
+    });
+    p.once('error', reject);
+    p.once('exit', (c) => resolve({ out: out.trim() || `exit ${c}`, stop }));
+  });
+}
+
+(process.geteuid?.() === 0 ? test : test.skip)('a group-shared domain: users of the group share its locks (02770/0660 of the group); others get EACCES', async () => {
+  // Outside this test's private store directory: other uids must reach the group's directory.
+  const base = `/dev/shm/dmabuf-sync-grouptest-${process.pid}`;
+  const GID = 4300;
+  const env = { ...process.env, [STORE_DIR_ENV]: base };
+  const ww = JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'ww'));
+  const lockIn = (opts: string, then: string): string =>
+    `const { WwClass } = require(${ww} + '/ww-class'); const { WwMutex } = require(${ww} + '/ww-mutex');` +
+    `try { const m = new WwMutex(new WwClass('wound-wait', 'g', ${opts}), 77n); ${then} } catch (e) { console.log(e.code); }`;
+  const children: Array<{ stop: () => Promise<void> }> = [];
+  const run = async (code: string, uid: number, gid: number): Promise<string> => {
+    const c = await asUser(code, uid, gid, env);
+    children.push(c);
+    return c.out;
+  };
+  try {
+    expect(await run(lockIn(`{ domain: 'shared', group: ${GID} }`, "if (m.tryLock('write')) { console.log('held'); setInterval(() => {}, 1e6); } else console.log('busy');"), 4301, GID)).toBe('held');
+    const groupDir = `${base}-g${GID}`;
+    const dirStat = fs.statSync(groupDir);
+    const fileStat = fs.statSync(path.join(groupDir, 'shared.store'));
+    expect([dirStat.mode & 0o7777, dirStat.gid]).toEqual([0o2770, GID]);
+    expect([fileStat.mode & 0o777, fileStat.gid, fileStat.uid]).toEqual([0o660, GID, 4301]);
+    // Another user of the group sees the same lock.
+    expect(await run(lockIn(`{ domain: 'shared', group: ${GID} }`, "console.log(String(m.tryLock('write')));"), 4302, GID)).toBe('false');
+    // A user outside the group cannot join it, nor open its store.
+    expect(await run(lockIn(`{ domain: 'shared', group: ${GID} }`, "console.log('joined');"), 4303, 4303)).toBe('EACCES');
+    const open = `try { require('node:fs').openSync(${JSON.stringify(path.join(groupDir, 'shared.store'))}, 'r+'); console.log('opened'); } catch (e) { console.log(e.code); }`;
+    expect(await run(open, 4303, 4303)).toBe('EACCES');
+    // The same key in the member's own (default) domain is another lock.
+    expect(await run(lockIn('{}', "console.log(String(m.tryLock('write')));"), 4302, GID)).toBe('true');
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    for (const d of [base, `${base}-g${GID}`]) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a group that does not exist, or is not valid, is a typed error', () => {
+  expect(() => new WwClass('wound-wait', 'g', { group: 'no-such-group-here' })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  expect(() => new WwClass('wound-wait', 'g', { group: -1 })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  expect(() => new WwClass('wound-wait', 'g', { group: 'a:b' as string })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+});

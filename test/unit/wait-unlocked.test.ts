@@ -20,8 +20,15 @@ const store = lockStore(DOMAIN) as TableLockStore;
 let nextKey = 0x7000_0000n;
 
 const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
+afterEach(async () => {
+  // Killed and closed: their pipes must not outlive the test file (fd-guard).
+  await Promise.all(
+    children.splice(0).map((c) => {
+      const closed = new Promise((r) => c.once('close', r));
+      c.kill('SIGKILL');
+      return closed;
+    }),
+  );
 });
 
 /** Starts proc-helper with `job`; resolves with the child once it printed `ready`, and a promise of `later`. */

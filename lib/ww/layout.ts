@@ -64,7 +64,7 @@ export const MUTEX_WORDS = 16;
 export const M_KEY = 0;
 /** 0 empty, 1 used, 2 tombstone. */
 export const M_STATE = 2;
-/** WwMutex objects (any thread of any process) referencing the slot. */
+/** Threads (participants, of any process) referencing the slot: one RF_REF record each. */
 export const M_REFS = 3;
 /** Bumped on every change that could let a waiter proceed; waiters compare it. */
 export const M_SEQ = 4;
@@ -138,6 +138,11 @@ export const RF_USED = 4;
  * granted, and no request counts it as queued ahead.
  */
 export const RF_WATCH = 8;
+/**
+ * A reference record: participant R_PART has WwMutex objects of mutex R_MUTEX (counted in its thread). On
+ * no list; reaped with the participant, so a dead process's references do not keep slots forever.
+ */
+export const RF_REF = 16;
 
 /** Byte locked (OFD) by whoever formats the store, shared by everyone attached. */
 export const FORMAT_BYTE = 0;

@@ -27,6 +27,7 @@ import {
   F_KEYCTR,
   F_STAMP,
   H_FREE_CTX,
+  H_FREE_REC,
   M_HOLD_HEAD,
   M_KEY,
   M_KIND,
@@ -44,6 +45,7 @@ import {
 import { queryTable, type LockSnapshot } from './lock-query';
 import { DEFAULT_DOMAIN, checkDomain, openStore } from './store-file';
 import { Table, debug, enospc, monoNow } from './table';
+import { addRef, dropRef, freeMutexIfUnused, popRecord, recordsFull } from './records';
 import { Waker } from './waking';
 import { reapDeadAround, reapParticipant, recoverTable } from './recovery';
 import * as rules from './ww-rules';
@@ -135,7 +137,9 @@ export class TableLockStore implements LockStore, rules.Core {
   ownerDied = false;
   /** When this thread's waiters next check the liveness of those they wait for (monotonic ms). */
   private livenessCheckAt = 0;
-  private readonly maybeFree = (m: number): void => this.maybeFreeMutex(m);
+  private readonly maybeFree = (m: number): void => freeMutexIfUnused(this.t, m);
+  /** This thread's WwMutex objects per mutex slot, and the reference record that stands for them. */
+  private readonly refs = new Map<number, { count: number; record: number }>();
   private readonly nameOf = (c: number): string => this.ctxName(c);
 
   constructor(domain: string, gid?: number) {
@@ -182,15 +186,16 @@ export class TableLockStore implements LockStore, rules.Core {
                 `the same kind ('wound-wait' or 'wait-die'), or deadlock avoidance breaks`,
             );
           }
-          i32[off + M_REFS]++;
+          if (!this.addRef(i)) throw recordsFull(t);
           return i;
         }
       }
       const slot = tomb >= 0 ? tomb : i32[t.mutexOff(i) + M_STATE] === SLOT_EMPTY ? i : -1;
       if (slot < 0) throw enospc('mutex slots', n);
+      if (i32[H_FREE_REC] === 0) throw recordsFull(t);
       const off = t.mutexOff(slot);
       t.i64[(off + M_KEY) >> 1] = key;
-      i32[off + M_REFS] = 1;
+      i32[off + M_REFS] = 0;
       i32[off + M_KIND] = kind;
       i32[off + M_HOLD_HEAD] = 0;
       i32[off + M_WAIT_HEAD] = 0;
@@ -198,6 +203,7 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + M_NWAITERS] = 0;
       i32[off + M_WRITE_HELD] = 0;
       Atomics.store(i32, off + M_STATE, SLOT_USED);
+      this.addRef(slot); // a free record was checked above
       return slot;
     } finally {
       t.unlock();
@@ -205,32 +211,31 @@ export class TableLockStore implements LockStore, rules.Core {
   }
 
   closeMutex(m: number): void {
+    const ref = this.refs.get(m);
+    if (ref === undefined) return;
+    if (--ref.count > 0) return;
+    this.refs.delete(m);
     const t = this.t;
     t.lock();
-    const off = t.mutexOff(m);
-    if ((t.i32[off + M_REFS] as number) > 0) t.i32[off + M_REFS]--;
-    this.maybeFreeMutex(m);
+    dropRef(t, ref.record);
     t.unlock();
   }
 
-  /** Frees a slot nobody references, holds or waits on. Called with the table locked. */
-  private maybeFreeMutex(m: number): void {
-    const t = this.t;
-    const i32 = t.i32;
-    const off = t.mutexOff(m);
-    if (i32[off + M_STATE] !== SLOT_USED || i32[off + M_REFS] !== 0) return;
-    if (i32[off + M_HOLD_HEAD] !== 0 || i32[off + M_WAIT_HEAD] !== 0) return;
-    i32[off + M_STATE] = SLOT_TOMB;
-    // A tombstone followed by an empty slot ends no probe chain: turn the run of tombstones ending here back
-    // into empty slots, so that tombstones do not accumulate (slots never move: WwMutex objects cache them).
-    const n = t.nMutex;
-    if (i32[t.mutexOff(m + 1 === n ? 0 : m + 1) + M_STATE] === SLOT_EMPTY) {
-      let j = m;
-      for (let k = 0; k < n && i32[t.mutexOff(j) + M_STATE] === SLOT_TOMB; k++) {
-        i32[t.mutexOff(j) + M_STATE] = SLOT_EMPTY;
-        j = j === 0 ? n - 1 : j - 1;
-      }
+  /**
+   * Counts one more WwMutex of this thread on slot m; the first one takes a reference record (the table
+   * is locked). Returns false (nothing changed) when the record pool is empty.
+   */
+  private addRef(m: number): boolean {
+    const ref = this.refs.get(m);
+    if (ref !== undefined) {
+      ref.count++;
+      return true;
     }
+    const r = popRecord(this.t);
+    if (r < 0) return false;
+    addRef(this.t, m, r, this.t.self);
+    this.refs.set(m, { count: 1, record: r });
+    return true;
   }
 
   mutexKey(m: number): bigint {

@@ -1,6 +1,6 @@
 /**
- * Hold and wait records of the lock store: allocation from the free list, and linking them into a mutex's
- * holder or waiter list and a context's hold list. Every function runs inside the table's critical section.
+ * Records of the lock store: allocation from the free list; hold and wait records linked into a mutex's
+ * holder or waiter list and a context's hold list; reference records; freeing an unused mutex slot. Every function runs inside the table's critical section.
  * @internal
  */
 import {
@@ -14,8 +14,11 @@ import {
   M_HOLD_HEAD,
   M_NHOLDERS,
   M_NWAITERS,
+  M_REFS,
+  M_STATE,
   M_WAIT_HEAD,
   M_WRITE_HELD,
+  RF_REF,
   RF_USED,
   RF_WRITE,
   R_CTX,
@@ -27,21 +30,76 @@ import {
   R_PART,
   R_SINCE,
   R_TAG,
+  SLOT_EMPTY,
+  SLOT_TOMB,
+  SLOT_USED,
 } from './layout';
 import { enospc, type Table } from './table';
 
-/** Pops a free record; on an empty pool leaves the critical section and throws ENOSPC. */
-export function allocRecord(t: Table): number {
+/** Pops a free record, or -1 if there is none. */
+export function popRecord(t: Table): number {
   const i32 = t.i32;
   const head = i32[H_FREE_REC] as number;
-  if (head === 0) {
-    t.unlock();
-    throw enospc('hold/wait records', t.nRec);
-  }
+  if (head === 0) return -1;
   const r = head - 1;
   i32[H_FREE_REC] = i32[t.recOff(r) + R_NEXT] as number;
   if (t.csSpinUs > 0) t.testPause();
   return r;
+}
+
+/** Pops a free record; on an empty pool leaves the critical section and throws ENOSPC. */
+export function allocRecord(t: Table): number {
+  const r = popRecord(t);
+  if (r < 0) {
+    t.unlock();
+    throw recordsFull(t);
+  }
+  return r;
+}
+
+/** The ENOSPC error of an empty record pool. */
+export function recordsFull(t: Table): Error {
+  return enospc('hold/wait records', t.nRec);
+}
+
+/** Turns free record r into participant `part`'s reference of mutex m. */
+export function addRef(t: Table, m: number, r: number, part: number): void {
+  const i32 = t.i32;
+  const roff = t.recOff(r);
+  i32[roff + R_FLAGS] = RF_USED | RF_REF;
+  i32[roff + R_CTX] = 0;
+  i32[roff + R_MUTEX] = m;
+  i32[roff + R_PART] = part;
+  i32[roff + R_NEXT] = 0;
+  i32[t.mutexOff(m) + M_REFS]++;
+}
+
+/** Drops reference record r (and its mutex's slot if that was the last use of it). */
+export function dropRef(t: Table, r: number): void {
+  const m = t.i32[t.recOff(r) + R_MUTEX] as number;
+  const moff = t.mutexOff(m);
+  if ((t.i32[moff + M_REFS] as number) > 0) t.i32[moff + M_REFS]--;
+  freeRecord(t, r);
+  freeMutexIfUnused(t, m);
+}
+
+/** Frees mutex slot m if nobody references, holds or waits on it. */
+export function freeMutexIfUnused(t: Table, m: number): void {
+  const i32 = t.i32;
+  const off = t.mutexOff(m);
+  if (i32[off + M_STATE] !== SLOT_USED || i32[off + M_REFS] !== 0) return;
+  if (i32[off + M_HOLD_HEAD] !== 0 || i32[off + M_WAIT_HEAD] !== 0) return;
+  i32[off + M_STATE] = SLOT_TOMB;
+  // A tombstone followed by an empty slot ends no probe chain: turn the run of tombstones ending here back
+  // into empty slots, so that tombstones do not accumulate (slots never move: WwMutex objects cache them).
+  const n = t.nMutex;
+  if (i32[t.mutexOff(m + 1 === n ? 0 : m + 1) + M_STATE] === SLOT_EMPTY) {
+    let j = m;
+    for (let k = 0; k < n && i32[t.mutexOff(j) + M_STATE] === SLOT_TOMB; k++) {
+      i32[t.mutexOff(j) + M_STATE] = SLOT_EMPTY;
+      j = j === 0 ? n - 1 : j - 1;
+    }
+  }
 }
 
 /** Pushes record r back on the free list. */

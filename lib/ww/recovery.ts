@@ -28,10 +28,12 @@ import {
   M_NHOLDERS,
   M_NWAITERS,
   M_OWNER_DIED,
+  M_REFS,
   M_STATE,
   M_WAIT_HEAD,
   M_WRITE_HELD,
   P_STATE,
+  RF_REF,
   RF_USED,
   RF_WAITER,
   RF_WRITE,
@@ -44,7 +46,7 @@ import {
   R_SINCE,
   SLOT_USED,
 } from './layout';
-import { freeRecord, removeHold, removeWaiter } from './records';
+import { dropRef, freeMutexIfUnused, freeRecord, removeHold, removeWaiter } from './records';
 import { debug, type Table } from './table';
 import type { Waker } from './waking';
 
@@ -56,7 +58,12 @@ export function reapParticipant(t: Table, waker: Waker, p: number): number {
     const roff = t.recOff(r);
     const flags = i32[roff + R_FLAGS] as number;
     if ((flags & RF_USED) === 0 || i32[roff + R_PART] !== p) continue;
-    const moff = t.mutexOff(i32[roff + R_MUTEX] as number);
+    const m = i32[roff + R_MUTEX] as number;
+    const moff = t.mutexOff(m);
+    if ((flags & RF_REF) !== 0) {
+      dropRef(t, r);
+      continue;
+    }
     if ((flags & RF_WAITER) !== 0) {
       removeWaiter(t, moff, r);
     } else {
@@ -66,6 +73,7 @@ export function reapParticipant(t: Table, waker: Waker, p: number): number {
     freeRecord(t, r);
     removed++;
     waker.wake(moff);
+    freeMutexIfUnused(t, m);
   }
   for (let c = 0; c < t.nCtx; c++) {
     const coff = t.ctxOff(c);
@@ -143,6 +151,7 @@ export function rebuildTable(t: Table): void {
     i32[moff + M_NHOLDERS] = 0;
     i32[moff + M_NWAITERS] = 0;
     i32[moff + M_WRITE_HELD] = 0;
+    i32[moff + M_REFS] = 0;
   }
   let freeCtx = 0;
   for (let c = t.nCtx - 1; c >= 0; c--) {
@@ -171,6 +180,10 @@ export function rebuildTable(t: Table): void {
       i32[roff + R_FLAGS] = 0;
       i32[roff + R_NEXT] = freeRec;
       freeRec = r + 1;
+      continue;
+    }
+    if ((flags & RF_REF) !== 0) {
+      i32[t.mutexOff(m) + M_REFS]++;
       continue;
     }
     if ((flags & RF_WAITER) !== 0) {
@@ -254,6 +267,19 @@ export function checkTable(t: Table): string[] {
       if (nw !== i32[moff + M_NWAITERS]) problems.push(`mutex ${m}: ${nw} waiters listed, count ${i32[moff + M_NWAITERS]}`);
       if (writers > 1 || (writers === 1 && nh > 1)) problems.push(`mutex ${m}: a writer shares it (${writers} writers, ${nh} holders)`);
       if ((writers === 1) !== (i32[moff + M_WRITE_HELD] === 1)) problems.push(`mutex ${m}: write-held flag wrong`);
+    }
+    const refs = new Int32Array(t.nMutex);
+    for (let r = 0; r < t.nRec; r++) {
+      const roff = t.recOff(r);
+      if (((i32[roff + R_FLAGS] as number) & RF_REF) === 0) continue;
+      const m = i32[roff + R_MUTEX] as number;
+      if (i32[t.mutexOff(m) + M_STATE] !== SLOT_USED) problems.push(`reference ${r} is of a free mutex slot ${m}`);
+      else refs[m]!++;
+      seen[r]! += 1;
+    }
+    for (let m = 0; m < t.nMutex; m++) {
+      const moff = t.mutexOff(m);
+      if (i32[moff + M_STATE] === SLOT_USED && i32[moff + M_REFS] !== refs[m]) problems.push(`mutex ${m}: ${refs[m]} references, count ${i32[moff + M_REFS]}`);
     }
     const nfree = walk(H_FREE_REC, R_NEXT, 'free records', (r) => {
       if (i32[t.recOff(r) + R_FLAGS] !== 0) problems.push(`free record ${r} has flags`);

@@ -10,6 +10,7 @@ import { WwClass } from '../../lib/ww/ww-class';
 import { CHANNEL_OWNER_DIED, WwMutex, queryLocks, takeOwnerDied } from '../../lib/ww/ww-mutex';
 import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
 import { checkTable, reapDead } from '../../lib/ww/recovery';
+import { M_KEY, M_REFS, M_STATE, SLOT_USED } from '../../lib/ww/layout';
 
 jest.setTimeout(60_000);
 
@@ -198,4 +199,26 @@ const root = process.geteuid?.() === 0;
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise((r) => child.once('exit', r));
   expect(out.trim()).toBe('EACCES');
+});
+
+test("a dead process's WwMutex objects do not keep their mutex slot: its reference is reaped with it", async () => {
+  const key = nextKey++;
+  const slotOf = (): number => {
+    const t = store.t;
+    for (let m = 0; m < t.nMutex; m++) {
+      const off = t.mutexOff(m);
+      if (t.i32[off + M_STATE] === SLOT_USED && t.i64[(off + M_KEY) >> 1] === key) return m;
+    }
+    return -1;
+  };
+  // The child locks and unlocks at once, then idles keeping its WwMutex object (a reference, no hold).
+  const child = await startChild({ job: 'hold', key: String(key), mode: 'write', releaseAfterMs: 0 }, 'held');
+  for (let i = 0; i < 200 && queryLocks(DOMAIN).locks.some((l) => l.key === key); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(queryLocks(DOMAIN).locks.some((l) => l.key === key)).toBe(false);
+  const m = slotOf();
+  expect(m).toBeGreaterThanOrEqual(0);
+  expect(store.t.i32[store.t.mutexOff(m) + M_REFS]).toBe(1);
+  await kill(child);
+  expect(consistent()).toEqual([]);
+  expect(slotOf()).toBe(-1);
 });

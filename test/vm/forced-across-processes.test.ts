@@ -3,6 +3,7 @@
 // blocked; its CPU view is replaced by scratch memory first, so its late writes never reach the buffer.
 // A stopped holder cannot be revoked: waiters time out rather than get an unsafe grant.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmaBuf, DmabufSync, type DmabufError } from '../../lib';
 import { cpuBuffer } from './fixtures/kernel-features';
@@ -53,6 +54,15 @@ function word(buf: DmaBuf, i: number): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves once process `pid` is stopped (state T in /proc/<pid>/stat). */
+async function stopped(pid: number): Promise<void> {
+  for (;;) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    await sleep(10);
+  }
+}
+
 test('a holder spinning with a blocked event loop is forced off past maxHoldMs; its later writes do not reach the buffer', async () => {
   const buf = cpuBuffer(4096);
   try {
@@ -83,12 +93,13 @@ test('a SIGSTOPped holder: waiters get ETIMEDOUT, never the buffer; after SIGCON
   const buf = cpuBuffer(4096);
   let holder: Holder | undefined;
   try {
-    holder = await startHolder(buf, { mode: 'idle', maxHoldMs: 300 });
-    holder.proc.kill('SIGSTOP');
+    // The holder stops itself right after printing "held" (its deadline is 1 s later).
+    holder = await startHolder(buf, { mode: 'stop', maxHoldMs: 1000 });
+    await stopped(holder.proc.pid!);
     const sync = DmabufSync.init({ name: 'waiter' });
     sync.get(buf, 'write');
     // Well past the holder's deadline: its revoker thread is stopped too, so nothing may force it.
-    await expect(sync.lock({ timeoutMs: 1500 })).rejects.toMatchObject({ code: 'ETIMEDOUT' } satisfies Partial<DmabufError>);
+    await expect(sync.lock({ timeoutMs: 3000 })).rejects.toMatchObject({ code: 'ETIMEDOUT' } satisfies Partial<DmabufError>);
     holder.proc.kill('SIGCONT');
     await sync.lock({ timeoutMs: 60_000 });
     const atGrant = word(buf, 1);

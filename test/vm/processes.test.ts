@@ -86,7 +86,8 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
 test('a lock held in this process blocks a WwMutex of the same key in another process', async () => {
   const buf = DmaBuf.allocUdmabuf(PAGE);
   try {
-    const sync = DmabufSync.init({ name: 'holder' });
+    // A generous watchdog bound: starting a Node child in an emulated VM under load can take seconds.
+    const sync = DmabufSync.init({ name: 'holder', maxHoldMs: 120_000 });
     sync.get(buf, 'write');
     await sync.lock();
     // The child tries the same buffer with a try-lock and reports whether it got it.
@@ -116,7 +117,7 @@ test('a lock held in this process blocks a WwMutex of the same key in another pr
 test('single-buffer lock: try mode is EBUSY while another process holds the buffer; waitUnlocked learns of the release', async () => {
   const buf = DmaBuf.allocUdmabuf(PAGE);
   try {
-    const held = await DmabufSync.single(buf, 'write', { name: 'holder' });
+    const held = await DmabufSync.single(buf, 'write', { name: 'holder', maxHoldMs: 120_000 });
     const code =
       'const { DmaBuf, DmabufSync } = require(' + JSON.stringify(path.join(__dirname, '..', '..', 'lib')) + ');' +
       '(async () => { const b = DmaBuf.fromFd(3);' +

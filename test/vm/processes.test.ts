@@ -127,16 +127,19 @@ test('single-buffer lock: try mode is EBUSY while another process holds the buff
       '})().catch((e) => { console.log(String(e)); process.exit(1); });';
     const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', buf.fd], env: process.env });
     let out = '';
+    let onOutput = (): void => {};
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      onOutput();
+    });
+    /** Resolves with the child's lines once it printed `n` of them. */
     const lines = (n: number): Promise<string[]> =>
       new Promise((resolve, reject) => {
         const check = (): void => {
           const l = out.trim().split('\n').filter(Boolean);
           if (l.length >= n) resolve(l);
         };
-        proc.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          check();
-        });
+        onOutput = check;
         proc.once('exit', (c) => (c === 0 ? check() : reject(new Error(`child exited with ${c}: ${out}`))));
         check();
       });

@@ -109,27 +109,32 @@ class Real {
     }
   }
 
-  /** Best-effort clean-up after a failed run: abort the waits, release the holds, end the contexts. */
+  /**
+   * Ends the run: releases what is still held, ends the contexts, disposes the mutexes. After a failed run,
+   * aborts the waits first and goes on past errors (best effort, so that later runs start clean).
+   */
   async dispose(): Promise<void> {
     for (const r of this.pending()) r.ctl.abort();
     for (let i = 0; i < 20 && this.pending().length > 0; i++) await sleep(1);
+    const attempt = (fn: () => void): boolean => {
+      try {
+        fn();
+        return true;
+      } catch {
+        return false;
+      }
+    };
     for (const s of this.slots) {
-      for (const m of this.mutexes) if (s.live && m.isHeldBy(s.ctx)) m.unlock(s.ctx);
-      if (s.live) s.ctx.fini();
+      for (const m of this.mutexes) attempt(() => s.live && m.isHeldBy(s.ctx) && m.unlock(s.ctx));
+      attempt(() => s.ctx.fini());
     }
     for (const objs of this.ctxless) {
       for (const m of objs) {
-        for (;;) {
-          try {
-            m.unlock();
-          } catch {
-            break;
-          }
-        }
-        m.dispose();
+        while (attempt(() => m.unlock()));
+        attempt(() => m.dispose());
       }
     }
-    for (const m of this.mutexes) m.dispose();
+    for (const m of this.mutexes) attempt(() => m.dispose());
   }
 }
 
@@ -435,13 +440,13 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
       fc.asyncProperty(commands, async (cmds) => {
         const real = new Real(kind);
         const w: World = { model: new LockModel(kind, KEYS), real };
-        let ok = false;
         try {
           await fc.asyncModelRun(() => ({ model: w.model, real: w }), cmds);
           await drain(w);
-          ok = true;
-        } finally {
-          if (!ok) await real.dispose();
+        } catch (err) {
+          // Clean up as well as possible for the next runs, and report the first failure, not a clean-up error.
+          await real.dispose().catch(() => {});
+          throw err;
         }
         await real.dispose();
       }),

@@ -16,7 +16,7 @@
 /** 'read' (shared) or 'write' (exclusive). */
 export type Mode = 'read' | 'write';
 /** How a request ended, or 'pending'. Error outcomes are the DmabufError codes. */
-export type Outcome = 'pending' | 'granted' | 'EDEADLK' | 'ETIMEDOUT' | 'ABORT_ERR' | 'EALREADY' | 'EINVAL' | 'EBADF';
+export type Outcome = 'pending' | 'granted' | 'EDEADLK' | 'ETIMEDOUT' | 'ABORT_ERR' | 'EALREADY' | 'EINVAL' | 'EBADF' | 'EPERM';
 /** The ww algorithm of a class. */
 export type Kind = 'wound-wait' | 'wait-die';
 

@@ -1,8 +1,8 @@
 /**
  * Model-based property test of the lock core: random interleavings of lock / lockSlow / tryLock / unlock /
- * fini / abort, read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
+ * done / fini / abort (and locks whose deadline has passed), read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
  * classes, checked after every step against the reference model of test/helpers/lock-model.ts: each
- * request's outcome, each mutex's holders and queue (query()), each context's acquired count and wound; and
+ * request's outcome, each mutex's holders and queue (query()), isLocked / isHeldBy, each context's acquired count and wound; and
  * against the safety rules themselves (never two writers, never a writer with a reader, a consistent table).
  * At the end every waiter is driven to completion: whoever is not waiting releases everything, until no
  * request is left pending; then nothing may be held or queued on the run's mutexes.
@@ -32,7 +32,7 @@ const KEYS = 3;
 const CONTEXTS = 3;
 const CTXLESS = 2;
 const SEED = Number(process.env.FC_SEED ?? 0x10c4_30de);
-const RUNS = 120;
+const RUNS = 150;
 
 const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -40,7 +40,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 interface CtxSlot {
   ctx: AcquireContext;
   name: string;
+  /** Not fini()ed. */
   live: boolean;
+  /** done() was called: it may unlock, not lock. */
+  done: boolean;
 }
 
 interface Request {
@@ -75,7 +78,7 @@ class Real {
     // A new context is younger than every earlier one.
     expect(ctx.stamp).toBeGreaterThan(this.lastStamp);
     this.lastStamp = ctx.stamp;
-    return { ctx, name, live: true };
+    return { ctx, name, live: true, done: false };
   }
 
   /** Tracks a lock()/lockSlow() promise. */
@@ -156,44 +159,60 @@ function codeOfThrow(fn: () => unknown): unknown {
   }
 }
 
+/** Fails with a readable diff if `actual` differs from `expected` (compared as JSON first: this runs every step). */
+function same(actual: unknown, expected: unknown): void {
+  if (JSON.stringify(actual) !== JSON.stringify(expected)) expect(actual).toEqual(expected);
+}
+
 /** Compares the real lock core with the model, and checks the safety rules on the real state alone. */
 function compare(w: World, step: string): void {
   const { model, real } = w;
   const where = `after ${step}`;
   // Every request's outcome.
-  const outcomes = real.requests.map((r) => `#${r.id} ${r.actor} k${r.key}: ${r.result}`);
-  const expected = real.requests.map((r) => `#${r.id} ${r.actor} k${r.key}: ${model.outcomes.get(r.id)}`);
-  expect({ where, outcomes }).toEqual({ where, outcomes: expected });
-  // Holders (any order) and queue (in order) of every mutex, as query() reports them.
+  same(
+    { where, outcomes: real.requests.map((r) => `#${r.id} ${r.actor} k${r.key}: ${r.result}`) },
+    { where, outcomes: real.requests.map((r) => `#${r.id} ${r.actor} k${r.key}: ${model.outcomes.get(r.id)}`) },
+  );
   const snap = store.query();
+  const live = real.slots.filter((s) => s.live);
   real.mutexes.forEach((m, key) => {
     const lock = snap.locks.find((l) => l.key === m.key);
-    const holders = (lock?.holders ?? []).map((h) => `${h.ctxName}:${h.mode}`).sort();
-    const waiters = (lock?.waiters ?? []).map((h) => `${h.ctxName}:${h.mode}`);
-    expect({ where, key, holders, waiters }).toEqual({
-      where,
-      key,
-      holders: (model.holders[key] ?? []).map(entry).sort(),
-      waiters: (model.queues[key] ?? []).map(entry),
-    });
-    // The safety rules, on the real state alone: never two writers, never a writer with a reader.
-    const writers = (lock?.holders ?? []).filter((h) => h.mode === 'write').length;
-    expect({ where, key, writers, shared: writers > 0 && (lock?.holders.length ?? 0) > 1 }).toEqual({ where, key, writers: Math.min(writers, 1), shared: false });
-    // Queue order: contexts oldest first.
-    const stamps = (lock?.waiters ?? []).flatMap((h) => (h.stamp === null ? [] : [h.stamp]));
-    expect({ where, key, stamps }).toEqual({ where, key, stamps: [...stamps].sort((a, b) => a - b) });
+    const holders = lock?.holders ?? [];
+    const waiters = lock?.waiters ?? [];
+    // Holders (any order) and queue (in order) as query() reports them; isLocked and isHeldBy.
+    same(
+      {
+        where,
+        key,
+        holders: holders.map((h) => `${h.ctxName}:${h.mode}`).sort(),
+        waiters: waiters.map((h) => `${h.ctxName}:${h.mode}`),
+        locked: m.isLocked(),
+        heldBy: live.map((s) => `${s.name}:${m.isHeldBy(s.ctx)}`),
+      },
+      {
+        where,
+        key,
+        holders: (model.holders[key] ?? []).map(entry).sort(),
+        waiters: (model.queues[key] ?? []).map(entry),
+        locked: (model.holders[key] ?? []).length > 0,
+        heldBy: live.map((s) => `${s.name}:${model.holds(s.name, key)}`),
+      },
+    );
+    // The safety rules, on the real state alone: never two writers, never a writer with a reader; contexts
+    // queue oldest first.
+    const writers = holders.filter((h) => h.mode === 'write').length;
+    const stamps = waiters.flatMap((h) => (h.stamp === null ? [] : [h.stamp]));
+    same(
+      { where, key, writers, writerShares: writers > 0 && holders.length > 1, stamps },
+      { where, key, writers: Math.min(writers, 1), writerShares: false, stamps: [...stamps].sort((a, b) => a - b) },
+    );
   });
   // Each live context's hold count and wound.
-  for (const s of real.slots) {
-    if (!s.live) continue;
-    expect({ where, ctx: s.name, acquired: s.ctx.acquired, wounded: s.ctx.wounded }).toEqual({
-      where,
-      ctx: s.name,
-      acquired: model.acquired(s.name),
-      wounded: model.wounded.has(s.name),
-    });
-  }
-  expect({ where, table: checkTable(store.t) }).toEqual({ where, table: [] });
+  same(
+    { where, contexts: live.map((s) => ({ ctx: s.name, acquired: s.ctx.acquired, wounded: s.ctx.wounded })) },
+    { where, contexts: live.map((s) => ({ ctx: s.name, acquired: model.acquired(s.name), wounded: model.wounded.has(s.name) })) },
+  );
+  same({ where, table: checkTable(store.t) }, { where, table: [] });
 }
 
 /** Runs the model's and the real side's settling, then compares. */
@@ -222,6 +241,7 @@ class LockCmd implements fc.AsyncCommand<LockModel, World> {
     let expected: Outcome | undefined;
     if (!s.live) expected = 'EBADF';
     else if (this.slow && model.acquired(s.name) > 0) expected = 'EINVAL';
+    else if (s.done) expected = 'EPERM';
     else if (model.pendingOf(s.name) !== undefined) expected = 'EINVAL';
     else if (model.holds(s.name, this.key)) expected = 'EALREADY';
     if (expected !== undefined) model.outcomes.set(r.id, expected);
@@ -267,6 +287,7 @@ class TryLockCmd implements fc.AsyncCommand<LockModel, World> {
       const s = w.real.slots[this.actor] as CtxSlot;
       got = codeOfThrow(() => (w.real.mutexes[this.key] as WwMutex).tryLock(this.mode, s.ctx));
       if (!s.live) expected = 'EBADF';
+      else if (s.done) expected = 'EPERM';
       else if (model.pendingOf(s.name) !== undefined) expected = 'EINVAL';
       else if (model.holds(s.name, this.key)) expected = false;
       else expected = model.tryLock({ actor: s.name, stamp: s.ctx.stamp, mode: this.mode }, this.key);
@@ -338,6 +359,23 @@ class FiniCmd implements fc.AsyncCommand<LockModel, World> {
   }
 }
 
+/** done() of the context in `slot` (the end of its acquire phase: it may unlock, not lock). */
+class DoneCmd implements fc.AsyncCommand<LockModel, World> {
+  constructor(readonly slot: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: LockModel, w: World): Promise<void> {
+    const s = w.real.slots[this.slot] as CtxSlot;
+    s.ctx.done();
+    s.done = true;
+    await step(w, this.toString());
+  }
+  toString(): string {
+    return `done(c${this.slot})`;
+  }
+}
+
 /** Aborts the n-th pending request (modulo their number). */
 class AbortCmd implements fc.AsyncCommand<LockModel, World> {
   constructor(readonly n: number) {}
@@ -374,6 +412,7 @@ const commands = fc.commands(
     fc.tuple(fc.nat(CONTEXTS + CTXLESS - 1), key, fc.boolean()).map(([a, k, all]) => new UnlockCmd(a, k, all)),
     fc.tuple(fc.nat(CONTEXTS + CTXLESS - 1), key, fc.boolean()).map(([a, k, all]) => new UnlockCmd(a, k, all)),
     fc.nat(CONTEXTS - 1).map((s) => new FiniCmd(s)),
+    fc.nat(CONTEXTS - 1).map((s) => new DoneCmd(s)),
     fc.nat(7).map((n) => new AbortCmd(n)),
   ],
   { maxCommands: 60, size: 'large' },

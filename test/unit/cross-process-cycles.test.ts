@@ -26,9 +26,11 @@ const KEYS = ['0x7100', '0x7101'];
 const WARM_UP = 1000;
 const CYCLES = 10_000;
 // Growth bounds of the child after the warm-up, after a garbage collection. Measured on the development host
-// over 10 000 cycles (4 runs, after each 1000): RSS +0.7 to +5.0 MiB, up and down, not rising with the cycles
-// (malloc arenas and V8's heap sizing); JS heap -85 to +280 KiB; external +8 to +16 KiB. A leak of 1 KiB of
-// RSS, 120 bytes of heap or 30 bytes of external memory per cycle would pass its bound within the 9000.
+// (13 runs of 10 000 cycles, after each 1000, with the machine loaded by other work): RSS +0.5 to +5.4 MiB, up
+// and down, not rising with the cycles (malloc arenas, V8's heap sizing); JS heap -377 to +280 KiB; external
+// +8 to +16 KiB. RSS is judged by the median of the last three samples (one spike is not a leak): a leak of
+// 1.2 KiB of RSS per cycle passes its bound by the end, one of 120 bytes of heap or 30 bytes of external
+// memory per cycle passes its bound within the 9000 cycles.
 const RSS_BOUND_KIB = 8 * 1024;
 const HEAP_BOUND_KIB = 1024;
 const EXTERNAL_BOUND_KIB = 256;
@@ -103,6 +105,9 @@ test(`${CYCLES} lock cycles between two processes: no fd, store or memory growth
   try {
     expect(await nextLine()).toBe('ready');
     const warm = await both(WARM_UP);
+    // libuv's thread pool starts all its threads at its first use: make that happen before the baseline, so
+    // that a later use by jest is not counted as growth.
+    await fs.promises.access(HELPER);
     const base = measure();
     const baseRss = rssKiB(proc.pid!);
     // At rest: nothing held or queued, no context alive, two participants (this thread and the child's), one
@@ -123,9 +128,10 @@ test(`${CYCLES} lock cycles between two processes: no fd, store or memory growth
     const growth = `child growth (KiB) after each 1000 cycles: RSS ${rss.join(' ')}; heap ${heap.join(' ')}; external ${ext.join(' ')}`;
     expect({ growth, heap: Math.max(...heap) <= HEAP_BOUND_KIB }).toEqual({ growth, heap: true });
     expect({ growth, external: Math.max(...ext) <= EXTERNAL_BOUND_KIB }).toEqual({ growth, external: true });
-    expect({ growth, rss: Math.max(...rss) <= RSS_BOUND_KIB }).toEqual({ growth, rss: true });
+    const lateRss = [...rss.slice(-3)].sort((a, b) => a - b)[1] as number;
+    expect({ growth, rss: lateRss <= RSS_BOUND_KIB }).toEqual({ growth, rss: true });
     expect(checkTable(store.t)).toEqual([]);
-    // The two processes did contend, both ways: waits and wake-ups crossed processes (measured: 190 to 680 each).
+    // The two processes did contend, both ways: waits and wake-ups crossed processes (measured: 190 to 960 each).
     expect(waitedHere).toBeGreaterThan(50);
     expect(waitedThere).toBeGreaterThan(50);
   } finally {

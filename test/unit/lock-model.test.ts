@@ -7,7 +7,8 @@
  * At the end every waiter is driven to completion: whoever is not waiting releases everything, until no
  * request is left pending; then nothing may be held or queued on the run's mutexes.
  *
- * Deterministic: a fixed fast-check seed (FC_SEED overrides it), printed with the shrunk command list on failure.
+ * Deterministic: a fixed fast-check seed (FC_SEED overrides it), printed with the shrunk command list on failure;
+ * FC_RUNS sets the number of runs per class (longer explorations).
  */
 import fc from 'fast-check';
 import { AcquireContext } from '../../lib/ww/acquire-context';
@@ -32,7 +33,7 @@ const KEYS = 3;
 const CONTEXTS = 3;
 const CTXLESS = 2;
 const SEED = Number(process.env.FC_SEED ?? 0x10c4_30de);
-const RUNS = 150;
+const RUNS = Number(process.env.FC_RUNS ?? 150);
 
 const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 /**
  * Model-based property test of the lock core: random interleavings of lock / lockSlow / tryLock / unlock /
- * done / fini / abort (and locks whose deadline has passed), read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
+ * done / fini / abort / dispose and re-open of mutex objects (and locks whose deadline has passed), read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
  * classes, checked after every step against the reference model of test/helpers/lock-model.ts: each
  * request's outcome, each mutex's holders and queue (query()), isLocked / isHeldBy, each context's acquired count and wound; and
  * against the safety rules themselves (never two writers, never a writer with a reader, a consistent table).
@@ -58,6 +58,7 @@ interface Request {
 /** The real side: the lock core's objects, and what each request returned. */
 class Real {
   readonly cls: WwClass;
+  /** The contexts lock through these (replaced by ReopenCmd). */
   readonly mutexes: WwMutex[];
   /** Each ctx-less task locks through its own WwMutex objects (their ctx-less holds are per object). */
   readonly ctxless: WwMutex[][];
@@ -377,6 +378,36 @@ class DoneCmd implements fc.AsyncCommand<LockModel, World> {
   }
 }
 
+/**
+ * Disposes every WwMutex object of mutex `key` and opens a new one with the same key in its place: the lock
+ * state is the store's, so nothing changes, except that an object through which a ctx-less task holds or waits
+ * for the mutex refuses (EBUSY: its ctx-less holds are its own) and is kept.
+ */
+class ReopenCmd implements fc.AsyncCommand<LockModel, World> {
+  constructor(readonly key: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(model: LockModel, w: World): Promise<void> {
+    const { real } = w;
+    const old = real.mutexes[this.key] as WwMutex;
+    old.dispose();
+    real.mutexes[this.key] = new WwMutex(real.cls, old.key);
+    real.ctxless.forEach((objs, i) => {
+      const a = ctxlessActor(i);
+      const busy = model.holds(a, this.key) || (model.queues[this.key] ?? []).some((x) => x.actor === a);
+      const got = codeOfThrow(() => (objs[this.key] as WwMutex).dispose());
+      expect({ step: this.toString(), task: a, got }).toEqual({ step: this.toString(), task: a, got: busy ? 'EBUSY' : undefined });
+      if (!busy) objs[this.key] = new WwMutex(real.cls, old.key);
+    });
+    expect((real.mutexes[this.key] as WwMutex).key).toBe(old.key);
+    await step(w, this.toString());
+  }
+  toString(): string {
+    return `reopen(k${this.key})`;
+  }
+}
+
 /** Aborts the n-th pending request (modulo their number). */
 class AbortCmd implements fc.AsyncCommand<LockModel, World> {
   constructor(readonly n: number) {}
@@ -414,6 +445,7 @@ const commands = fc.commands(
     fc.tuple(fc.nat(CONTEXTS + CTXLESS - 1), key, fc.boolean()).map(([a, k, all]) => new UnlockCmd(a, k, all)),
     fc.nat(CONTEXTS - 1).map((s) => new FiniCmd(s)),
     fc.nat(CONTEXTS - 1).map((s) => new DoneCmd(s)),
+    key.map((k) => new ReopenCmd(k)),
     fc.nat(7).map((n) => new AbortCmd(n)),
   ],
   { maxCommands: 60, size: 'large' },

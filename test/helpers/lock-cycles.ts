@@ -2,10 +2,11 @@
  * Lock/unlock cycles for the cross-process no-growth test (test/unit/cross-process-cycles.test.ts), run the
  * same way by the test process and by its child (test/unit/proc-helper.ts, job 'cycles'): every path that
  * allocates something in the store or in the process is taken at each round (a context and its slot, hold
- * and wait records, a back-off with lockSlow, a ctx-less hold, a wake-up through the other process's doorbell).
+ * and wait records, a back-off with lockSlow, a ctx-less hold through a WwMutex object opened and disposed for
+ * it as the sync layer does per buffer, a wake-up through the other process's doorbell).
  */
 import type { WwClass } from '../../lib/ww/ww-class';
-import type { WwMutex } from '../../lib/ww/ww-mutex';
+import { WwMutex } from '../../lib/ww/ww-mutex';
 
 const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -46,14 +47,18 @@ async function transaction(cls: WwClass, locks: WwMutex[]): Promise<void> {
   ctx.fini();
 }
 
-/** Runs `n` cycles over `locks`: three context transactions, then one ctx-less write hold, and so on. */
+/**
+ * Runs `n` cycles over `locks`: three context transactions, then one ctx-less write hold through a new
+ * WwMutex object of one of the keys (disposed after), and so on.
+ */
 export async function lockCycles(cls: WwClass, locks: WwMutex[], n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     if (i % 4 === 3) {
-      const m = locks[i % locks.length] as WwMutex;
+      const m = new WwMutex(cls, (locks[i % locks.length] as WwMutex).key);
       await m.lock(null, 'write');
       await yieldTurn();
       m.unlock();
+      m.dispose();
     } else {
       await transaction(cls, locks);
     }

@@ -12,7 +12,7 @@ import * as readline from 'node:readline';
 import { WwClass } from '../../lib/ww/ww-class';
 import { CHANNEL_CONTENDED, WwMutex } from '../../lib/ww/ww-mutex';
 import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
-import { CF_USED, C_FLAGS, M_STATE, P_STATE, RF_USED, R_FLAGS, SLOT_USED } from '../../lib/ww/layout';
+import { CF_USED, C_FLAGS, M_STATE, P_STATE, RF_REF, RF_USED, R_FLAGS, SLOT_USED } from '../../lib/ww/layout';
 import { checkTable } from '../../lib/ww/recovery';
 import { lockCycles } from '../helpers/lock-cycles';
 
@@ -35,21 +35,28 @@ const RSS_BOUND_KIB = 8 * 1024;
 const HEAP_BOUND_KIB = 1024;
 const EXTERNAL_BOUND_KIB = 256;
 
-/** What the store has in use: records, contexts, participants (attached threads), mutex slots. */
-function storeUse(): { records: number; contexts: number; participants: number; mutexes: number } {
+/**
+ * What the store has in use: hold/wait records, mutex reference records (one per thread and mutex slot it
+ * references), contexts, participants (attached threads), mutex slots.
+ */
+function storeUse(): { records: number; refs: number; contexts: number; participants: number; mutexes: number } {
   const t = store.t;
   const i32 = t.i32;
-  let records = 0, contexts = 0, participants = 0, mutexes = 0;
+  let records = 0, refs = 0, contexts = 0, participants = 0, mutexes = 0;
   t.lock();
   try {
-    for (let r = 0; r < t.nRec; r++) if (((i32[t.recOff(r) + R_FLAGS] as number) & RF_USED) !== 0) records++;
+    for (let r = 0; r < t.nRec; r++) {
+      const flags = i32[t.recOff(r) + R_FLAGS] as number;
+      if ((flags & RF_REF) !== 0) refs++;
+      else if ((flags & RF_USED) !== 0) records++;
+    }
     for (let c = 0; c < t.nCtx; c++) if (((i32[t.ctxOff(c) + C_FLAGS] as number) & CF_USED) !== 0) contexts++;
     for (let p = 0; p < t.nPart; p++) if (i32[t.partOff(p) + P_STATE] !== 0) participants++;
     for (let m = 0; m < t.nMutex; m++) if (i32[t.mutexOff(m) + M_STATE] === SLOT_USED) mutexes++;
   } finally {
     t.unlock();
   }
-  return { records, contexts, participants, mutexes };
+  return { records, refs, contexts, participants, mutexes };
 }
 
 const fdCount = (pid: number | 'self'): number => fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -63,7 +70,13 @@ function rssKiB(pid: number): number {
 }
 
 let child: ChildProcess | undefined;
-afterAll(() => child?.kill('SIGKILL'));
+// After a failure: end the child and let its pipes close before fd-guard looks.
+afterAll(async () => {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise((r) => child!.once('close', r));
+  child.kill('SIGKILL');
+  await closed;
+});
 
 test(`${CYCLES} lock cycles between two processes: no fd, store or memory growth`, async () => {
   const cls = new WwClass('wound-wait', 'cycles', { domain: DOMAIN });
@@ -111,8 +124,8 @@ test(`${CYCLES} lock cycles between two processes: no fd, store or memory growth
     const base = measure();
     const baseRss = rssKiB(proc.pid!);
     // At rest: nothing held or queued, no context alive, two participants (this thread and the child's), one
-    // slot per mutex.
-    expect(base.store).toEqual({ records: 0, contexts: 0, participants: 2, mutexes: KEYS.length });
+    // slot per mutex, referenced by both.
+    expect(base.store).toEqual({ records: 0, refs: 2 * KEYS.length, contexts: 0, participants: 2, mutexes: KEYS.length });
     const rss: number[] = [];
     const heap: number[] = [];
     const ext: number[] = [];

@@ -11,6 +11,9 @@
  * - a waiter is granted once nothing blocks it; the model runs every waiter to a fixpoint after each change,
  *   which is what the store's wake-ups do (every change wakes the mutex's waiters, each re-checks).
  * A request with a deadline already passed is never re-checked once queued: it times out (ETIMEDOUT).
+ * A waitUnlocked() watcher is in no queue (it is ahead of nobody); it resolves once nothing conflicting holds the
+ * mutex. Right after a release it races the waiters that the release lets in: if the mutex was free for it
+ * between the two, it may have resolved (`mayResolve`), and if it is still free after them, it has.
  */
 
 /** 'read' (shared) or 'write' (exclusive). */
@@ -36,6 +39,15 @@ export interface Waiter extends Hold {
   timingOut: boolean;
 }
 
+/** A pending waitUnlocked(). */
+export interface Watcher {
+  req: number;
+  key: number;
+  mode: Mode;
+  /** The mutex was free for it for a moment: it may have resolved, or may still wait. */
+  mayResolve: boolean;
+}
+
 /** Whether two modes exclude each other. */
 export function conflicts(a: Mode, b: Mode): boolean {
   return a === 'write' || b === 'write';
@@ -58,6 +70,7 @@ export class LockModel {
   readonly queues: Waiter[][];
   readonly wounded = new Set<string>();
   readonly outcomes = new Map<number, Outcome>();
+  readonly watchers: Watcher[] = [];
 
   constructor(readonly kind: Kind, nKeys: number) {
     this.holders = Array.from({ length: nKeys }, () => []);
@@ -129,6 +142,26 @@ export class LockModel {
     return out;
   }
 
+  private unlockedFor(key: number, mode: Mode): boolean {
+    return !(this.holders[key] as Hold[]).some((h) => conflicts(h.mode, mode));
+  }
+
+  /** waitUnlocked(): resolved now if nothing conflicting holds the mutex, else a watcher. */
+  watch(req: number, key: number, mode: Mode): Outcome {
+    const out: Outcome = this.unlockedFor(key, mode) ? 'granted' : 'pending';
+    if (out === 'pending') this.watchers.push({ req, key, mode, mayResolve: false });
+    this.outcomes.set(req, out);
+    return out;
+  }
+
+  /** The watcher `req` was seen resolved (allowed only if it may have). */
+  watcherResolved(req: number): void {
+    const i = this.watchers.findIndex((w) => w.req === req && w.mayResolve);
+    if (i < 0) return;
+    this.watchers.splice(i, 1);
+    this.outcomes.set(req, 'granted');
+  }
+
   /** tryLock (never waits, never wounds): true if granted. */
   tryLock(r: Hold, key: number): boolean {
     const q = this.queues[key] as Waiter[];
@@ -146,7 +179,12 @@ export class LockModel {
     hs.splice(i, 1);
     // A context that holds nothing is no longer wounded (it has backed off).
     if (this.acquired(actor) === 0) this.wounded.delete(actor);
+    for (const w of this.watchers) if (w.key === key && this.unlockedFor(key, w.mode)) w.mayResolve = true;
     this.fixpoint();
+    for (const w of this.watchers.filter((x) => x.key === key && this.unlockedFor(key, x.mode))) {
+      this.watchers.splice(this.watchers.indexOf(w), 1);
+      this.outcomes.set(w.req, 'granted');
+    }
     return true;
   }
 

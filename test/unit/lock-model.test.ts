@@ -1,6 +1,7 @@
 /**
  * Model-based property test of the lock core: random interleavings of lock / lockSlow / tryLock / unlock /
- * done / fini / abort / dispose and re-open of mutex objects (and locks whose deadline has passed), read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
+ * waitUnlocked / done / fini / abort / dispose and re-open of mutex objects (and locks whose deadline has
+ * passed), read and write, by several contexts and ctx-less tasks over several mutexes, for both ww
  * classes, checked after every step against the reference model of test/helpers/lock-model.ts: each
  * request's outcome, each mutex's holders and queue (query()), isLocked / isHeldBy, each context's acquired count and wound; and
  * against the safety rules themselves (never two writers, never a writer with a reader, a consistent table).
@@ -170,6 +171,8 @@ function same(actual: unknown, expected: unknown): void {
 function compare(w: World, step: string): void {
   const { model, real } = w;
   const where = `after ${step}`;
+  // A watcher that may have resolved: whichever it did.
+  for (const x of [...model.watchers]) if (x.mayResolve && (real.requests[x.req] as Request).result === 'granted') model.watcherResolved(x.req);
   // Every request's outcome.
   same(
     { where, outcomes: real.requests.map((r) => `#${r.id} ${r.actor} k${r.key}: ${r.result}`) },
@@ -408,6 +411,23 @@ class ReopenCmd implements fc.AsyncCommand<LockModel, World> {
   }
 }
 
+/** waitUnlocked() of mutex `key` (through the contexts' object), never queued ahead of anybody. */
+class WatchCmd implements fc.AsyncCommand<LockModel, World> {
+  constructor(readonly key: number, readonly mode: Mode) {}
+  check(): boolean {
+    return true;
+  }
+  async run(model: LockModel, w: World): Promise<void> {
+    const ctl = new AbortController();
+    const r = w.real.track('watch', this.key, ctl, (w.real.mutexes[this.key] as WwMutex).waitUnlocked(this.mode, { signal: ctl.signal }));
+    model.watch(r.id, this.key, this.mode);
+    await step(w, this.toString());
+  }
+  toString(): string {
+    return `waitUnlocked(k${this.key}, ${this.mode})`;
+  }
+}
+
 /** Aborts the n-th pending request (modulo their number). */
 class AbortCmd implements fc.AsyncCommand<LockModel, World> {
   constructor(readonly n: number) {}
@@ -446,6 +466,7 @@ const commands = fc.commands(
     fc.nat(CONTEXTS - 1).map((s) => new FiniCmd(s)),
     fc.nat(CONTEXTS - 1).map((s) => new DoneCmd(s)),
     key.map((k) => new ReopenCmd(k)),
+    fc.tuple(key, mode).map(([k, md]) => new WatchCmd(k, md)),
     fc.nat(7).map((n) => new AbortCmd(n)),
   ],
   { maxCommands: 60, size: 'large' },

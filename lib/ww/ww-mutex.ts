@@ -132,6 +132,8 @@ export class WwMutex {
   private slot: number;
   /** Ctx-less holds taken through this object, most recent last (unlock() without ctx pops). */
   private readonly ctxless: number[] = [];
+  /** Ctx-less lock() calls through this object still waiting: once granted, their holds are this object's. */
+  private ctxlessWaits = 0;
   private readonly token = {};
 
   /**
@@ -267,6 +269,7 @@ export class WwMutex {
     const onAbort = (): void => store.kick(m);
     signal?.addEventListener('abort', onAbort, { once: true });
     if (ctx !== null) contextState(ctx).busy = true;
+    else this.ctxlessWaits++;
     waiterBlocked(1);
     try {
       for (;;) {
@@ -303,6 +306,7 @@ export class WwMutex {
     } finally {
       waiterBlocked(-1);
       if (ctx !== null) contextState(ctx).busy = false;
+      else this.ctxlessWaits--;
       signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -415,13 +419,20 @@ export class WwMutex {
 
   /**
    * Drops this object's reference to the shared table slot (the slot is freed when no object references it
-   * and nobody holds it). Throws EBUSY if ctx-less holds taken through this object are still held.
+   * and nobody holds it). Throws EBUSY if ctx-less holds taken through this object are still held, or a ctx-less
+   * lock() through it is still pending (granted after dispose(), nothing could unlock it).
    * Idempotent; the object cannot be used afterwards.
    */
   dispose(): void {
     if (this.slot < 0) return;
     if (this.ctxless.length > 0) {
       throw new DmabufError('EBUSY', `WwMutex ${this.key} still holds ${this.ctxless.length} ctx-less lock(s): unlock() them first`);
+    }
+    if (this.ctxlessWaits > 0) {
+      throw new DmabufError(
+        'EBUSY',
+        `WwMutex ${this.key} has ${this.ctxlessWaits} ctx-less lock() pending: let it settle (or abort it) and unlock() first`,
+      );
     }
     finalizer.unregister(this.token);
     this.store.closeMutex(this.slot);

@@ -5,14 +5,22 @@
  * - { job: 'wait', domain, key }: queues a write lock() for `key`, prints "waiting", idles until killed.
  * - { job: 'attach', domain }: attaches to the store, prints "attached" or the error code, idles.
  * - { job: 'stress', domain, keys, kind }: locks random subsets in random orders forever (to be killed).
+ * - { job: 'cycles', domain, keys, kind }: prints "ready", then for each line N read on stdin runs N lock/unlock
+ *   cycles over `keys` (test/helpers/lock-cycles.ts) and prints "done <lock() calls that waited so far>
+ *   <heapUsed> <external>" (bytes, process.memoryUsage()), after a garbage collection when run with
+ *   --expose-gc. Exits when stdin ends.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex } from '../../lib/ww/ww-mutex';
 import { lockStore } from '../../lib/ww/lock-store';
+import * as dc from 'node:diagnostics_channel';
+import * as readline from 'node:readline';
+import { CHANNEL_CONTENDED } from '../../lib/ww/ww-mutex';
+import { lockCycles } from '../helpers/lock-cycles';
 
 interface Job {
-  job: 'hold' | 'wait' | 'attach' | 'stress';
+  job: 'hold' | 'wait' | 'attach' | 'stress' | 'cycles';
   domain: string;
   key?: string;
   keys?: string[];
@@ -63,6 +71,19 @@ async function stress(cls: WwClass, locks: WwMutex[]): Promise<never> {
   }
 }
 
+/** The 'cycles' job: runs the cycles the parent asks for, one stdin line at a time. */
+async function cycles(cls: WwClass, locks: WwMutex[]): Promise<void> {
+  let waited = 0;
+  dc.subscribe(CHANNEL_CONTENDED, () => void waited++);
+  say('ready');
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    await lockCycles(cls, locks, Number(line));
+    (globalThis as { gc?: () => void }).gc?.();
+    const mem = process.memoryUsage();
+    say(`done ${waited} ${mem.heapUsed} ${mem.external}`);
+  }
+}
+
 async function main(): Promise<void> {
   const job = (isMainThread ? JSON.parse(process.argv[2] as string) : workerData) as Job;
   const cls = new WwClass(job.kind ?? 'wound-wait', 'proc-helper', { domain: job.domain });
@@ -79,6 +100,10 @@ async function main(): Promise<void> {
   if (job.job === 'stress') {
     say('started');
     await stress(cls, (job.keys ?? []).map((k) => new WwMutex(cls, BigInt(k))));
+    return;
+  }
+  if (job.job === 'cycles') {
+    await cycles(cls, (job.keys ?? []).map((k) => new WwMutex(cls, BigInt(k))));
     return;
   }
   const m = new WwMutex(cls, BigInt(job.key as string));

@@ -291,6 +291,35 @@ describe.each(KINDS)('%s', (kind) => {
     n.dispose();
   });
 
+  // A ctx-less hold belongs to the object it was taken through: disposing an object whose ctx-less lock() is
+  // still pending would let that lock be granted to an object that can no longer unlock it (EBADF), while
+  // every other object gets EPERM: the mutex would stay held until the process exits.
+  test('dispose() while a ctx-less lock() through the object is pending: EBUSY, then it settles and disposes', async () => {
+    const holder = new WwMutex(cls);
+    const waiter = new WwMutex(cls, holder.key);
+    await holder.lock(null);
+    const pending = waiter.lock(null);
+    try {
+      expect(thrownCode(() => waiter.dispose())).toBe('EBUSY');
+    } finally {
+      holder.unlock();
+    }
+    await pending;
+    expect(thrownCode(() => waiter.dispose())).toBe('EBUSY'); // now it holds it
+    waiter.unlock();
+    waiter.dispose();
+    // A pending lock() that times out leaves nothing to wait for either.
+    await holder.lock(null);
+    const other = new WwMutex(cls, holder.key);
+    const timedOut = other.lock(null, 'write', { deadline: Date.now() + 20 });
+    expect(thrownCode(() => other.dispose())).toBe('EBUSY');
+    expect(await codeOf(timedOut)).toBe('ETIMEDOUT');
+    other.dispose();
+    holder.unlock();
+    expect(queryLocks().locks.find((l) => l.key === holder.key)).toBeUndefined();
+    holder.dispose();
+  });
+
   test('same key = same lock; fresh keys are unique and negative', async () => {
     const a = new WwMutex(cls, 123456789n);
     const b = new WwMutex(cls, 123456789n);

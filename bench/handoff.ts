@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DmaBuf } from '../lib';
 import { allocBufs, results, rows } from './figures';
-import { handOffPeer, type HandOffJob, type HandOffLock } from './handoff-peer';
+import { handOffPeer, type HandOffJob, type HandOffLock, type HandOffSide } from './handoff-peer';
 import { SCALE, fmtNs, percentile, rawBaseline } from './util';
 
 /** Where the two peers run. */
@@ -22,24 +22,26 @@ const LOCKS: HandOffLock[] = ['DmabufSync', 'WwMutex'];
 /** Hand-offs sampled per pair of peers, and before them the JIT's warm-up (not sampled). */
 const HANDOFFS = Math.max(40, Math.round(200 * SCALE));
 const WARM_HANDOFFS = 60;
+/** Lock+unlock cycles of each peer before the ping-pong: the JIT must not sample cold code. */
+const WARM_LOCKS = Math.max(200, Math.round(2000 * SCALE));
 /** The holder keeps the lock this long after the peer queued, so the peer is asleep (C: the same, in µs). */
 const SETTLE_MS = 1;
 
 const PEER_SCRIPT = path.join(__dirname, 'handoff-peer.js');
 
 /** Runs both peers in this thread. */
-function peersInThread(jobs: HandOffJob[], buf: DmaBuf): Promise<number[][]> {
+function peersInThread(jobs: HandOffJob[], buf: DmaBuf): Promise<HandOffSide[]> {
   return Promise.all(jobs.map((job) => handOffPeer(job, buf)));
 }
 
 /** Runs each peer in a worker_thread of this process. */
-function peersInWorkers(jobs: HandOffJob[], buf: DmaBuf): Promise<number[][]> {
+function peersInWorkers(jobs: HandOffJob[], buf: DmaBuf): Promise<HandOffSide[]> {
   return Promise.all(
     jobs.map(async (job) => {
       const worker = new Worker(PEER_SCRIPT, { workerData: { handOff: job, fd: buf.fd } });
       try {
-        const [samples] = (await once(worker, 'message')) as [number[]];
-        return samples;
+        const [side] = (await once(worker, 'message')) as [HandOffSide];
+        return side;
       } finally {
         await worker.terminate();
       }
@@ -48,17 +50,17 @@ function peersInWorkers(jobs: HandOffJob[], buf: DmaBuf): Promise<number[][]> {
 }
 
 /** Runs each peer in a child process that inherits the buffer as fd 3. */
-function peersInProcesses(jobs: HandOffJob[], buf: DmaBuf): Promise<number[][]> {
+function peersInProcesses(jobs: HandOffJob[], buf: DmaBuf): Promise<HandOffSide[]> {
   return Promise.all(
     jobs.map(
       (job) =>
-        new Promise<number[]>((resolve, reject) => {
+        new Promise<HandOffSide>((resolve, reject) => {
           const child = spawn(process.execPath, [PEER_SCRIPT, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit', buf.fd] });
           let out = '';
           child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
           child.once('error', reject);
           child.once('exit', (code, signal) => {
-            if (code === 0) resolve(JSON.parse(out) as number[]);
+            if (code === 0) resolve(JSON.parse(out) as HandOffSide);
             else reject(new Error(`hand-off peer process exited with ${code ?? signal}`));
           });
         }),
@@ -66,13 +68,14 @@ function peersInProcesses(jobs: HandOffJob[], buf: DmaBuf): Promise<number[][]> 
   );
 }
 
-/** Plays one ping-pong on a fresh buffer; returns the samples of both peers (ns). */
-async function handOffSamples(lock: HandOffLock, placement: Placement): Promise<number[]> {
+/** Plays one ping-pong on a fresh buffer; returns both peers' samples (ns) and re-takes. */
+async function handOffSamples(lock: HandOffLock, placement: Placement): Promise<HandOffSide> {
   const [buf] = allocBufs(1) as [DmaBuf];
-  const jobs = [0, 1].map((side) => ({ side, lock, total: WARM_HANDOFFS + HANDOFFS, warm: WARM_HANDOFFS, settleMs: SETTLE_MS }));
+  const jobs = [0, 1].map((side) => ({ side, lock, total: WARM_HANDOFFS + HANDOFFS, warmLocks: WARM_LOCKS, warm: WARM_HANDOFFS, settleMs: SETTLE_MS }));
   try {
     const run = placement === 'processes' ? peersInProcesses : placement === 'worker_threads, 1 process' ? peersInWorkers : peersInThread;
-    return (await run(jobs, buf)).flat();
+    const sides = await run(jobs, buf);
+    return { samples: sides.flatMap((side) => side.samples), retaken: sides.reduce((sum, side) => sum + side.retaken, 0) };
   } finally {
     buf.close();
   }
@@ -85,14 +88,14 @@ function tail(samples: number[]): { p50: number; p99: number } {
 
 export async function fig9(): Promise<void> {
   const c = rawBaseline<{ p50Ns: number; p99Ns: number; minNs: number; maxNs: number; handoffs: number }>(['futex', String(HANDOFFS), String(SETTLE_MS * 1000)]);
-  const out: Record<string, unknown> = { handoffs: HANDOFFS, warmHandoffs: WARM_HANDOFFS, settleMs: SETTLE_MS, cFutex: c };
+  const out: Record<string, unknown> = { handoffs: HANDOFFS, warmLocks: WARM_LOCKS, warmHandoffs: WARM_HANDOFFS, settleMs: SETTLE_MS, cFutex: c };
   for (const lock of LOCKS) {
     const p50s = new Map<Placement, number>();
     for (const placement of PLACEMENTS) {
-      const samples = await handOffSamples(lock, placement);
+      const { samples, retaken } = await handOffSamples(lock, placement);
       const t = tail(samples);
       p50s.set(placement, t.p50);
-      out[`${lock} ${placement}`] = { ...t, n: samples.length, samplesNs: samples };
+      out[`${lock} ${placement}`] = { ...t, n: samples.length, retaken, samplesNs: samples };
       rows.push({
         figure: '9',
         what: `hand-off release→lock() resolves, ${lock}, ${placement}`,
@@ -101,7 +104,7 @@ export async function fig9(): Promise<void> {
         ratio: t.p50 / c.p50Ns,
         target: '(info)',
         verdict: '',
-        note: `p99 ${(t.p99 / c.p99Ns).toFixed(2)}x C p99 ${fmtNs(c.p99Ns)}; ${samples.length} hand-offs`,
+        note: `p99 ${(t.p99 / c.p99Ns).toFixed(2)}x C p99 ${fmtNs(c.p99Ns)}; ${samples.length} hand-offs` + (retaken > 0 ? `; ${retaken} times the releaser re-took the lock from a queued waiter` : ''),
       });
     }
     const procs = p50s.get('processes') as number;

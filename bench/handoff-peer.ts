@@ -20,7 +20,7 @@ export interface HandOffJob {
   /** 0 or 1. */
   side: number;
   lock: HandOffLock;
-  /** Hand-offs in all (both peers, warm-up included); then both peers stop. */
+  /** Hand-offs in all (both peers, the `warm` unsampled ones included); then both peers stop. */
   total: number;
   /** Lock+unlock cycles before the ping-pong (both peers at once, so the wait path warms up too). */
   warmLocks: number;

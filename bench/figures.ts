@@ -255,7 +255,7 @@ export async function fig2(): Promise<void> {
 // each, for a fixed count. Ours (DmabufSync) vs per-buffer async-mutex in sorted order; unsorted deadlocks.
 const STALL_MS = 2000;
 
-interface StressResult {
+export interface StressResult {
   ops: number;
   ms: number;
   opsPerSec: number;
@@ -265,11 +265,15 @@ interface StressResult {
   error?: string;
 }
 
-/** Runs `task(t, stop)` for every t < T with a progress watchdog; `progress()` counts completed ops. */
+/**
+ * Runs `task(t, signal, done)` for every t < T with a progress watchdog (no op done for `stallMs`: deadlocked,
+ * the signal aborts); `done()` counts completed ops.
+ */
 async function runStress(
   T: number,
   task: (t: number, signal: AbortSignal, done: () => void) => Promise<void>,
   onStall: () => void,
+  stallMs = STALL_MS,
 ): Promise<{ ops: number; ms: number; deadlocked: boolean; error?: string }> {
   let ops = 0;
   let last = -1;
@@ -283,7 +287,7 @@ async function runStress(
     if (ops !== last) {
       last = ops;
       lastChange = nowMs();
-    } else if (nowMs() - lastChange > STALL_MS && !deadlocked) {
+    } else if (nowMs() - lastChange > stallMs && !deadlocked) {
       deadlocked = true;
       ac.abort();
       onStall();
@@ -307,13 +311,29 @@ function subsetSize(rand: () => number, M: number): number {
   return 2 + Math.floor(rand() * (max - 1)); // 2..min(M, 8)
 }
 
-export async function stressOurs(T: number, M: number, count: number, bufs: DmaBuf[], counters: Uint32Array[], seed: number): Promise<StressResult> {
-  for (let i = 0; i < M; i++) (counters[i] as Uint32Array)[0] = 0;
+/** One run of our side of stress_reorder: what runStress measured, and the increments each buffer should have. */
+export interface OurStressRun {
+  ops: number;
+  ms: number;
+  deadlocked: boolean;
+  error?: string;
+  backoffs: number;
+  /** Increments made per buffer (index < M). */
+  expected: number[];
+}
+
+/**
+ * Our side of stress_reorder for tasks firstTask … firstTask+T-1 (each task's seed depends on its number
+ * only, so tasks split over processes do the same work as in one process): each task locks a random subset
+ * of the first M buffers with DmabufSync, `count` times, and increments a counter in each.
+ */
+export async function stressOurTasks(firstTask: number, T: number, M: number, count: number, bufs: DmaBuf[], seed: number, stallMs = STALL_MS): Promise<OurStressRun> {
   const expected = new Array<number>(M).fill(0);
   let backoffs = 0;
   const r = await runStress(
     T,
-    async (t, signal, done) => {
+    async (task, signal, done) => {
+      const t = firstTask + task;
       const rand = prng(seed * 1000 + t);
       const s = DmabufSync.init({ name: `stress-${t}` });
       try {
@@ -339,10 +359,17 @@ export async function stressOurs(T: number, M: number, count: number, bufs: DmaB
       }
     },
     () => undefined,
+    stallMs,
   );
+  return { ...r, backoffs, expected };
+}
+
+export async function stressOurs(T: number, M: number, count: number, bufs: DmaBuf[], counters: Uint32Array[], seed: number): Promise<StressResult> {
+  for (let i = 0; i < M; i++) (counters[i] as Uint32Array)[0] = 0;
+  const { expected, ...r } = await stressOurTasks(0, T, M, count, bufs, seed);
   let lost = 0;
   for (let i = 0; i < M; i++) lost += (expected[i] as number) - ((counters[i] as Uint32Array)[0] as number);
-  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost, backoffs };
+  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost };
 }
 
 export async function stressMutex(

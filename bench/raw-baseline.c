@@ -13,6 +13,12 @@
 //                                              the out-fence into the replaced buffer. Reports frames/s and
 //                                              the median present→out-fence latency (a second pass that
 //                                              polls every out-fence)
+//   raw-baseline futex <reps> <settle_us>      hand-off between two processes (fork) on one MAP_SHARED word:
+//                                              the holder sleeps settle_us (so the other is asleep in
+//                                              FUTEX_WAIT), records CLOCK_MONOTONIC, passes the turn and
+//                                              FUTEX_WAKEs (shared futex ops, not FUTEX_PRIVATE); one-way
+//                                              latency = the waiter's wake time - that record. p50/p99 of
+//                                              2 x reps hand-offs, after 20 warm-up ones
 //
 // Prints one JSON object on stdout. Built by scripts/bench.sh with: cc -O2 -pthread -I<drm uapi dir>.
 #define _GNU_SOURCE
@@ -27,7 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef HAVE_VGEM
@@ -122,6 +131,80 @@ static int bench_lock(int n, double ms, const char *access) {
   return 0;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+// --- futex: the C floor of a cross-process hand-off ---------------------------------------------------
+#define FUTEX_WARM 20
+
+// Shared between the two processes (MAP_SHARED | MAP_ANONYMOUS, inherited across fork).
+struct handoff {
+  uint32_t turn;  // the side (0 = parent, 1 = child) that may run; the futex word
+  uint64_t t_release;  // CLOCK_MONOTONIC when the turn was passed
+  uint64_t lat[];  // side s writes its samples at [s * reps, (s + 1) * reps)
+};
+
+// Shared (not FUTEX_PRIVATE) ops: the word is in a mapping shared by two processes.
+static long futex_op(uint32_t *word, int op, uint32_t val) {
+  return syscall(SYS_futex, word, op, val, NULL, NULL, 0);
+}
+
+// Blocks until it is side `me`'s turn; returns the wake time.
+static uint64_t wait_turn(struct handoff *h, uint32_t me) {
+  uint32_t t;
+  while ((t = __atomic_load_n(&h->turn, __ATOMIC_ACQUIRE)) != me) {
+    if (futex_op(&h->turn, FUTEX_WAIT, t) < 0 && errno != EAGAIN && errno != EINTR) die("FUTEX_WAIT");
+  }
+  return now_ns();
+}
+
+// Sleeps settle_us (the other side falls asleep in FUTEX_WAIT), then passes the turn and wakes it.
+static void pass_turn(struct handoff *h, uint32_t me, long settle_us) {
+  struct timespec d = {.tv_sec = settle_us / 1000000, .tv_nsec = (settle_us % 1000000) * 1000};
+  nanosleep(&d, NULL);
+  h->t_release = now_ns();
+  __atomic_store_n(&h->turn, me ^ 1u, __ATOMIC_RELEASE);
+  if (futex_op(&h->turn, FUTEX_WAKE, 1) < 0) die("FUTEX_WAKE");
+}
+
+// One side's loop: side 0 starts with the turn; each side records `reps` hand-offs after the warm-up.
+static void ping_pong(struct handoff *h, uint32_t me, int reps, long settle_us) {
+  int rounds = reps + FUTEX_WARM;
+  for (int i = 0; i < rounds; i++) {
+    if (me == 1 || i > 0) {
+      uint64_t t_wake = wait_turn(h, me);
+      if (i >= FUTEX_WARM) h->lat[(size_t)me * (size_t)reps + (size_t)(i - FUTEX_WARM)] = t_wake - h->t_release;
+    }
+    pass_turn(h, me, settle_us);
+  }
+}
+
+static int bench_futex(int reps, long settle_us) {
+  if (reps < 2) { errno = EINVAL; die("futex: reps < 2"); }
+  size_t size = sizeof(struct handoff) + 2 * (size_t)reps * sizeof(uint64_t);
+  struct handoff *h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (h == MAP_FAILED) die("mmap");
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    ping_pong(h, 1, reps, settle_us);
+    _exit(0);
+  }
+  ping_pong(h, 0, reps, settle_us);
+  int status;
+  if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) { errno = ECHILD; die("futex child"); }
+  size_t n = 2 * (size_t)reps;
+  uint64_t *lat = h->lat;
+  qsort(lat, n, sizeof *lat, cmp_u64);
+  printf("{\"mode\":\"futex\",\"handoffs\":%zu,\"settleUs\":%ld,\"p50Ns\":%llu,\"p99Ns\":%llu,\"minNs\":%llu,\"maxNs\":%llu}\n", n,
+         settle_us, (unsigned long long)lat[(n - 1) / 2], (unsigned long long)lat[(n * 99 + 99) / 100 - 1], (unsigned long long)lat[0],
+         (unsigned long long)lat[n - 1]);
+  munmap(h, size);
+  return 0;
+}
+
 #ifdef HAVE_VGEM
 static int vgem_open(void) {
   char path[64];
@@ -154,11 +237,6 @@ static void *signal_thread(void *arg) {
   s->t_signal = now_ns();
   if (xioctl(s->dev, DRM_IOCTL_VGEM_FENCE_SIGNAL, &sig) < 0) die("VGEM_FENCE_SIGNAL");
   return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
 }
 
 static int bench_wake(int reps, double delay_ms) {
@@ -383,6 +461,7 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
+  if (argc >= 3 && !strcmp(argv[1], "futex")) return bench_futex(atoi(argv[2]), argc > 3 ? atol(argv[3]) : 1000);
   if (argc >= 3 && !strcmp(argv[1], "flip")) {
 #ifdef HAVE_VGEM
     return bench_flip(atoi(argv[2]));
@@ -391,6 +470,6 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
-  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames>\n");
+  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames> | futex <reps> [settle_us]\n");
   return 2;
 }

@@ -6,14 +6,20 @@
  * cannot write the host's bench/results.json; scripts/bench.sh extracts it), and written to
  * bench/results.json too when that is writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3 (figures to run), DMABUF_BENCH_SCALE=0.2 (shorter loops),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run), DMABUF_BENCH_SCALE=0.2 (shorter loops),
  * DMABUF_BENCH_RAW_BASELINE (path); the BENCH_* spellings work too outside the VM.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FIGURES, devices, log, results, rows } from './figures';
+import { fig9 } from './handoff';
+import { fig3Processes } from './stress-processes';
 import { ROOT, SCALE, formatTable, nowMs, setting } from './util';
+
+/** figures.ts's figures, with the cross-process ones (their own files) after figure 3 and at the end. */
+const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f) => (f[0] === '3' ? [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes] as const] : [f]));
+ALL_FIGURES.push(['9', 'hand-off latency across tasks, threads, processes vs C futex', true, fig9]);
 
 const onlyList = setting('ONLY');
 const only = onlyList ? new Set(onlyList.split(',').map((s) => s.trim())) : undefined;
@@ -21,7 +27,7 @@ const only = onlyList ? new Set(onlyList.split(',').map((s) => s.trim())) : unde
 async function main(): Promise<void> {
   const started = new Date();
   log(`dmabuf-sync bench: ${devices ? 'real dma-bufs (udmabuf + vgem)' : 'no udmabuf/vgem here: pure-JS figures only'}; scale ${SCALE}`);
-  for (const [id, name, needsDevices, fn] of FIGURES) {
+  for (const [id, name, needsDevices, fn] of ALL_FIGURES) {
     if (only && !only.has(id)) continue;
     if (needsDevices && !devices) {
       rows.push({ figure: id, what: name, ours: '', baseline: '', ratio: null, target: '', verdict: 'SKIP', note: 'needs udmabuf + vgem (npm run bench uses the VM)' });

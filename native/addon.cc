@@ -26,6 +26,7 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("HAVE_VGEM", Napi::Number::New(env, 0));
 #endif
   KmsConstants(env, c);
+  FdPassingConstants(env, c);
   c.Freeze();
   return c;
 }
@@ -42,6 +43,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitKms(env, exports);
   InitStore(env, exports);
   InitFutex(env, exports);
+  InitFdPassing(env, exports);
   return exports;
 }
 

@@ -20,6 +20,9 @@ void InitKms(Napi::Env env, Napi::Object exports);       // kms.cc
 void KmsConstants(Napi::Env env, Napi::Object constants);  // kms.cc
 void InitStore(Napi::Env env, Napi::Object exports);     // store.cc
 void InitFutex(Napi::Env env, Napi::Object exports);     // futex.cc
+void InitFdPassing(Napi::Env env, Napi::Object exports);  // fd_passing.cc
+// Adds AF_UNIX, SOCK_STREAM and SCM_MAX_FD to the constants object.
+void FdPassingConstants(Napi::Env env, Napi::Object constants);  // fd_passing.cc
 
 // mapping.cc: replaces every active mapping carrying revocation `token` by scratch memory (any thread),
 // and remembers the token. Returns how many it replaced, or -errno.

@@ -24,6 +24,11 @@ export interface NativeConstants {
   PAGE_SIZE: number;
   /** 1 when the addon was built with the DRM UAPI headers (vgem shim available). */
   HAVE_VGEM: number;
+  /** Socket domain and type numbers, for socketType(). */
+  AF_UNIX: number;
+  SOCK_STREAM: number;
+  /** The most fds one sendmsg may carry on Linux (the kernel's SCM_MAX_FD, 253). */
+  SCM_MAX_FD: number;
   // KMS numbers (absent when built without the DRM UAPI headers).
   DRM_CLIENT_CAP_UNIVERSAL_PLANES?: number;
   DRM_CLIENT_CAP_ATOMIC?: number;
@@ -242,6 +247,21 @@ export interface NativeBinding {
    * when the environment ends.
    */
   revoker(buffer: ArrayBuffer, reqIndex: number, tokenIndex: number, ackAtIndex: number): void;
+  /**
+   * sendmsg(MSG_DONTWAIT|MSG_NOSIGNAL) of `data` (non-empty) with `fds` (at most SCM_MAX_FD; none when
+   * empty) as SCM_RIGHTS attached to its first byte. Returns the bytes sent, or -1 when the socket's buffer
+   * is full (EAGAIN): wait for POLLOUT and call again.
+   */
+  sendFds(sock: number, data: Uint8Array, fds: Int32Array): number;
+  /**
+   * recvmsg(MSG_DONTWAIT|MSG_CMSG_CLOEXEC) of at most `buffer.length` bytes into `buffer`, with control room
+   * for exactly `maxFds` fds (<= SCM_MAX_FD). Returns null when nothing is queued (EAGAIN: wait for POLLIN).
+   * Every fd received is in `fds` and the caller's to close; `truncated` is MSG_CTRUNC (the kernel dropped
+   * fds that did not fit). `bytes` 0 with no fds is end of stream.
+   */
+  recvFds(sock: number, buffer: Uint8Array, maxFds: number): { bytes: number; fds: number[]; truncated: boolean } | null;
+  /** getsockopt(SO_DOMAIN) and (SO_TYPE); ENOTSOCK for an fd that is not a socket. */
+  socketType(fd: number): { domain: number; type: number };
 }
 
 /** The handle of a doorbell thread. */

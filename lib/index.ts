@@ -8,6 +8,7 @@ export { DmabufError, type DmabufErrorOptions } from './errors';
 export type { Access } from './kernel/access';
 export type { WaitOptions } from './kernel/fd-wait';
 export { DmaBuf } from './kernel/dma-buf';
+export { sendDmaBufs, receiveDmaBufs, type ReceiveDmaBufsOptions } from './kernel/fd-passing';
 export { Mapping } from './kernel/mapping';
 export { SyncFile, type SyncFileInfo, type FenceInfo } from './kernel/sync-file';
 export { VgemDevice, VgemBuffer, VgemFence } from './kernel/vgem';

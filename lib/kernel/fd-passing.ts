@@ -100,8 +100,15 @@ function closeFds(fds: readonly number[]): void {
   }
 }
 
-/** Calls on one socket, per direction, run one at a time: the tail of each queue. */
-const queues = { send: new WeakMap<net.Socket, Promise<void>>(), receive: new WeakMap<net.Socket, Promise<void>>() };
+/** What the library keeps for a socket while calls on it are pending or queued. */
+interface SocketState {
+  /** The tail of each direction's queue: calls run one at a time per direction, in call order. */
+  readonly tails: { send: Promise<void>; receive: Promise<void> };
+  /** The pending calls, interrupted together when the socket closes (one 'close' listener for them all). */
+  readonly calls: Set<SocketCall>;
+  readonly onClose: () => void;
+}
+const states = new WeakMap<net.Socket, SocketState>();
 
 /**
  * One sendDmaBufs/receiveDmaBufs call on a socket: its turn in the socket's queue, its dup of the socket fd,
@@ -109,11 +116,8 @@ const queues = { send: new WeakMap<net.Socket, Promise<void>>(), receive: new We
  */
 class SocketCall {
   readonly #interrupt = new AbortController();
+  readonly #state: SocketState;
   #socketClosed = false;
-  readonly #onClose = (): void => {
-    this.#socketClosed = true;
-    this.#interrupt.abort();
-  };
   readonly #onAbort = (): void => this.#interrupt.abort();
 
   constructor(
@@ -122,15 +126,39 @@ class SocketCall {
     readonly deadline: number,
     readonly signal: AbortSignal | undefined,
   ) {
-    socket.once('close', this.#onClose);
+    let state = states.get(socket);
+    if (state === undefined) {
+      const calls = new Set<SocketCall>();
+      const created: SocketState = {
+        tails: { send: Promise.resolve(), receive: Promise.resolve() },
+        calls,
+        onClose: () => calls.forEach((c) => c.#closed()),
+      };
+      socket.once('close', created.onClose);
+      states.set(socket, created);
+      state = created;
+    }
+    state.calls.add(this);
+    this.#state = state;
     signal?.addEventListener('abort', this.#onAbort, { once: true });
     if (signal?.aborted) this.#interrupt.abort();
   }
 
+  /** The socket closed: every wait of this call ends with EBADF. */
+  #closed(): void {
+    this.#socketClosed = true;
+    this.#interrupt.abort();
+  }
+
   /** Removes the listeners; call exactly once, when the call ends. */
   end(): void {
-    this.socket.removeListener('close', this.#onClose);
     this.signal?.removeEventListener('abort', this.#onAbort);
+    const state = this.#state;
+    state.calls.delete(this);
+    if (state.calls.size === 0 && states.get(this.socket) === state) {
+      this.socket.removeListener('close', state.onClose);
+      states.delete(this.socket);
+    }
   }
 
   /** Why the call was interrupted (the socket closed, or the caller aborted). */
@@ -181,11 +209,12 @@ class SocketCall {
    * Waits for this call's turn on the socket, for the socket to be connected, stops Node's reading and
    * returns the library's dup of the socket fd. `release` must be called when the call ends.
    */
-  async open(queue: WeakMap<net.Socket, Promise<void>>, sending: boolean): Promise<{ sock: OwnedFd; release: () => void }> {
-    const before = queue.get(this.socket) ?? Promise.resolve();
+  async open(direction: 'send' | 'receive'): Promise<{ sock: OwnedFd; release: () => void }> {
+    const tails = this.#state.tails;
+    const before = tails[direction];
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
-    queue.set(this.socket, before.then(() => mine));
+    tails[direction] = before.then(() => mine);
     try {
       await this.bounded(before, `an earlier ${this.what} on this socket`);
       const socket = this.socket;
@@ -209,7 +238,7 @@ class SocketCall {
           'the socket to connect',
         );
       }
-      return { sock: this.#claim(sending), release };
+      return { sock: this.#claim(direction === 'send'), release };
     } catch (err) {
       release();
       throw err;
@@ -330,7 +359,7 @@ export function sendDmaBufs(socket: net.Socket, bufs: readonly DmaBuf[], options
 }
 
 async function send(call: SocketCall, dups: readonly OwnedFd[]): Promise<void> {
-  const { sock, release } = await call.open(queues.send, true);
+  const { sock, release } = await call.open('send');
   const header = encodeHeader(dups.length);
   const fds = Int32Array.from(dups, (d) => d.fd);
   let sent = 0;
@@ -384,7 +413,7 @@ export function receiveDmaBufs(socket: net.Socket, options?: ReceiveDmaBufsOptio
 }
 
 async function receive(call: SocketCall, maxBuffers: number): Promise<DmaBuf[]> {
-  const { sock, release } = await call.open(queues.receive, false);
+  const { sock, release } = await call.open('receive');
   const header = new Uint8Array(HEADER_BYTES);
   const fds: number[] = [];
   let truncated = false;

@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DmaBuf, DmabufError, receiveDmaBufs, sendDmaBufs } from '../../lib';
 import { native } from '../../lib/kernel/native';
-import { encodeHeader } from '../../lib/kernel/fd-passing';
 import { checkArgument } from '../helpers/any-argument';
+import { openFds, sendRaw as sendRawFrom, settle, socketFd, socketPair as pairIn } from '../helpers/unix-socket';
 
 jest.setTimeout(60_000);
 
@@ -22,51 +22,10 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A connected pair over a Unix socket path: `server` side paused from the start, `client` as net.connect gives it. */
-async function socketPair(): Promise<{ client: net.Socket; server: net.Socket; close: () => Promise<void> }> {
-  const listener = net.createServer({ pauseOnConnect: true });
-  const where = path.join(dir, `s${Math.random().toString(36).slice(2)}`);
-  await new Promise<void>((resolve) => listener.listen(where, resolve));
-  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
-  const client = net.connect(where).pause();
-  await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
-  const server = await accepted;
-  // Registered now: a destroyed socket's `closed` is true before libuv has closed its fd, 'close' comes after.
-  const closed = [client, server].map((s) => new Promise((r) => s.once('close', r)));
-  return {
-    client,
-    server,
-    close: async () => {
-      client.destroy();
-      server.destroy();
-      await Promise.all(closed);
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
-    },
-  };
-}
-
-/** Lets libuv run the close callbacks of finished waits (they close the waits' dups). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** The fds of this process, as 'fd -> target' (the directory fd that readdir used is closed by then: left out). */
-function openFds(): string[] {
-  const fds: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      fds.push(`${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`);
-    } catch {
-      // readdir's own directory fd
-    }
-  }
-  return fds.sort();
-}
-
-/** Sends a raw message from `socket` (header for `count` buffers, with `fds` attached), as a misbehaving peer would. */
+const socketPair = (): ReturnType<typeof pairIn> => pairIn(dir);
+/** Sends a raw message from `socket` as a misbehaving peer would: all 16 header bytes go out. */
 function sendRaw(socket: net.Socket, count: number, fds: number[]): void {
-  const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
-  expect(native.sendFds(fd, encodeHeader(count), Int32Array.from(fds))).toBe(16);
+  expect(sendRawFrom(socket, count, fds)).toBe(16);
 }
 
 const code = (c: string): unknown => expect.objectContaining({ name: 'DmabufError', code: c });
@@ -168,7 +127,7 @@ describe('a peer that sends something else', () => {
       execFileSync('mkfifo', [path.join(dir, 'fifo')]);
       const fifo = fs.openSync(path.join(dir, 'fifo'), fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
       const next = receiveDmaBufs(server, { timeoutMs: 10_000 });
-      sendRaw(client, 2, [fifo, (client as unknown as { _handle: { fd: number } })._handle.fd]);
+      sendRaw(client, 2, [fifo, socketFd(client)]);
       fs.closeSync(fifo);
       await expect(next).rejects.toEqual(expect.objectContaining({ code: 'ENOTTY', message: expect.stringMatching(/\(#0: .*fifo, #1: socket:\[\d+\]\); all 2 were closed/) }));
       await settle();
@@ -223,7 +182,7 @@ describe('a peer that sends something else', () => {
     try {
       const file = fs.openSync(path.join(dir, 'plain'), 'w+');
       const before = openFds();
-      const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
+      const fd = socketFd(client);
       native.sendFds(fd, new Uint8Array(Buffer.from('GET / HTTP/1.1\r\n\r\n')), Int32Array.of(file));
       await expect(receiveDmaBufs(server, { timeoutMs: 10_000 })).rejects.toEqual(
         expect.objectContaining({ code: 'EPROTO', message: expect.stringContaining('1 fds closed, socket destroyed') }),
@@ -257,11 +216,17 @@ describe('a peer that sends something else', () => {
   test('queued receives: a later one times out on its own deadline while an earlier one waits', async () => {
     const { server, close } = await socketPair();
     try {
+      const listeners = server.listenerCount('close');
       const first = receiveDmaBufs(server, { timeoutMs: 2000 });
       await expect(receiveDmaBufs(server, { timeoutMs: 30 })).rejects.toEqual(
         expect.objectContaining({ code: 'ETIMEDOUT', message: expect.stringContaining('an earlier receiveDmaBufs') }),
       );
+      // Many queued calls share one 'close' listener, removed when the last ends.
+      const queued = Array.from({ length: 20 }, () => receiveDmaBufs(server, { timeoutMs: 50 }));
+      expect(server.listenerCount('close')).toBe(listeners + 1);
+      await Promise.allSettled(queued);
       await expect(first).rejects.toEqual(code('ETIMEDOUT'));
+      expect(server.listenerCount('close')).toBe(listeners);
     } finally {
       await close();
     }

@@ -219,24 +219,30 @@ class SocketCall {
       await this.bounded(before, `an earlier ${this.what} on this socket`);
       const socket = this.socket;
       if (socket.connecting) {
-        await this.bounded(
-          new Promise<void>((resolve, reject) => {
-            const done = (err?: Error): void => {
-              socket.removeListener('connect', onConnect);
-              socket.removeListener('error', done);
-              if (err) reject(new DmabufError((err as { code?: string }).code ?? 'ECONNREFUSED', `${this.what}: the socket did not connect: ${err.message}`, { cause: err }));
-              else resolve();
-            };
-            // Synchronous, before Node's own first read on connect: the stream is paused already, so Node skips it.
-            const onConnect = (): void => {
-              stopNodeReading(socket);
-              done();
-            };
-            socket.once('connect', onConnect);
-            socket.once('error', done);
-          }),
-          'the socket to connect',
-        );
+        let detach = (): void => undefined;
+        const connected = new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => {
+            detach();
+            reject(new DmabufError((err as { code?: string }).code ?? 'ECONNREFUSED', `${this.what}: the socket did not connect: ${err.message}`, { cause: err }));
+          };
+          // Synchronous, before Node's own first read on connect: the stream is paused already, so Node skips it.
+          const onConnect = (): void => {
+            detach();
+            stopNodeReading(socket);
+            resolve();
+          };
+          detach = (): void => {
+            socket.removeListener('connect', onConnect);
+            socket.removeListener('error', onError);
+          };
+          socket.once('connect', onConnect);
+          socket.once('error', onError);
+        });
+        try {
+          await this.bounded(connected, 'the socket to connect');
+        } finally {
+          detach(); // also when the deadline or an abort came first
+        }
       }
       return { sock: this.#claim(direction === 'send'), release };
     } catch (err) {

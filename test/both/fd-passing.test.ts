@@ -102,8 +102,10 @@ describe('sockets that cannot carry fds', () => {
     const s = net.connect(path.join(dir, 'nobody'));
     const closed = new Promise((r) => s.once('close', r));
     s.on('error', () => undefined);
+    const listeners = ['connect', 'error'].map((e) => s.listenerCount(e));
     await expect(receiveDmaBufs(s, { timeoutMs: 5000 })).rejects.toEqual(code('ENOENT'));
     await closed;
+    expect(['connect', 'error'].map((e) => s.listenerCount(e))).toEqual(listeners);
   });
 });
 
@@ -245,33 +247,46 @@ describe('the socket rule: Node must not read the socket', () => {
       await expect(receiveDmaBufs(server, { timeoutMs: 1000 })).rejects.toEqual(
         expect.objectContaining({ code: 'EBUSY', message: expect.stringContaining('pauseOnConnect') }),
       );
+      // The call stopped Node's reading: what arrives now stays in the kernel for recvmsg.
+      client.write('more');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(server.readableLength).toBe(3);
     } finally {
       await close();
     }
   });
 
-  test('a connection read by Node from the start (no pauseOnConnect) is stopped by a call made in the same tick', async () => {
+  test('sockets Node reads from the start (no pauseOnConnect, no pause()) stop being read at the first call, made in the same tick', async () => {
     const listener = net.createServer();
     const where = path.join(dir, 'flowing');
     await new Promise<void>((resolve) => listener.listen(where, resolve));
     const file = fs.openSync(path.join(dir, 'plain'), 'w+');
-    let conn: net.Socket | undefined;
-    const got = new Promise<unknown>((resolve) => listener.once('connection', (c: net.Socket) => {
-      conn = c;
-      // Node started reading this connection in its constructor; the call stops that before libuv reads.
-      receiveDmaBufs(c, { timeoutMs: 10_000 }).then(resolve, resolve);
+    // Node starts reading a server connection in its constructor, and a client on connect; a first call
+    // (here one that times out at once) stops that before libuv reads anything.
+    const accepted = new Promise<{ conn: net.Socket; first: Promise<unknown> }>((resolve) => listener.once('connection', (conn: net.Socket) => {
+      resolve({ conn, first: receiveDmaBufs(conn, { timeoutMs: 1 }).catch((err: unknown) => err) });
     }));
     const client = net.connect(where);
-    const sent = new Promise<void>((resolve) => client.once('connect', () => {
-      sendRaw(client, 1, [file]);
-      resolve();
-    }));
-    await sent;
-    // The fd arrived (it is a plain file, so ENOTTY): it was not lost to a read() by libuv.
-    expect(await got).toEqual(expect.objectContaining({ code: 'ENOTTY', message: expect.stringContaining('plain') }));
+    const connected = new Promise((r) => client.once('connect', r));
+    const clientFirst = receiveDmaBufs(client, { timeoutMs: 1 }).catch((err: unknown) => err);
+    const { conn, first } = await accepted;
+    await connected;
+    expect(await first).toEqual(code('ETIMEDOUT'));
+    expect(await clientFirst).toEqual(code('ETIMEDOUT'));
+    // Messages arrive while no call is pending: Node reads none of them...
+    sendRaw(conn, 1, [file]);
+    sendRaw(client, 1, [file]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([client.readableLength, conn.readableLength]).toEqual([0, 0]);
+    // ...so both fds are there for the next calls (plain files: ENOTTY naming them).
+    const plain = expect.objectContaining({ code: 'ENOTTY', message: expect.stringContaining('plain') });
+    await expect(receiveDmaBufs(client, { timeoutMs: 10_000 })).rejects.toEqual(plain);
+    await expect(receiveDmaBufs(conn, { timeoutMs: 10_000 })).rejects.toEqual(plain);
     fs.closeSync(file);
+    const closed = [client, conn].map((sock) => new Promise((r) => sock.once('close', r)));
     client.destroy();
-    conn?.destroy();
+    conn.destroy();
+    await Promise.all(closed);
     await new Promise<void>((resolve) => listener.close(() => resolve()));
   });
 

@@ -24,7 +24,8 @@ function child(bufs: DmaBuf[], job: Record<string, unknown>): Promise<Result> {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.once('error', reject);
-    proc.once('exit', (code, signal) => {
+    // 'close': the child exited and its pipes are drained and closed (no fd outlives the test).
+    proc.once('close', (code, signal) => {
       if (code !== 0) reject(new Error(`child exited with ${code ?? signal}`));
       else resolve(JSON.parse(out) as Result);
     });
@@ -101,7 +102,7 @@ test('a lock held in this process blocks a WwMutex of the same key in another pr
         let out = '';
         proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
         proc.once('error', reject);
-        proc.once('exit', () => resolve(out));
+        proc.once('close', () => resolve(out));
       });
     expect(await probe()).toBe('false');
     const holders = query().locks.find((l) => l.key === buf.inode)?.holders;
@@ -126,6 +127,7 @@ test('single-buffer lock: try mode is EBUSY while another process holds the buff
       "  const s = await DmabufSync.single(b, 'write', { wait: false }); console.log('locked'); await s.unlock(); s.fini(); b.close();" +
       '})().catch((e) => { console.log(String(e)); process.exit(1); });';
     const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', buf.fd], env: process.env });
+    const closed = new Promise((r) => proc.once('close', r));
     let out = '';
     let onOutput = (): void => {};
     proc.stdout!.on('data', (d: Buffer) => {
@@ -150,6 +152,7 @@ test('single-buffer lock: try mode is EBUSY while another process holds the buff
     await held.unlock();
     held.fini();
     expect(await lines(3)).toEqual(['EBUSY', 'unlocked', 'locked']);
+    await closed;
   } finally {
     buf.close();
   }

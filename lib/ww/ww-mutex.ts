@@ -61,7 +61,10 @@ export type LockMode = 'read' | 'write';
 export interface LockOptions {
   /** Aborting rejects the pending lock() with an AbortError; nothing is left held or queued. */
   signal?: AbortSignal;
-  /** Absolute time (Date.now() ms) after which a pending lock() rejects with ETIMEDOUT. */
+  /**
+   * Absolute time (Date.now() ms) after which a pending lock() rejects with ETIMEDOUT. It is turned into
+   * monotonic time when the wait starts, so a later wall-clock jump neither ends nor stretches the wait.
+   */
   deadline?: number;
 }
 
@@ -83,6 +86,11 @@ function checkMode(mode: LockMode): boolean {
   if (mode === 'write') return true;
   if (mode === 'read') return false;
   throw argTypeError('mode', "'read' or 'write'", mode);
+}
+
+/** A Date.now() deadline (or none) as a monotonic one (monoNow() time), read once at the start of a wait. */
+function monoDeadline(deadline: number | undefined): number {
+  return deadline === undefined || deadline === Infinity ? Infinity : monoNow() + (deadline - Date.now());
 }
 
 /** Validates lock()/lockSlow() options; returns them as an object. */
@@ -260,8 +268,10 @@ export class WwMutex {
     const store = this.store;
     const m = this.slot;
     const signal = options?.signal;
-    const deadline = options?.deadline ?? Infinity;
-    const started = Date.now();
+    // The caller's deadline is wall-clock time; it is turned into monotonic time once, so a wall-clock jump
+    // (a board without an RTC setting its clock) neither ends the wait early nor stretches it.
+    const end = monoDeadline(options?.deadline);
+    const started = monoNow();
     if (contendedChannel.hasSubscribers) {
       contendedChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read' });
     }
@@ -280,11 +290,11 @@ export class WwMutex {
         } else if (victim >= 0) {
           // The expired holder is in another process whose revoker has not acknowledged yet (or is stopped):
           // ask again shortly; the caller's deadline still ends the wait.
-          const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(REVOKE_POLL_MS, deadline - Date.now())));
+          const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
           if (p !== undefined) await p;
         } else {
-          // Holder deadlines are on the shared monotonic clock, the caller's deadline on Date.now().
-          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - monoNow(), deadline - Date.now()));
+          const now = monoNow();
+          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
           const p = store.wait(m, store.waitSeq, t);
           if (p !== undefined) await p;
         }
@@ -292,13 +302,13 @@ export class WwMutex {
           store.cancel(w, m, c);
           throw abortError(signal);
         }
-        if (Date.now() >= deadline) {
+        if (monoNow() >= end) {
           store.cancel(w, m, c);
           throw timeoutError(`lock ${this.key}`);
         }
         const code = store.poll(w, m, c, write, flags);
         if (code === GRANTED) {
-          this.granted(ctx, write, Date.now() - started);
+          this.granted(ctx, write, monoNow() - started);
           return;
         }
         if (code !== WAITING) throw this.failure(code, ctx, write);
@@ -345,7 +355,7 @@ export class WwMutex {
     options = checkLockOptions(options);
     this.checkUsable();
     const signal = options?.signal;
-    const deadline = options?.deadline ?? Infinity;
+    const end = monoDeadline(options?.deadline);
     if (signal?.aborted) throw abortError(signal);
     const store = this.store;
     const m = this.slot;
@@ -356,9 +366,9 @@ export class WwMutex {
     waiterBlocked(1);
     try {
       for (;;) {
-        const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(MAX_SLEEP_MS, deadline - Date.now())));
+        const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(MAX_SLEEP_MS, end - monoNow())));
         if (p !== undefined) await p;
-        if (signal?.aborted || Date.now() >= deadline) {
+        if (signal?.aborted || monoNow() >= end) {
           store.cancel(w, m, -1);
           throw signal?.aborted ? abortError(signal) : timeoutError(`waitUnlocked ${this.key}`);
         }

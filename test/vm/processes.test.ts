@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { DmaBuf, DmabufSync, query } from '../../lib';
+import { cpuBuffer } from './fixtures/kernel-features';
 
 jest.setTimeout(300_000);
 
@@ -40,7 +41,7 @@ function counter(buf: DmaBuf): number {
 }
 
 test("a new user's four processes on three udmabufs with DmabufSync defaults: no lost update", async () => {
-  const bufs = [DmaBuf.allocUdmabuf(PAGE), DmaBuf.allocUdmabuf(PAGE), DmaBuf.allocUdmabuf(PAGE)];
+  const bufs = [cpuBuffer(PAGE), cpuBuffer(PAGE), cpuBuffer(PAGE)];
   try {
     // Each process: 2 async tasks x 16 locks of all three buffers -> every counter must read 4 x 32 = 128,
     // plus the 2 increments of this process below.
@@ -69,7 +70,7 @@ test("a new user's four processes on three udmabufs with DmabufSync defaults: no
 
 describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
   test.each([0, 2])('4 processes (x %d worker_threads each) x 6 buffers, random subsets and orders: exact counters', async (workers) => {
-    const bufs = Array.from({ length: 6 }, () => DmaBuf.allocUdmabuf(PAGE));
+    const bufs = Array.from({ length: 6 }, () => cpuBuffer(PAGE));
     try {
       const results = await Promise.all(
         Array.from({ length: 4 }, (_, i) => child(bufs, { iterations: workers > 0 ? 10 : 20, seed: 100 + i, tasks: 2, kind, workers })),
@@ -85,7 +86,7 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
 });
 
 test('a lock held in this process blocks a WwMutex of the same key in another process', async () => {
-  const buf = DmaBuf.allocUdmabuf(PAGE);
+  const buf = cpuBuffer(PAGE);
   try {
     // A generous watchdog bound: starting a Node child in an emulated VM under load can take seconds.
     const sync = DmabufSync.init({ name: 'holder', maxHoldMs: 120_000 });
@@ -116,7 +117,7 @@ test('a lock held in this process blocks a WwMutex of the same key in another pr
 });
 
 test('single-buffer lock: try mode is EBUSY while another process holds the buffer; waitUnlocked learns of the release', async () => {
-  const buf = DmaBuf.allocUdmabuf(PAGE);
+  const buf = cpuBuffer(PAGE);
   try {
     const held = await DmabufSync.single(buf, 'write', { name: 'holder', maxHoldMs: 120_000 });
     const code =

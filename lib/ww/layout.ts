@@ -18,7 +18,7 @@ import { DmabufError } from '../errors';
 
 /** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
 export const MAGIC = 0x64_6d_62_53;
-export const VERSION = 3;
+export const VERSION = 4;
 
 // ---- header (word offsets) ----
 /** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
@@ -66,8 +66,7 @@ export const M_KEY = 0;
 export const M_STATE = 2;
 /** Threads (participants, of any process) referencing the slot: one RF_REF record each. */
 export const M_REFS = 3;
-/** Bumped on every change that could let a waiter proceed; waiters compare it. */
-export const M_SEQ = 4;
+// Word 4 is unused.
 export const M_NWAITERS = 5;
 export const M_HOLD_HEAD = 6;
 export const M_WAIT_HEAD = 7;
@@ -143,6 +142,16 @@ export const RF_WATCH = 8;
  * no list; reaped with the participant, so a dead process's references do not keep slots forever.
  */
 export const RF_REF = 16;
+/**
+ * With RF_WAITER: the waiter was kicked (waking.ts): a change lets it proceed, or it must back off. Set by
+ * the changer, cleared by the waiter's own re-check, both under the table lock.
+ */
+export const RF_KICK = 32;
+/**
+ * With RF_WATCH: the mutex was unlocked for the watcher's mode at some point since it queued (set with its
+ * kick): the watch is over, even if somebody locked it again before the watcher's thread got to run.
+ */
+export const RF_UNLOCKED = 64;
 
 /** Byte locked (OFD) by whoever formats the store, shared by everyone attached. */
 export const FORMAT_BYTE = 0;

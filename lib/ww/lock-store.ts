@@ -62,7 +62,6 @@ export interface LockStore {
   lastRecord: number;
   /** The last grant found that the mutex's previous write holder died holding it (the data may be half written). */
   ownerDied: boolean;
-  waitSeq: number;
   /** Earliest deadline (monotonic ms) of the holders the waiter may force. */
   waitUntil: number;
   victim: number;
@@ -105,8 +104,11 @@ export interface LockStore {
   viewToken(c: number): bigint;
   /** Wakes the waiters of `m` without changing anything (used to make an aborted waiter notice at once). */
   kick(m: number): void;
-  /** Resolves when `m` may have changed since `seq` was read, or after `timeoutMs`; undefined if it has. */
-  wait(m: number, seq: number, timeoutMs: number): Promise<unknown> | undefined;
+  /**
+   * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or after `timeoutMs`;
+   * undefined if it already was.
+   */
+  wait(w: number, timeoutMs: number): Promise<unknown> | undefined;
   query(): LockSnapshot;
 }
 
@@ -128,7 +130,6 @@ const LIVENESS_CHECK_MS = 150;
 /** LockStore over a store file (shared by every thread of every process of the domain). */
 export class TableLockStore implements LockStore, rules.Core {
   lastRecord = -1;
-  waitSeq = 0;
   waitUntil = Infinity;
   victim = -1;
   readonly domain: string;
@@ -146,7 +147,7 @@ export class TableLockStore implements LockStore, rules.Core {
     this.domain = domain;
     const file = openStore(domain, gid);
     this.t = new Table(file);
-    this.waker = new Waker(this.t);
+    this.waker = new Waker(this.t, rules.forEachReady);
     this.t.recover = () => recoverTable(this.t, this.waker);
     this.t.reap = (p) => void reapParticipant(this.t, this.waker, p);
     this.t.start();
@@ -367,12 +368,12 @@ export class TableLockStore implements LockStore, rules.Core {
   kick(m: number): void {
     const t = this.t;
     t.lock();
-    this.waker.notify(t.mutexOff(m));
+    this.waker.wakeAll(t.mutexOff(m));
     t.unlock();
   }
 
-  wait(m: number, seq: number, timeoutMs: number): Promise<unknown> | undefined {
-    return this.waker.wait(this.t.mutexOff(m), seq, timeoutMs);
+  wait(w: number, timeoutMs: number): Promise<unknown> | undefined {
+    return this.waker.wait(w, timeoutMs);
   }
 
   query(): LockSnapshot {

@@ -72,7 +72,7 @@ export function reapParticipant(t: Table, waker: Waker, p: number): number {
     }
     freeRecord(t, r);
     removed++;
-    waker.wake(moff);
+    waker.wakeAll(moff);
     freeMutexIfUnused(t, m);
   }
   for (let c = 0; c < t.nCtx; c++) {
@@ -99,7 +99,7 @@ export function recoverTable(t: Table, waker: Waker): void {
   reapDead(t, waker);
   for (let m = 0; m < t.nMutex; m++) {
     const moff = t.mutexOff(m);
-    if (t.i32[moff + M_NWAITERS] !== 0) waker.wake(moff);
+    if (t.i32[moff + M_NWAITERS] !== 0) waker.wakeAll(moff);
   }
 }
 

@@ -1,27 +1,37 @@
 /**
  * Waking waiters, in this thread, other threads and other processes.
  *
- * A waiter sleeps until its mutex's M_SEQ word differs from the value it read under the table lock. Every
- * change that could let a waiter proceed bumps M_SEQ and then:
- * - this thread's own waiters are resolved directly (a microtask: async tasks of one thread hand a lock
- *   over without an event-loop turn), at most LOCAL_WAKE_BATCH at once, the rest one batch per setImmediate;
- * - every other participant (thread, any process) with a waiter record on the mutex gets its doorbell rung:
- *   its P_DOORBELL word is bumped and futex-woken; a helper thread of that participant sleeps in FUTEX_WAIT
- *   on it and hands the ring to its event loop, which re-checks its waiters' words. V8's Atomics.notify
- *   cannot do this: it is emulated per process.
+ * A waiter sleeps on its own wait record until that record is *kicked*: its RF_KICK flag set, under the
+ * table lock, by whoever changed the mutex in a way that lets this waiter proceed. Which waiters can proceed
+ * is the ww rules' question (ww-rules.ts, forEachReady): the head of the queue once it is free, the readers
+ * behind a released writer, a waiter whose context was wounded or forced. Everyone else sleeps on: a release
+ * wakes one writer, not the whole queue (no thundering herd, no re-polls that only queue again).
+ *
+ * A kicked waiter of this thread is resolved directly (a microtask: async tasks of one thread hand a lock
+ * over without an event-loop turn), at most LOCAL_WAKE_BATCH at once, the rest one batch per setImmediate.
+ * Every other participant (thread, any process) with a kicked record gets its doorbell rung: its P_DOORBELL
+ * word is bumped and futex-woken; a helper thread of that participant sleeps in FUTEX_WAIT on it and hands
+ * the ring to its event loop, which resolves its sleepers whose records are kicked. V8's Atomics.notify
+ * cannot do this: it is emulated per process.
+ *
+ * The waiter clears its kick when it re-checks under the table lock (ww-rules.ts poll/watch), so a kick that
+ * lands between that check and its sleep is seen by wait() and never lost.
  * @internal
  */
 import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
-import { M_NWAITERS, M_SEQ, M_WAIT_HEAD, P_DOORBELL, R_NEXT, R_PART } from './layout';
+import { M_NWAITERS, M_WAIT_HEAD, P_DOORBELL, RF_KICK, R_FLAGS, R_NEXT, R_PART } from './layout';
 import type { Table } from './table';
 
-/** How many same-thread waiters one release wakes directly. */
+/** How many same-thread waiters one wake resolves directly. */
 const LOCAL_WAKE_BATCH = 8;
 
+/** Calls `kick(r)` for every waiter record of the mutex at `moff` that a re-check would let proceed. */
+export type ReadyWaiters = (t: Table, moff: number, kick: (r: number) => void) => void;
+
 interface Sleeper {
-  idx: number;
-  seq: number;
+  /** The waiter's record. */
+  w: number;
   resolve: () => void;
   timer: NodeJS.Timeout | undefined;
 }
@@ -29,38 +39,64 @@ interface Sleeper {
 /** Waits and wakes of one thread on one store. */
 export class Waker {
   private readonly t: Table;
-  /** This thread's sleepers by futex word index, oldest first. */
-  private readonly sleepers = new Map<number, Sleeper[]>();
+  private readonly ready: ReadyWaiters;
+  /** This thread's sleepers by wait record, oldest first. */
+  private readonly sleepers = new Map<number, Sleeper>();
   private bell: NativeDoorbell | undefined;
   private draining = false;
-  /** Participants rung during the current wake (de-duplication scratch). */
+  /** Participants to ring after the current wake (de-duplication scratch). */
   private readonly rung: number[] = [];
+  /** This thread's kicked records of the current wake. */
+  private readonly local: number[] = [];
+  private readonly kickOne = (r: number): void => this.kick(r);
 
-  constructor(t: Table) {
+  constructor(t: Table, ready: ReadyWaiters) {
     this.t = t;
+    this.ready = ready;
   }
 
-  /** Bumps the mutex's M_SEQ and wakes its waiters everywhere (only if it has any). */
+  /** A change of the mutex at `moff` (table locked): kicks the waiters that can now proceed, wherever they are. */
   wake(moff: number): void {
-    const i32 = this.t.i32;
-    if (i32[moff + M_NWAITERS] === 0) return;
-    Atomics.add(i32, moff + M_SEQ, 1);
-    this.notify(moff);
+    if (this.t.i32[moff + M_NWAITERS] === 0) return;
+    this.ready(this.t, moff, this.kickOne);
+    this.flush();
   }
 
-  /** Wakes the waiters of the mutex at `moff` (its M_SEQ already changed, or a waiter must re-check anyway). */
-  notify(moff: number): void {
+  /** Kicks every waiter of the mutex at `moff` (table locked): each re-checks (an abort, a recovery). */
+  wakeAll(moff: number): void {
     const t = this.t;
     const i32 = t.i32;
-    const rung = this.rung;
-    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-      const part = i32[t.recOff(p - 1) + R_PART] as number;
-      if (part === t.self || rung.includes(part)) continue;
-      rung.push(part);
-      this.ring(part);
+    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) this.kick(p - 1);
+    this.flush();
+  }
+
+  /** Sets record r's kick and notes who must be told. */
+  private kick(r: number): void {
+    const t = this.t;
+    const roff = t.recOff(r);
+    Atomics.or(t.i32, roff + R_FLAGS, RF_KICK);
+    const part = t.i32[roff + R_PART] as number;
+    if (part === t.self) this.local.push(r);
+    else if (!this.rung.includes(part)) this.rung.push(part);
+  }
+
+  /** Rings the noted participants and resolves this thread's kicked sleepers. */
+  private flush(): void {
+    for (const part of this.rung) this.ring(part);
+    this.rung.length = 0;
+    const local = this.local;
+    let woken = 0;
+    for (const r of local) {
+      const s = this.sleepers.get(r);
+      if (s === undefined) continue; // running: it re-checks anyway
+      if (woken === LOCAL_WAKE_BATCH) {
+        this.drainLater();
+        break;
+      }
+      this.settle(s);
+      woken++;
     }
-    rung.length = 0;
-    this.wakeLocal(moff + M_SEQ, false);
+    local.length = 0;
   }
 
   /** Rings participant `part`'s doorbell. */
@@ -71,69 +107,52 @@ export class Waker {
   }
 
   /**
-   * Resolves when the word M_SEQ of the mutex at `moff` may differ from `seq`, or after `timeoutMs`; undefined
-   * if it already differs.
+   * Resolves when wait record `w` is kicked, or after `timeoutMs`; undefined if it already is (re-check now).
    */
-  wait(moff: number, seq: number, timeoutMs: number): Promise<void> | undefined {
-    const idx = moff + M_SEQ;
-    if (Atomics.load(this.t.i32, idx) !== seq) return undefined;
+  wait(w: number, timeoutMs: number): Promise<void> | undefined {
+    if ((Atomics.load(this.t.i32, this.t.recOff(w) + R_FLAGS) & RF_KICK) !== 0) return undefined;
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
     return new Promise((resolve) => {
-      const s: Sleeper = { idx, seq, resolve, timer: undefined };
+      const s: Sleeper = { w, resolve, timer: undefined };
       // A nap is a safety net bounded by real time (node:timers, which test fake clocks leave alone).
       s.timer = nap(() => this.settle(s), timeoutMs);
       // A pending wait does not keep the process alive by itself (the lock core's keep-alive does).
       s.timer.unref();
-      let list = this.sleepers.get(idx);
-      if (list === undefined) this.sleepers.set(idx, (list = []));
-      list.push(s);
+      this.sleepers.set(w, s);
     });
   }
 
-  /** Wakes a sleeper wherever it is in its list. */
+  /** Wakes a sleeper. */
   private settle(s: Sleeper): void {
-    const list = this.sleepers.get(s.idx);
-    if (list !== undefined) {
-      const i = list.indexOf(s);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.sleepers.delete(s.idx);
-    }
+    if (this.sleepers.get(s.w) === s) this.sleepers.delete(s.w);
     clearNap(s.timer);
     s.resolve();
   }
 
-  /** Resolves up to a batch of this thread's sleepers on word `idx`; `changedOnly`: only those it concerns. */
-  private wakeLocal(idx: number, changedOnly: boolean): void {
-    const list = this.sleepers.get(idx);
-    if (list === undefined) return;
-    const now = Atomics.load(this.t.i32, idx);
-    let woken = 0;
-    for (let i = 0; i < list.length && woken < LOCAL_WAKE_BATCH; ) {
-      const s = list[i] as Sleeper;
-      if (changedOnly && s.seq === now) {
-        i++;
-        continue;
-      }
-      list.splice(i, 1);
-      clearNap(s.timer);
-      s.resolve();
-      woken++;
-    }
-    if (list.length === 0) this.sleepers.delete(idx);
-    else if (!this.draining) {
-      // The rest on a later turn: 1000 waiters re-polling in one microtask burst would stall the loop.
-      this.draining = true;
-      setImmediate(() => {
-        this.draining = false;
-        this.onRing();
-      });
-    }
+  private drainLater(): void {
+    if (this.draining) return;
+    // The rest on a later turn: 1000 waiters re-polling in one microtask burst would stall the loop.
+    this.draining = true;
+    setImmediate(() => {
+      this.draining = false;
+      this.onRing();
+    });
   }
 
-  /** The doorbell rang (or a drain is due): wake the sleepers whose word changed. */
+  /** The doorbell rang (or a drain is due): wake a batch of the sleepers whose records are kicked. */
   private onRing(): void {
-    for (const idx of [...this.sleepers.keys()]) this.wakeLocal(idx, true);
+    const i32 = this.t.i32;
+    let woken = 0;
+    for (const s of this.sleepers.values()) {
+      if ((Atomics.load(i32, this.t.recOff(s.w) + R_FLAGS) & RF_KICK) === 0) continue;
+      if (woken === LOCAL_WAKE_BATCH) {
+        this.drainLater();
+        return;
+      }
+      this.settle(s);
+      woken++;
+    }
   }
 }

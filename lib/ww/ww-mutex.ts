@@ -283,19 +283,19 @@ export class WwMutex {
     waiterBlocked(1);
     try {
       for (;;) {
-        // store.waitSeq/waitUntil/victim were set by the acquire()/poll() that returned WAITING.
+        // store.waitUntil/victim were set by the acquire()/poll() that returned WAITING.
         const victim = store.victim;
         if (victim >= 0 && forceContext(store, victim, monoNow())) {
           // Forced: re-check at once.
         } else if (victim >= 0) {
           // The expired holder is in another process whose revoker has not acknowledged yet (or is stopped):
           // ask again shortly; the caller's deadline still ends the wait.
-          const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
+          const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
           if (p !== undefined) await p;
         } else {
           const now = monoNow();
           const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
-          const p = store.wait(m, store.waitSeq, t);
+          const p = store.wait(w, t);
           if (p !== undefined) await p;
         }
         if (signal?.aborted) {
@@ -366,7 +366,7 @@ export class WwMutex {
     waiterBlocked(1);
     try {
       for (;;) {
-        const p = store.wait(m, store.waitSeq, Math.max(1, Math.min(MAX_SLEEP_MS, end - monoNow())));
+        const p = store.wait(w, Math.max(1, Math.min(MAX_SLEEP_MS, end - monoNow())));
         if (p !== undefined) await p;
         if (signal?.aborted || monoNow() >= end) {
           store.cancel(w, m, -1);

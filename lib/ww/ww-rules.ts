@@ -25,13 +25,14 @@ import {
   M_NHOLDERS,
   M_NWAITERS,
   M_REFS,
-  M_SEQ,
   M_WAIT_HEAD,
   M_WRITE_HELD,
   P_PID,
   P_REVOKE_ACK_AT,
   P_REVOKE_REQ,
   P_REVOKE_TOKEN,
+  RF_KICK,
+  RF_UNLOCKED,
   RF_USED,
   RF_WAITER,
   RF_WATCH,
@@ -54,7 +55,7 @@ import type { Waker } from './waking';
 // ---- result codes ----
 /** The lock was taken; `lastRecord` is the hold record. */
 export const GRANTED = 0;
-/** The request is queued; `lastRecord` is the wait record, `waitSeq`/`waitUntil`/`victim` say how to wait. */
+/** The request is queued; `lastRecord` is the wait record, `waitUntil`/`victim` say how to wait. */
 export const WAITING = 1;
 /** tryLock only: the lock is not available now. */
 export const WOULD_BLOCK = 2;
@@ -78,7 +79,6 @@ export interface Core {
   readonly waker: Waker;
   lastRecord: number;
   ownerDied: boolean;
-  waitSeq: number;
   waitUntil: number;
   victim: number;
 }
@@ -249,17 +249,13 @@ function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean
     Atomics.or(i32, hoff + C_FLAGS, CF_WOUNDED);
     // If the wounded context is itself waiting somewhere, wake it there so that it notices (and dies).
     const on = i32[hoff + C_WAITING_ON] as number;
-    if (on !== 0) {
-      const off = t.mutexOff(on - 1);
-      Atomics.add(i32, off + M_SEQ, 1);
-      k.waker.notify(off);
-    }
+    if (on !== 0) k.waker.wake(t.mutexOff(on - 1));
   }
   return false;
 }
 
 /**
- * Fills waitSeq / waitUntil / victim for a waiter of the mutex at `moff`: the earliest deadline of its
+ * Fills waitUntil / victim for a waiter of the mutex at `moff`: the earliest deadline of its
  * holders, and one expired holder (its context) to force, in whatever process (see forceIfExpired).
  */
 function prepareWait(k: Core, moff: number, c: number): void {
@@ -274,9 +270,84 @@ function prepareWait(k: Core, moff: number, c: number): void {
     if (d < until) until = d;
     if (d <= now && victim < 0 && i32[roff + R_CTX] !== c + 1) victim = (i32[roff + R_CTX] as number) - 1;
   }
-  k.waitSeq = Atomics.load(i32, moff + M_SEQ);
   k.waitUntil = until;
   k.victim = victim;
+}
+
+/**
+ * Calls `kick(r)` for every waiter record r of the mutex at `moff` whose re-check (poll, watch) would not
+ * just queue it again: exactly poll's decision, made for the whole queue in one pass. A waiter is ready when
+ * nothing conflicting holds the mutex or is queued ahead of it; when its context was forced; when it must
+ * back off (wait-die: it holds locks and an older context holds or waits ahead; wound-wait: it was wounded
+ * while holding locks) or has a younger holder to wound. A watcher is ready when nothing conflicting holds
+ * the mutex (and marked RF_UNLOCKED: its watch is over). lockSlow waiters neither die nor wound, so this may kick them for nothing: they re-check and
+ * sleep again.
+ */
+export function forEachReady(t: Table, moff: number, kick: (r: number) => void): void {
+  const i32 = t.i32;
+  const f64 = t.f64;
+  const held = i32[moff + M_NHOLDERS] !== 0;
+  const writeHeld = i32[moff + M_WRITE_HELD] !== 0;
+  const waitDie = i32[moff + M_KIND] === KIND_WAIT_DIE;
+  // What is queued ahead of the record being looked at (watchers excluded: nobody counts them).
+  let anyAhead = false;
+  let writerAhead = false;
+  let ctxAhead = false;
+  let ctxWriterAhead = false;
+  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
+    const r = p - 1;
+    const roff = t.recOff(r);
+    p = i32[roff + R_NEXT] as number;
+    const flags = i32[roff + R_FLAGS] as number;
+    const write = (flags & RF_WRITE) !== 0;
+    if ((flags & RF_WATCH) !== 0) {
+      if (write ? !held : !writeHeld) {
+        Atomics.or(i32, roff + R_FLAGS, RF_UNLOCKED);
+        kick(r);
+      }
+      continue;
+    }
+    const ctag = i32[roff + R_CTX] as number;
+    let ready = write ? !held && !anyAhead : !writeHeld && !writerAhead;
+    if (!ready && ctag !== 0) {
+      const coff = t.ctxOff(ctag - 1);
+      const cflags = i32[coff + C_FLAGS] as number;
+      const acquired = i32[coff + C_ACQUIRED] as number;
+      const stamp = f64[(coff + C_STAMP) >> 1] as number;
+      if ((cflags & CF_FORCED) !== 0) ready = true;
+      else if (waitDie) ready = acquired > 0 && ((write ? ctxAhead : ctxWriterAhead) || holderOlderThan(t, moff, stamp));
+      else ready = (acquired > 0 && (cflags & CF_WOUNDED) !== 0) || unwoundedHolderYoungerThan(t, moff, stamp);
+    }
+    if (ready) kick(r);
+    anyAhead = true;
+    if (write) writerAhead = true;
+    if (ctag !== 0) {
+      ctxAhead = true;
+      if (write) ctxWriterAhead = true;
+    }
+  }
+}
+
+/** Whether a holder of the mutex at `moff` has a context older than `stamp`. */
+function holderOlderThan(t: Table, moff: number, stamp: number): boolean {
+  const i32 = t.i32;
+  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
+    if (ctag !== 0 && (t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
+  }
+  return false;
+}
+
+/** Whether a holder of the mutex at `moff` has a context younger than `stamp` that is not wounded yet. */
+function unwoundedHolderYoungerThan(t: Table, moff: number, stamp: number): boolean {
+  const i32 = t.i32;
+  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
+    if (ctag === 0) continue;
+    const hoff = t.ctxOff(ctag - 1);
+    if ((t.f64[(hoff + C_STAMP) >> 1] as number) > stamp && ((i32[hoff + C_FLAGS] as number) & CF_WOUNDED) === 0) return true;
+  }
+  return false;
 }
 
 /** Re-checks waiter w (context c) of mutex m after a wake. */
@@ -325,6 +396,8 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
     t.unlock();
     return EDEADLK;
   }
+  // Re-checked: a later change kicks it again if it concerns it (waking.ts).
+  Atomics.and(i32, t.recOff(w) + R_FLAGS, ~RF_KICK);
   prepareWait(k, moff, c);
   t.unlock();
   return WAITING;
@@ -338,7 +411,7 @@ function unlockedFor(i32: Int32Array, moff: number, write: boolean): boolean {
 /**
  * waitUnlocked: GRANTED if mutex m has no holder conflicting with a `write` (or read) request now; else
  * queues a watch record (lastRecord; woken like a waiter, never granted, ahead of nobody) and returns
- * WAITING with waitSeq set. `w` >= 0 re-checks that watch record instead (and removes it when done).
+ * WAITING. `w` >= 0 re-checks that watch record instead (and removes it when done).
  */
 export function watch(k: Core, m: number, write: boolean, w: number): number {
   const t = k.t;
@@ -346,7 +419,7 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
   const moff = t.mutexOff(m);
   t.lock();
   try {
-    if (unlockedFor(i32, moff, write)) {
+    if (unlockedFor(i32, moff, write) || (w >= 0 && ((i32[t.recOff(w) + R_FLAGS] as number) & RF_UNLOCKED) !== 0)) {
       if (w >= 0) {
         removeWaiter(t, moff, w);
         freeRecord(t, w);
@@ -368,8 +441,9 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
       i32[moff + M_WAIT_HEAD] = w + 1;
       i32[moff + M_NWAITERS]++;
     }
+    // Re-checked: a later change kicks it again if it concerns it (waking.ts).
+    Atomics.and(i32, t.recOff(w) + R_FLAGS, ~RF_KICK);
     k.lastRecord = w;
-    k.waitSeq = Atomics.load(i32, moff + M_SEQ);
     k.waitUntil = Infinity;
     k.victim = -1;
     return WAITING;
@@ -549,11 +623,7 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
     }
     // If the forced context is waiting for another lock, wake it there so that it fails with ETIMEDOUT.
     const on = i32[coff + C_WAITING_ON] as number;
-    if (on !== 0) {
-      const off = t.mutexOff(on - 1);
-      Atomics.add(i32, off + M_SEQ, 1);
-      k.waker.notify(off);
-    }
+    if (on !== 0) k.waker.wake(t.mutexOff(on - 1));
     return { ctxId: c, ctxName: ctxName(c), keys, tags };
   } finally {
     t.unlock();

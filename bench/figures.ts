@@ -92,10 +92,10 @@ export async function fig1(): Promise<void> {
   results.fig1 = out;
 }
 
-/** Rounds of interleaved measurement (ours, baseline, ours, …) in figures 1, 2 and 7. */
-const ROUNDS = 3;
+/** Rounds of interleaved measurement (ours, baseline, ours, …) in figures 1, 1c, 2, 3c and 7. */
+export const ROUNDS = 3;
 /** JIT warm-up before a figure's first measurement (the VM is emulated: optimisation takes seconds). */
-const WARM_MS = 3000;
+export const WARM_MS = 3000;
 
 /**
  * Where the time of one uncontended lock+unlock of 1 buffer goes: the same run measures each layer alone.
@@ -253,7 +253,8 @@ export async function fig2(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------
 // Figure 3: stress_reorder. T tasks lock a random subset of M buffers in random order, increment a counter in
 // each, for a fixed count. Ours (DmabufSync) vs per-buffer async-mutex in sorted order; unsorted deadlocks.
-const STALL_MS = 2000;
+/** No op done for this long: the stress run is deadlocked (or stalled by a bug) and is aborted. */
+export const STALL_MS = 2000;
 
 export interface StressResult {
   ops: number;
@@ -267,9 +268,10 @@ export interface StressResult {
 
 /**
  * Runs `task(t, signal, done)` for every t < T with a progress watchdog (no op done for `stallMs`: deadlocked,
- * the signal aborts); `done()` counts completed ops.
+ * the signal aborts and `onStall` runs); `done()` counts completed ops. The first error a task throws before
+ * a stall is returned, not thrown.
  */
-async function runStress(
+export async function runStress(
   T: number,
   task: (t: number, signal: AbortSignal, done: () => void) => Promise<void>,
   onStall: () => void,
@@ -306,7 +308,8 @@ async function runStress(
   return { ops, ms, deadlocked, error };
 }
 
-function subsetSize(rand: () => number, M: number): number {
+/** Size of one op's random subset in stress_reorder: 2..min(M, 8), drawn from `rand`. */
+export function subsetSize(rand: () => number, M: number): number {
   const max = Math.min(M, 8);
   return 2 + Math.floor(rand() * (max - 1)); // 2..min(M, 8)
 }

@@ -1,0 +1,292 @@
+/**
+ * Figures of the lock core alone (lib/ww: WwClass, AcquireContext, WwMutex), without a dma-buf or a
+ * syscall per lock, so they run on any host. scripts/bench.sh runs them natively on the host: under QEMU TCG
+ * JavaScript costs far more relative to syscalls than on hardware, so the VM's numbers overstate our own
+ * overhead. Mutexes are keyed like DmabufSync's (an explicit 64-bit key per mutex; keys from a range no
+ * inode reaches, so nothing else in the store's default domain can collide with them).
+ *
+ * 1c: what DmabufSync.lock()+unlock() does in the lock core, uncontended, vs async-mutex.
+ * 3c: stress_reorder (figure 3's task/subset grid) on the lock core, vs per-key async-mutex in sorted order.
+ */
+import { Mutex, type MutexInterface } from 'async-mutex';
+import { WwClass, WwMutex, type AcquireContext } from '../lib';
+import { ROUNDS, WARM_MS, log, results, rows, runStress, subsetSize } from './figures';
+import { SCALE, fmtNs, interleaved, prng, randomSubset, timeLoop, timeSync, verdict } from './util';
+
+/** DmabufSync's acquire contexts carry a hold limit, which arms the watchdog per grant: so do ours. */
+const MAX_HOLD_MS = 10_000;
+
+/** `n` keyed mutexes of `cls`, keys ascending with the index (so sorting indices sorts keys). */
+function keyedMutexes(cls: WwClass, n: number): WwMutex[] {
+  const base = (1n << 62n) + BigInt(process.pid) * 4096n;
+  return Array.from({ length: n }, (_, i) => new WwMutex(cls, base + BigInt(i)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Figure 1c: the lock-core part of one uncontended DmabufSync lock()+unlock().
+
+/**
+ * One uncontended lock+unlock as DmabufSync does it, minus the syscalls: a context, every mutex for write
+ * (tryLock first, lock() only if busy), done(), unlock each, fini(). Called and awaited like lock().
+ */
+async function coreLockUnlock(cls: WwClass, ms: WwMutex[]): Promise<void> {
+  const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS });
+  for (const m of ms) if (!m.tryLock('write', ctx)) await m.lock(ctx, 'write');
+  ctx.done();
+  for (const m of ms) m.unlock(ctx);
+  ctx.fini();
+}
+
+/** The baseline: acquire every async-mutex in order, release them all (one awaited async call). */
+async function mutexLockUnlock(ms: Mutex[]): Promise<void> {
+  const releases: MutexInterface.Releaser[] = [];
+  for (const m of ms) releases.push(await m.acquire());
+  for (let k = releases.length - 1; k >= 0; k--) (releases[k] as MutexInterface.Releaser)();
+}
+
+/**
+ * Figure 1c: uncontended lock-core cost of DmabufSync.lock()+unlock() for 1 and 8 mutexes vs async-mutex
+ * (informational), with two rows of what part of it costs: the context alone, and the await floor.
+ */
+export async function fig1c(): Promise<void> {
+  const cls = new WwClass('wound-wait', 'fig1c');
+  const out: Record<string, unknown> = {};
+  let base1 = NaN;
+  for (const n of [1, 8]) {
+    const ours = keyedMutexes(cls, n);
+    const theirs = Array.from({ length: n }, () => new Mutex());
+    const a = (): Promise<void> => coreLockUnlock(cls, ours);
+    const b = (): Promise<void> => mutexLockUnlock(theirs);
+    await timeLoop(async () => {
+      await a();
+      await b();
+    }, WARM_MS / 2, 0);
+    const r = await interleaved(
+      ROUNDS,
+      async () => (await timeLoop(a, 1500 / ROUNDS, 300 / ROUNDS)).nsPerOp,
+      async () => (await timeLoop(b, 1500 / ROUNDS, 300 / ROUNDS)).nsPerOp,
+    );
+    for (const m of ours) m.dispose();
+    if (n === 1) base1 = r.b;
+    out[`mutexes${n}`] = { oursNsPerOp: r.a, asyncMutexNsPerOp: r.b, ratio: r.ratio, roundRatios: r.ratios };
+    rows.push({
+      figure: '1c',
+      what: `lock core of lock+unlock, ${n} mutex${n > 1 ? 'es' : ''} (ctx, tryLock, done, unlock, fini)`,
+      ours: fmtNs(r.a),
+      baseline: `${fmtNs(r.b)} (async-mutex)`,
+      ratio: r.ratio,
+      target: '(info)',
+      verdict: '',
+    });
+  }
+  // Where the 1-mutex time goes: the context's own cost, and the floor of one awaited async call.
+  const ctxNs = timeSync(() => {
+    const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS });
+    ctx.done();
+    ctx.fini();
+  }, 800).nsPerOp;
+  const floorNs = (await timeLoop(async () => await (async () => undefined)(), 800)).nsPerOp;
+  out.contextOnlyNsPerOp = ctxNs;
+  out.awaitFloorNsPerOp = floorNs;
+  results.fig1c = out;
+  for (const [what, ns] of [['  of which acquireContext + done + fini', ctxNs], ['  floor: one awaited empty async call', floorNs]] as const) {
+    rows.push({ figure: '1c', what, ours: fmtNs(ns), baseline: `${fmtNs(base1)} (async-mutex, 1)`, ratio: ns / base1, target: '(info)', verdict: '' });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Figure 3c: stress_reorder on the lock core.
+
+/** One stress run of either side: throughput and what its checks found. */
+interface CoreStressRun {
+  ops: number;
+  ms: number;
+  opsPerSec: number;
+  deadlocked: boolean;
+  error?: string;
+  /** Increments lost: the counters' shortfall against the increments made (0 unless exclusion failed). */
+  lost: number;
+  backoffs: number;
+}
+
+/**
+ * The critical section of both sides: reads every counter, yields once (figure 3's tasks hold across at
+ * least one microtask, since they await lock()), then writes each back plus one. Two tasks inside at once
+ * would lose an increment, which the exact counter check then reports.
+ */
+async function critical(counts: number[], expected: number[], idx: number[]): Promise<void> {
+  const before = idx.map((k) => counts[k] as number);
+  await null;
+  for (let j = 0; j < idx.length; j++) {
+    const k = idx[j] as number;
+    counts[k] = (before[j] as number) + 1;
+    expected[k] = (expected[k] as number) + 1;
+  }
+}
+
+/**
+ * Locks `ms` (in the given order) for write under `ctx` with the full ww protocol of DmabufSync's
+ * #acquireAll: tryLock, else lock(); on EDEADLK unlock everything, lockSlow() the contended mutex, retry the
+ * rest with the same context (it keeps its age). `held` lists what is held at every await. Returns the
+ * number of back-offs.
+ */
+async function acquireAll(ms: WwMutex[], ctx: AcquireContext, held: WwMutex[], opts: { signal: AbortSignal }): Promise<number> {
+  let backoffs = 0;
+  let contended: WwMutex | undefined;
+  for (;;) {
+    let failed: WwMutex | undefined;
+    try {
+      if (contended) {
+        failed = contended;
+        await contended.lockSlow(ctx, 'write', opts);
+        held.push(contended);
+      }
+      for (const m of ms) {
+        if (m === contended) continue;
+        if (!m.tryLock('write', ctx)) {
+          failed = m;
+          await m.lock(ctx, 'write', opts);
+        }
+        held.push(m);
+      }
+      return backoffs;
+    } catch (err) {
+      for (const m of held) m.unlock(ctx);
+      held.length = 0;
+      if ((err as { code?: string }).code !== 'EDEADLK') throw err;
+      backoffs++;
+      contended = failed;
+    }
+  }
+}
+
+/** Our side: T tasks, `count` ops each, each op a sorted random subset locked under one fresh context. */
+async function stressCore(cls: WwClass, mutexes: WwMutex[], T: number, M: number, count: number, seed: number): Promise<CoreStressRun> {
+  const counts = new Array<number>(M).fill(0);
+  const expected = new Array<number>(M).fill(0);
+  let backoffs = 0;
+  const r = await runStress(
+    T,
+    async (t, signal, done) => {
+      const rand = prng(seed * 1000 + t);
+      const opts = { signal };
+      const held: WwMutex[] = [];
+      for (let i = 0; i < count; i++) {
+        // Sorted by key, as DmabufSync.lock() takes its buffers in inode order.
+        const idx = randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y);
+        const ctx = cls.acquireContext({ name: `stress-${t}`, maxHoldMs: MAX_HOLD_MS });
+        try {
+          backoffs += await acquireAll(idx.map((k) => mutexes[k] as WwMutex), ctx, held, opts);
+          ctx.done();
+          await critical(counts, expected, idx);
+        } finally {
+          for (const m of held) m.unlock(ctx);
+          held.length = 0;
+          ctx.fini();
+        }
+        done();
+      }
+    },
+    () => undefined, // the aborted signal rejects every pending lock()
+  );
+  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs };
+}
+
+/** The baseline: the same ops with one async-mutex per key, acquired in sorted order. */
+async function stressSortedMutex(T: number, M: number, count: number, seed: number): Promise<CoreStressRun> {
+  const counts = new Array<number>(M).fill(0);
+  const expected = new Array<number>(M).fill(0);
+  const mutexes = Array.from({ length: M }, () => new Mutex());
+  const r = await runStress(
+    T,
+    async (t, signal, done) => {
+      const rand = prng(seed * 1000 + t);
+      for (let i = 0; i < count; i++) {
+        const idx = randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y);
+        const releases: MutexInterface.Releaser[] = [];
+        try {
+          for (const k of idx) releases.push(await (mutexes[k] as Mutex).acquire());
+          if (signal.aborted) return;
+          await critical(counts, expected, idx);
+        } finally {
+          for (let k = releases.length - 1; k >= 0; k--) (releases[k] as MutexInterface.Releaser)();
+        }
+        done();
+      }
+    },
+    () => {
+      for (const m of mutexes) m.cancel();
+    },
+  );
+  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs: 0 };
+}
+
+function lostUpdates(counts: number[], expected: number[]): number {
+  let lost = 0;
+  for (let i = 0; i < counts.length; i++) lost += (expected[i] as number) - (counts[i] as number);
+  return lost;
+}
+
+/**
+ * Figure 3c: stress_reorder on the lock core, T in {4, 16, 64} x M in {8, 64}, ours/baseline ops/s as the
+ * median of ROUNDS interleaved runs (target >= 1.0x); a stall, an error or a lost update in any round is a
+ * MISS. Counts are calibrated by a pilot so that each of our runs lasts about 600 ms x SCALE.
+ */
+export async function fig3c(): Promise<void> {
+  const cls = new WwClass('wound-wait', 'fig3c');
+  const mutexes = keyedMutexes(cls, 64);
+  try {
+    const warmCount = Math.max(3, Math.round(200 * SCALE));
+    await stressCore(cls, mutexes, 16, 8, warmCount, 98);
+    await stressSortedMutex(16, 8, warmCount, 98);
+    const pilot = await stressCore(cls, mutexes, 4, 8, Math.max(3, Math.round(100 * SCALE)), 99);
+    const perOpMs = pilot.ms / Math.max(1, pilot.ops);
+    log(`fig3c pilot: ${(perOpMs * 1000).toFixed(1)} µs/op`);
+    const out: Record<string, unknown> = { pilotMsPerOp: perOpMs };
+    for (const M of [8, 64]) {
+      for (const T of [4, 16, 64]) {
+        const count = Math.max(2, Math.round((600 * SCALE) / perOpMs / T));
+        const seed = M * 100 + T;
+        const runs: Array<{ ours: CoreStressRun; sorted: CoreStressRun }> = [];
+        let last: CoreStressRun | undefined;
+        const r = await interleaved(
+          ROUNDS,
+          async () => (last = await stressCore(cls, mutexes, T, M, count, seed)).opsPerSec,
+          async () => {
+            const sorted = await stressSortedMutex(T, M, count, seed);
+            runs.push({ ours: last as CoreStressRun, sorted });
+            return sorted.opsPerSec;
+          },
+        );
+        const bad = runs.filter(({ ours, sorted }) => ours.deadlocked || ours.error || ours.lost !== 0 || sorted.lost !== 0);
+        const backoffs = runs.reduce((sum, { ours }) => sum + ours.backoffs, 0);
+        const held = mutexes.filter((m) => m.isLocked()).length;
+        out[`T${T}_M${M}`] = { count, ratio: r.ratio, roundRatios: r.ratios, runs, mutexesLeftLocked: held };
+        log(`fig3c T=${T} M=${M}: ours ${r.a.toFixed(0)}/s, sorted async-mutex ${r.b.toFixed(0)}/s`);
+        const first = bad[0];
+        const problem = first
+          ? first.ours.deadlocked
+            ? 'ours STALLED'
+            : first.ours.error
+              ? `ours error: ${first.ours.error}`
+              : `LOST UPDATES ours=${first.ours.lost} sorted=${first.sorted.lost}`
+          : held > 0
+            ? `${held} mutexes left locked`
+            : undefined;
+        rows.push({
+          figure: '3c',
+          what: `lock-core stress_reorder T=${T} M=${M} (${count} ops/task x ${ROUNDS})`,
+          ours: `${r.a.toFixed(0)} ops/s`,
+          baseline: `${r.b.toFixed(0)} ops/s (sorted async-mutex)`,
+          ratio: r.ratio,
+          target: '>= 1.0x',
+          verdict: problem ? 'MISS' : verdict(r.ratio, 'ge', 1.0),
+          note: problem ?? `counters ok, ${backoffs} backoffs`,
+        });
+      }
+    }
+    results.fig3c = out;
+  } finally {
+    for (const m of mutexes) if (!m.isLocked()) m.dispose();
+  }
+}

@@ -554,17 +554,36 @@ export async function fig4(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Figure 5: event-loop delay p99 while 1000 tasks wait on locks (held by holders) and fences (vgem).
-export async function fig5(): Promise<void> {
-  const WAITERS = 1000;
-  const NBUF = 50;
-  const INTERVAL_MS = 10;
-  // Idle event-loop delay in the same run, for reference.
-  const idle = monitorEventLoopDelay({ resolution: 1 });
-  idle.enable();
-  await sleep(1000 * SCALE);
-  idle.disable();
+// Figure 5: event-loop delay p99 while 1000 tasks wait on locks (held by holders) and fences (vgem). The
+// target is "p99 < 5 ms in every run": the measurement runs FIG5_RUNS times and the worst run decides.
+const FIG5_WAITERS = 1000;
+/** Holders release, and the worker signals fences, one every this many ms. */
+const FIG5_INTERVAL_MS = 10;
+/** Runs of figure 5 (fewer with DMABUF_BENCH_SCALE < 1). */
+const FIG5_RUNS = Math.max(1, Math.round(5 * Math.min(1, SCALE)));
 
+/** What one run of figure 5 measured. */
+interface Fig5Run {
+  setupMs: number;
+  totalMs: number;
+  done: number;
+  failed: number;
+  firstError?: string;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  fdsBeforeWaiters: number;
+  fdsWhileWaiting: number;
+}
+
+/**
+ * One run of figure 5: 50 holders lock 50 buffers and 50 vgem fences are attached, 1000 lock() calls wait on
+ * them (half on the locks, half on the fences); the holders release and a worker signals the fences every
+ * 10 ms while the event-loop delay is recorded.
+ */
+async function fig5Once(): Promise<Fig5Run> {
+  const NBUF = 50;
   const bufs = allocBufs(NBUF);
   const dev = VgemDevice.open();
   const bos: VgemBuffer[] = Array.from({ length: NBUF }, () => dev.createBuffer(PAGE));
@@ -582,7 +601,7 @@ export async function fig5(): Promise<void> {
   let firstError: string | undefined;
   const waits: Array<Promise<void>> = [];
   const syncs: DmabufSync[] = [];
-  for (let i = 0; i < WAITERS; i++) {
+  for (let i = 0; i < FIG5_WAITERS; i++) {
     const s = DmabufSync.init({ name: `waiter-${i}` });
     const onLock = i % 2 === 0;
     s.get(onLock ? (bufs[(i >> 1) % NBUF] as DmaBuf) : (bos[(i >> 1) % NBUF] as VgemBuffer).dmaBuf, 'read');
@@ -609,9 +628,9 @@ export async function fig5(): Promise<void> {
   const t0 = nowMs();
   const worker = signalWorker();
   const signalled = once(worker, 'message');
-  worker.postMessage({ fd: dev.fd, ids: fences.map((f) => f.id), intervalMs: INTERVAL_MS });
+  worker.postMessage({ fd: dev.fd, ids: fences.map((f) => f.id), intervalMs: FIG5_INTERVAL_MS });
   for (const holder of holders) {
-    await sleep(INTERVAL_MS);
+    await sleep(FIG5_INTERVAL_MS);
     await holder.unlock();
   }
   await signalled;
@@ -624,35 +643,65 @@ export async function fig5(): Promise<void> {
   for (const b of bos) b.close();
   dev.close();
   closeAll(bufs);
-  const p99 = h.percentile(99) / 1e6;
-  const idleP99 = idle.percentile(99) / 1e6;
-  results.fig5 = {
-    waiters: WAITERS,
-    lockWaiters: WAITERS / 2,
-    fenceWaiters: WAITERS / 2,
-    releaseIntervalMs: INTERVAL_MS,
+  return {
     setupMs,
     totalMs,
     done,
     failed,
     firstError,
     p50Ms: h.percentile(50) / 1e6,
-    p99Ms: p99,
+    p99Ms: h.percentile(99) / 1e6,
     maxMs: h.max / 1e6,
     meanMs: h.mean / 1e6,
-    idleP99Ms: idleP99,
     fdsBeforeWaiters: fd0,
     fdsWhileWaiting: fdsWaiting,
   };
+}
+
+/** Figure 5: event-loop delay p99 with 1000 waiters, min/median/max over FIG5_RUNS runs; PASS if every run's is < 5 ms. */
+export async function fig5(): Promise<void> {
+  // Idle event-loop delay in the same run, for reference.
+  const idle = monitorEventLoopDelay({ resolution: 1 });
+  idle.enable();
+  await sleep(1000 * SCALE);
+  idle.disable();
+  const idleP99 = idle.percentile(99) / 1e6;
+  const runs: Fig5Run[] = [];
+  for (let r = 0; r < FIG5_RUNS; r++) {
+    runs.push(await fig5Once());
+    log(`fig5 run ${r + 1}/${FIG5_RUNS}: p99 ${(runs[r] as Fig5Run).p99Ms.toFixed(2)} ms`);
+  }
+  const p99s = runs.map((r) => r.p99Ms);
+  const p99Min = Math.min(...p99s);
+  const p99Max = Math.max(...p99s);
+  const p99Median = median(p99s);
+  const failed = runs.reduce((n, r) => n + r.failed, 0);
+  const firstError = runs.find((r) => r.firstError !== undefined)?.firstError;
+  const done = runs.reduce((n, r) => n + r.done, 0);
+  results.fig5 = {
+    waiters: FIG5_WAITERS,
+    lockWaiters: FIG5_WAITERS / 2,
+    fenceWaiters: FIG5_WAITERS / 2,
+    releaseIntervalMs: FIG5_INTERVAL_MS,
+    idleP99Ms: idleP99,
+    p99MinMs: p99Min,
+    p99MedianMs: p99Median,
+    p99MaxMs: p99Max,
+    runs,
+  };
+  const worstMax = Math.max(...runs.map((r) => r.maxMs));
   rows.push({
     figure: '5',
-    what: `event-loop delay p99, ${WAITERS} waiters (locks+fences)`,
-    ours: `${p99.toFixed(2)} ms`,
+    what: `event-loop delay p99, ${FIG5_WAITERS} waiters (locks+fences), min/median/max of ${FIG5_RUNS}`,
+    ours: `${p99Min.toFixed(2)} / ${p99Median.toFixed(2)} / ${p99Max.toFixed(2)} ms`,
     baseline: `${idleP99.toFixed(2)} ms (idle loop)`,
     ratio: null,
-    target: '< 5 ms',
-    verdict: failed > 0 ? 'MISS' : verdict(p99, 'lt', 5),
-    note: `${done}/${WAITERS} done in ${totalMs.toFixed(0)} ms after ${setupMs.toFixed(0)} ms setup, max ${(h.max / 1e6).toFixed(1)} ms` + (failed ? `, ${failed} failed: ${firstError}` : ''),
+    target: '< 5 ms every run',
+    verdict: failed > 0 ? 'MISS' : verdict(p99Max, 'lt', 5),
+    note:
+      `${done}/${FIG5_WAITERS * FIG5_RUNS} done, median ${median(runs.map((r) => r.totalMs)).toFixed(0)} ms a run after ` +
+      `${median(runs.map((r) => r.setupMs)).toFixed(0)} ms setup, max delay ${worstMax.toFixed(1)} ms` +
+      (failed ? `, ${failed} failed: ${firstError}` : ''),
   });
 }
 

@@ -8,7 +8,7 @@ import { once, setMaxListeners } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { Mutex } from 'async-mutex';
-import { DmaBuf, DmabufSync, KmsDisplay, SwapChain, VgemDevice, WwClass, WwMutex, type VgemBuffer } from '../lib';
+import { DmaBuf, DmabufSync, KmsDisplay, SwapChain, VgemDevice, WwClass, WwMutex, type SyncFile, type VgemBuffer } from '../lib';
 import { native } from '../lib/kernel/native';
 import { fencesSignaled } from '../lib/kernel/implicit-fences';
 import {
@@ -469,12 +469,35 @@ export async function fig3(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------------------
 // Figure 4: wake latency, vgem fence signalled (from a worker) → DmabufSync lock() resolves, vs C poll().
+// The issue's target: <= 1.5x C poll, or, where Node itself cannot go below a floor, ours within 1.2x of
+// that floor measured in the same run. The floor is a uv_poll-woken JS callback on the same kind of fence
+// (SyncFile.wait() alone: fence signalled → libuv poll → promise → JS runs), the least any fence wake in
+// Node can cost. The worker postMessage wake is printed for reference only: it is a different wake-up
+// (uv_async plus message deserialisation and an event dispatch), no lower bound for a fence wake.
 function signalWorker(): Worker {
   return new Worker(path.join(__dirname, 'signal-worker.js'));
 }
 
 const WAKE_WARM = 100;
 
+/**
+ * Attaches a write fence to `bo`, calls `start()` (a wait that the fence blocks), lets the worker signal the
+ * fence after `delayMs`, and returns the ns from the signal (the worker's clock, read just before the ioctl)
+ * to the wait resolving.
+ */
+async function fenceWake(worker: Worker, dev: VgemDevice, bo: VgemBuffer, delayMs: number, start: () => Promise<void>): Promise<number> {
+  const fence = bo.attachFence('write');
+  const p = start();
+  const reply = once(worker, 'message');
+  worker.postMessage({ fd: dev.fd, id: fence.id, delayMs });
+  await p;
+  const tWake = nowNs();
+  const [msg] = (await reply) as [{ t?: string; error?: string }];
+  if (msg.error) throw new Error(`signal worker: ${msg.error}`);
+  return Number(tWake - BigInt(msg.t as string));
+}
+
+/** Figure 4: fence → lock() wake latency vs C poll(), with the SyncFile.wait() floor and Node's postMessage wake, interleaved per rep. */
 export async function fig4(): Promise<void> {
   const REPS = 31;
   const dev = VgemDevice.open();
@@ -483,19 +506,30 @@ export async function fig4(): Promise<void> {
   const s = DmabufSync.init({ name: 'fig4' });
   s.get(bo.dmaBuf, 'read');
   const lat: number[] = [];
+  const sfLat: number[] = [];
+  const pingLat: number[] = [];
   try {
-    // Warm-up: the wake path must be JIT-compiled like the rest (cold, it runs interpreted under TCG).
+    // Warm-up: every wake path must be JIT-compiled alike (cold, it runs interpreted under TCG). The three
+    // are measured in turn in every rep, so that a change in the machine's load hits them alike.
     for (let i = -WAKE_WARM; i < REPS; i++) {
-      const fence = bo.attachFence('write');
-      const p = s.lock({ timeoutMs: 15_000 });
-      const reply = once(worker, 'message');
-      worker.postMessage({ fd: dev.fd, id: fence.id, delayMs: i < 0 ? 1 : 5 });
-      await p;
-      const tWake = nowNs();
-      const [msg] = (await reply) as [{ t?: string; error?: string }];
-      if (msg.error) throw new Error(`signal worker: ${msg.error}`);
+      const delayMs = i < 0 ? 1 : 5;
+      const ours = await fenceWake(worker, dev, bo, delayMs, () => s.lock({ timeoutMs: 15_000 }));
       await s.unlock();
-      if (i >= 0) lat.push(Number(tWake - BigInt(msg.t as string)));
+      let sf: SyncFile | undefined;
+      const floor = await fenceWake(worker, dev, bo, delayMs, () => {
+        sf = bo.dmaBuf.exportSyncFile('read');
+        return sf.wait({ timeoutMs: 15_000 });
+      });
+      sf?.close();
+      const pong = once(worker, 'message');
+      worker.postMessage({ ping: true, delayMs });
+      const [pm] = (await pong) as [{ t: string }];
+      const tPong = nowNs();
+      if (i >= 0) {
+        lat.push(ours);
+        sfLat.push(floor);
+        pingLat.push(Number(tPong - BigInt(pm.t)));
+      }
     }
   } finally {
     if (s.state === 'locked') await s.unlock();
@@ -504,53 +538,40 @@ export async function fig4(): Promise<void> {
     bo.close();
     dev.close();
   }
-  // Reference floors measured in the same run: a SyncFile.wait() alone, and Node's own postMessage wake.
-  const sfLat: number[] = [];
-  const pingLat: number[] = [];
-  const worker2 = signalWorker();
-  const dev2 = VgemDevice.open();
-  const bo2 = dev2.createBuffer(PAGE);
-  try {
-    for (let i = -10; i < REPS; i++) {
-      const fence = bo2.attachFence('write');
-      const sf = bo2.dmaBuf.exportSyncFile('read');
-      const p = sf.wait({ timeoutMs: 15_000 });
-      const reply = once(worker2, 'message');
-      worker2.postMessage({ fd: dev2.fd, id: fence.id, delayMs: 5 });
-      await p;
-      const tWake = nowNs();
-      sf.close();
-      const [msg] = (await reply) as [{ t: string }];
-      if (i >= 0) sfLat.push(Number(tWake - BigInt(msg.t)));
-      const pong = once(worker2, 'message');
-      worker2.postMessage({ ping: true, delayMs: 5 });
-      const [pm] = (await pong) as [{ t: string }];
-      const tPong = nowNs();
-      if (i >= 0) pingLat.push(Number(tPong - BigInt(pm.t)));
-    }
-  } finally {
-    await worker2.terminate();
-    bo2.close();
-    dev2.close();
-  }
   const c = rawBaseline<{ medianNs: number; samplesNs: number[] }>(['wake', String(REPS), '5']);
   const ours = median(lat);
   const ratio = ours / c.medianNs;
-  results.fig4 = { reps: REPS, oursMedianNs: ours, oursSamplesNs: lat, cMedianNs: c.medianNs, cSamplesNs: c.samplesNs, ratio, stats: s.stats };
+  const floor = median(sfLat);
+  const pingMed = median(pingLat);
+  const toFloor = ours / floor;
+  const vsC = verdict(ratio, 'le', 1.5);
+  const vsFloor = verdict(toFloor, 'le', 1.2);
+  results.fig4 = {
+    reps: REPS,
+    oursMedianNs: ours,
+    oursSamplesNs: lat,
+    cMedianNs: c.medianNs,
+    cSamplesNs: c.samplesNs,
+    ratio,
+    syncFileWaitMedianNs: floor,
+    syncFileWaitSamplesNs: sfLat,
+    ratioToFloor: toFloor,
+    nodePostMessageMedianNs: pingMed,
+    nodePostMessageSamplesNs: pingLat,
+    stats: s.stats,
+  };
   rows.push({
     figure: '4',
     what: `wake latency fence→lock() resolves (median of ${REPS})`,
     ours: fmtNs(ours),
     baseline: `${fmtNs(c.medianNs)} (C poll)`,
     ratio,
-    target: '<= 1.5x',
-    verdict: verdict(ratio, 'le', 1.5),
+    target: '<= 1.5x C or <= 1.2x floor',
+    verdict: vsC === 'PASS' ? 'PASS' : vsFloor,
+    note: `floor ${fmtNs(floor)} (SyncFile.wait() alone), ours ${toFloor.toFixed(2)}x it` + (vsC === 'PASS' ? '' : `: ${vsFloor === 'PASS' ? 'within' : 'over'} 1.2x of the floor`),
   });
-  const sfMed = median(sfLat);
-  const pingMed = median(pingLat);
-  Object.assign(results.fig4 as object, { syncFileWaitMedianNs: sfMed, syncFileWaitSamplesNs: sfLat, nodePostMessageMedianNs: pingMed, nodePostMessageSamplesNs: pingLat });
-  rows.push({ figure: '4', what: '  SyncFile.wait() alone (same fence)', ours: fmtNs(sfMed), baseline: `${fmtNs(c.medianNs)} (C poll)`, ratio: sfMed / c.medianNs, target: '(info)', verdict: '' });
-  rows.push({ figure: '4', what: "  Node's floor: worker postMessage wake", ours: fmtNs(pingMed), baseline: `${fmtNs(c.medianNs)} (C poll)`, ratio: pingMed / c.medianNs, target: '(info)', verdict: '' });
+  rows.push({ figure: '4', what: '  floor: SyncFile.wait() alone (same fence)', ours: fmtNs(floor), baseline: `${fmtNs(c.medianNs)} (C poll)`, ratio: floor / c.medianNs, target: '(info)', verdict: '' });
+  rows.push({ figure: '4', what: "  Node's worker postMessage wake (not a floor)", ours: fmtNs(pingMed), baseline: `${fmtNs(c.medianNs)} (C poll)`, ratio: pingMed / c.medianNs, target: '(info)', verdict: '' });
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@
 import { Mutex, type MutexInterface } from 'async-mutex';
 import { WwClass, WwMutex, type AcquireContext } from '../lib';
 import { ROUNDS, WARM_MS, log, results, rows, runStress, subsetSize } from './figures';
-import { SCALE, fmtNs, interleaved, prng, randomSubset, timeLoop, timeSync, verdict } from './util';
+import { SCALE, fmtNs, interleaved, nowMs, prng, randomSubset, timeLoop, timeSync, verdict } from './util';
 
+/** Figure 3c: the length of one of our stress runs (x SCALE), which the count per grid point is calibrated for. */
+const RUN_MS = 500;
 /** DmabufSync's acquire contexts carry a hold limit, which arms the watchdog per grant: so do ours. */
 const MAX_HOLD_MS = 10_000;
 
@@ -160,25 +162,39 @@ async function acquireAll(ms: WwMutex[], ctx: AcquireContext, held: WwMutex[], o
   }
 }
 
-/** Our side: T tasks, `count` ops each, each op a sorted random subset locked under one fresh context. */
-async function stressCore(cls: WwClass, mutexes: WwMutex[], T: number, M: number, count: number, seed: number): Promise<CoreStressRun> {
+/**
+ * Every task's ops, drawn as figure 3 draws them (same seeds, subset sizes, prng and randomSubset), each
+ * subset sorted by key (DmabufSync.lock() takes its buffers in inode order). Drawn before the clock starts:
+ * at tens of µs an op, the drawing would be a good part of what is timed.
+ */
+function planOps(T: number, M: number, count: number, seed: number): number[][][] {
+  return Array.from({ length: T }, (_, t) => {
+    const rand = prng(seed * 1000 + t);
+    return Array.from({ length: count }, () => randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y));
+  });
+}
+
+/** Our side: every task runs its planned ops, each op under one fresh acquire context. */
+async function stressCore(cls: WwClass, mutexes: WwMutex[], M: number, plan: number[][][]): Promise<CoreStressRun> {
   const counts = new Array<number>(M).fill(0);
   const expected = new Array<number>(M).fill(0);
+  const lists = plan.map((ops) => ops.map((idx) => idx.map((k) => mutexes[k] as WwMutex)));
   let backoffs = 0;
   const r = await runStress(
-    T,
+    plan.length,
     async (t, signal, done) => {
-      const rand = prng(seed * 1000 + t);
+      const ops = plan[t] as number[][];
+      const opLists = lists[t] as WwMutex[][];
       const opts = { signal };
       const held: WwMutex[] = [];
-      for (let i = 0; i < count; i++) {
-        // Sorted by key, as DmabufSync.lock() takes its buffers in inode order.
-        const idx = randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y);
+      for (let i = 0; i < ops.length; i++) {
         const ctx = cls.acquireContext({ name: `stress-${t}`, maxHoldMs: MAX_HOLD_MS });
         try {
-          backoffs += await acquireAll(idx.map((k) => mutexes[k] as WwMutex), ctx, held, opts);
+          // Not `backoffs += await …`: that reads `backoffs` before the await and drops other tasks' counts.
+          const b = await acquireAll(opLists[i] as WwMutex[], ctx, held, opts);
+          backoffs += b;
           ctx.done();
-          await critical(counts, expected, idx);
+          await critical(counts, expected, ops[i] as number[]);
         } finally {
           for (const m of held) m.unlock(ctx);
           held.length = 0;
@@ -192,17 +208,15 @@ async function stressCore(cls: WwClass, mutexes: WwMutex[], T: number, M: number
   return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs };
 }
 
-/** The baseline: the same ops with one async-mutex per key, acquired in sorted order. */
-async function stressSortedMutex(T: number, M: number, count: number, seed: number): Promise<CoreStressRun> {
+/** The baseline: the same planned ops with one async-mutex per key, acquired in sorted order. */
+async function stressSortedMutex(M: number, plan: number[][][]): Promise<CoreStressRun> {
   const counts = new Array<number>(M).fill(0);
   const expected = new Array<number>(M).fill(0);
   const mutexes = Array.from({ length: M }, () => new Mutex());
   const r = await runStress(
-    T,
+    plan.length,
     async (t, signal, done) => {
-      const rand = prng(seed * 1000 + t);
-      for (let i = 0; i < count; i++) {
-        const idx = randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y);
+      for (const idx of plan[t] as number[][]) {
         const releases: MutexInterface.Releaser[] = [];
         try {
           for (const k of idx) releases.push(await (mutexes[k] as Mutex).acquire());
@@ -230,30 +244,37 @@ function lostUpdates(counts: number[], expected: number[]): number {
 /**
  * Figure 3c: stress_reorder on the lock core, T in {4, 16, 64} x M in {8, 64}, ours/baseline ops/s as the
  * median of ROUNDS interleaved runs (target >= 1.0x); a stall, an error or a lost update in any round is a
- * MISS. Counts are calibrated by a pilot so that each of our runs lasts about 600 ms x SCALE.
+ * MISS. After a warm-up, a short probe run per grid point calibrates the count so that each of our runs lasts
+ * about RUN_MS x SCALE.
  */
 export async function fig3c(): Promise<void> {
   const cls = new WwClass('wound-wait', 'fig3c');
   const mutexes = keyedMutexes(cls, 64);
   try {
-    const warmCount = Math.max(3, Math.round(200 * SCALE));
-    await stressCore(cls, mutexes, 16, 8, warmCount, 98);
-    await stressSortedMutex(16, 8, warmCount, 98);
-    const pilot = await stressCore(cls, mutexes, 4, 8, Math.max(3, Math.round(100 * SCALE)), 99);
-    const perOpMs = pilot.ms / Math.max(1, pilot.ops);
-    log(`fig3c pilot: ${(perOpMs * 1000).toFixed(1)} µs/op`);
-    const out: Record<string, unknown> = { pilotMsPerOp: perOpMs };
+    // JIT warm-up of both sides (figure 3's warm-up shape: 16 tasks on 8 mutexes) for WARM_MS / 2.
+    const warmPlan = planOps(16, 8, 50, 98);
+    const warmUntil = nowMs() + (WARM_MS / 2) * SCALE;
+    let warmOps = 0;
+    do {
+      warmOps += (await stressCore(cls, mutexes, 8, warmPlan)).ops;
+      await stressSortedMutex(8, warmPlan);
+    } while (nowMs() < warmUntil);
+    const out: Record<string, unknown> = { warmUpOps: warmOps };
     for (const M of [8, 64]) {
       for (const T of [4, 16, 64]) {
-        const count = Math.max(2, Math.round((600 * SCALE) / perOpMs / T));
         const seed = M * 100 + T;
+        // Calibration: a short run of ours on this grid point sets the count for about RUN_MS a run.
+        const probe = await stressCore(cls, mutexes, M, planOps(T, M, Math.max(2, Math.ceil(400 / T)), seed));
+        const perOpMs = probe.ms / Math.max(1, probe.ops);
+        const count = Math.max(2, Math.round((RUN_MS * SCALE) / perOpMs / T));
+        const plan = planOps(T, M, count, seed);
         const runs: Array<{ ours: CoreStressRun; sorted: CoreStressRun }> = [];
         let last: CoreStressRun | undefined;
         const r = await interleaved(
           ROUNDS,
-          async () => (last = await stressCore(cls, mutexes, T, M, count, seed)).opsPerSec,
+          async () => (last = await stressCore(cls, mutexes, M, plan)).opsPerSec,
           async () => {
-            const sorted = await stressSortedMutex(T, M, count, seed);
+            const sorted = await stressSortedMutex(M, plan);
             runs.push({ ours: last as CoreStressRun, sorted });
             return sorted.opsPerSec;
           },
@@ -261,7 +282,7 @@ export async function fig3c(): Promise<void> {
         const bad = runs.filter(({ ours, sorted }) => ours.deadlocked || ours.error || ours.lost !== 0 || sorted.lost !== 0);
         const backoffs = runs.reduce((sum, { ours }) => sum + ours.backoffs, 0);
         const held = mutexes.filter((m) => m.isLocked()).length;
-        out[`T${T}_M${M}`] = { count, ratio: r.ratio, roundRatios: r.ratios, runs, mutexesLeftLocked: held };
+        out[`T${T}_M${M}`] = { count, probeMsPerOp: perOpMs, ratio: r.ratio, roundRatios: r.ratios, runs, mutexesLeftLocked: held };
         log(`fig3c T=${T} M=${M}: ours ${r.a.toFixed(0)}/s, sorted async-mutex ${r.b.toFixed(0)}/s`);
         const first = bad[0];
         const problem = first

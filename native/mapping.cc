@@ -214,6 +214,65 @@ Napi::Value ReplaceWithScratch(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// lendView(owner, token) -> a new external ArrayBuffer over the same memory as the mapping `owner` (from map),
+// for one lock: the sync layer keeps a mapping across its locks and hands out a fresh view per lock, which
+// returnView detaches at unlock; no mmap/munmap per lock. The view has no finalizer: the caller keeps
+// `owner` reachable from the view (so the memory cannot be unmapped under it). The mapping takes revocation
+// `token` (non-zero) for the loan; if that token is already revoked the mapping becomes scratch at once.
+// Throws EBADF if `owner` is not a live mapping, EIO if it is scratch (the caller maps afresh).
+Napi::Value LendView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::ArrayBuffer owner = ArgArrayBuffer(info, 0, "owner");
+  uint64_t token = ArgToken(info, 1);
+  uintptr_t addr = AddressOf(owner);
+  Registry& r = GetRegistry();
+  size_t size;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.entries.find(addr);
+    if (addr == 0 || it == r.entries.end()) ThrowErrno(env, EBADF, "lendView (the mapping was released)");
+    Entry& e = it->second;
+    if (e.state != State::kActive) ThrowErrno(env, EIO, "lendView (the mapping was replaced by scratch memory)");
+    e.token = token;
+    if (IsRevokedLocked(r, token)) {
+      int err = ScratchLocked(addr, e);
+      if (err != 0) ThrowErrno(env, err, "mmap");
+    }
+    size = e.size;
+  }
+  return Napi::ArrayBuffer::New(env, reinterpret_cast<void*>(addr), size);
+}
+
+// returnView(view) -> detaches a view from lendView and ends its loan (the mapping's token is cleared).
+// Returns 1 if the mapping is still active and clean (reusable), 2 if the write guard caught a store into
+// the (read-only) mapping (a page is now a private copy: unmap it), 3 if it was replaced by scratch memory
+// (unmap it), 0 if the view was already detached or its mapping released.
+Napi::Value ReturnView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::ArrayBuffer view = ArgArrayBuffer(info, 0, "view");
+  uintptr_t addr = AddressOf(view);
+  if (addr == 0) return Napi::Number::New(env, 0);
+  int result = 0;
+  {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.entries.find(addr);
+    if (it != r.entries.end()) {
+      Entry& e = it->second;
+      e.token = 0;
+      if (e.state != State::kActive) {
+        result = 3;
+      } else if (e.guarded && WrittenView(addr)) {
+        result = 2;
+      } else {
+        result = 1;
+      }
+    }
+  }
+  view.Detach();
+  return Napi::Number::New(env, result);
+}
+
 // newRevocationToken() -> a bigint never returned before in this process (never 0).
 Napi::Value NewRevocationToken(const Napi::CallbackInfo& info) {
   Registry& r = GetRegistry();
@@ -266,6 +325,8 @@ void InitMapping(Napi::Env env, Napi::Object exports) {
   exports.Set("revokeToken", Napi::Function::New(env, RevokeTokenJs, "revokeToken"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
+  exports.Set("lendView", Napi::Function::New(env, LendView, "lendView"));
+  exports.Set("returnView", Napi::Function::New(env, ReturnView, "returnView"));
   exports.Set("replaceWithScratch", Napi::Function::New(env, ReplaceWithScratch, "replaceWithScratch"));
   exports.Set("mappingAddress", Napi::Function::New(env, MappingAddress, "mappingAddress"));
 }

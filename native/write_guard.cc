@@ -169,4 +169,15 @@ bool UnguardView(uintptr_t start) {
   return false;
 }
 
+bool WrittenView(uintptr_t start) {
+  size_t used = g_used.load(std::memory_order_acquire);
+  for (size_t i = 0; i < used; i++) {
+    Slot& s = g_slots[i];
+    uint32_t state = s.state.load(std::memory_order_acquire);
+    if ((state & kStateMask) != kActive || s.start.load(std::memory_order_relaxed) != start) continue;
+    return s.written.load(std::memory_order_acquire) == state;
+  }
+  return false;
+}
+
 }  // namespace dmabuf_sync

@@ -16,6 +16,9 @@ bool GuardReadOnlyView(uintptr_t start, size_t size);
 // write into the view was caught since it was guarded. Unknown `start`: false.
 bool UnguardView(uintptr_t start);
 
+// Whether a write into the guarded view that starts at `start` was caught (it stays guarded). Unknown: false.
+bool WrittenView(uintptr_t start);
+
 }  // namespace dmabuf_sync
 
 #endif  // DMABUF_SYNC_WRITE_GUARD_H_

@@ -126,14 +126,6 @@ export class DmaBuf {
     return Mapping.open(this.fd, this.size, writable, `dma-buf inode ${this.inode} (${this.exporter})`);
   }
 
-  /**
-   * @internal map() with a revocation token: `native.revokeToken(token)`, from any thread or the revoker
-   * thread, replaces the mapping by scratch memory (the sync layer's views, revoked when it is forced off).
-   */
-  mapRevocable(writable: boolean, token: bigint): Mapping {
-    return Mapping.open(this.fd, this.size, writable, `dma-buf inode ${this.inode} (${this.exporter})`, token);
-  }
-
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */
   syncStart(access: Access): void {
     const flags = native.constants.DMA_BUF_SYNC_START | syncFlags(checkAccess(access));

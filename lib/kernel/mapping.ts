@@ -21,18 +21,27 @@ export class Mapping {
   readonly #label: string;
   #released = false;
 
-  private constructor(buffer: ArrayBuffer, writable: boolean, label: string) {
+  /** For a view lent by a KeptMapping: ends the loan instead of munmapping (returns native.returnView's code). */
+  readonly #giveBack: ((view: ArrayBuffer) => number) | undefined;
+
+  private constructor(buffer: ArrayBuffer, writable: boolean, label: string, giveBack?: (view: ArrayBuffer) => number) {
     this.#buffer = buffer;
     this.#writable = writable;
     this.#label = label;
+    this.#giveBack = giveBack;
+  }
+
+  /** @internal A Mapping over a view lent by a KeptMapping: release() gives the view back (see KeptMapping). */
+  static lent(view: ArrayBuffer, writable: boolean, label: string, giveBack: (view: ArrayBuffer) => number): Mapping {
+    return new Mapping(view, writable, label, giveBack);
   }
 
   /**
    * @internal Maps `size` bytes of dma-buf `fd` (DmaBuf.map() is the public way); `label` names the buffer in
-   * errors; `token`: a revocation token (see native.map).
+   * errors.
    */
-  static open(fd: number, size: number, writable: boolean, label: string, token?: bigint): Mapping {
-    return new Mapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable, token)), writable, label);
+  static open(fd: number, size: number, writable: boolean, label: string): Mapping {
+    return new Mapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable)), writable, label);
   }
 
   /** The mapped memory. Views made from it stop working (length 0) after release(). */
@@ -73,7 +82,8 @@ export class Mapping {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    if (native.unmap(this.#buffer) === UNMAPPED_WRITTEN) {
+    const code = this.#giveBack ? this.#giveBack(this.#buffer) : native.unmap(this.#buffer);
+    if (code === UNMAPPED_WRITTEN) {
       throw new DmabufError(
         'EACCES',
         `${this.#label}: a write into its read-only view was caught; it went to a private copy of the page and ` +
@@ -96,3 +106,71 @@ export class Mapping {
 export function scratchMappingAt(address: bigint): boolean {
   return native.replaceWithScratch(address);
 }
+
+/** The property of a lent view that keeps its mapping reachable (the view itself has no finalizer). */
+const OWNER = Symbol('dmabuf-sync mapping');
+
+/**
+ * A mapping kept across locks by the sync layer: mmap once, then lend a fresh view (a new ArrayBuffer over the
+ * same memory, revocable with the lock's token) per lock and take it back (detached) at unlock. mmap and
+ * munmap cost far more than a lock; a view detached at unlock still ends the holder's access, and a forced
+ * holder's view is still replaced by scratch memory. A mapping that was scratched, or into whose read-only
+ * view a write was caught, is not lent again: close it and map afresh.
+ * @internal
+ */
+export class KeptMapping {
+  /** Whether views of it are writable (PROT_WRITE). */
+  readonly writable: boolean;
+  readonly #owner: ArrayBuffer;
+  readonly #label: string;
+  /** The view lent out, if any. */
+  #view: ArrayBuffer | undefined;
+  #reusable = true;
+  #closed = false;
+  readonly #giveBack = (view: ArrayBuffer): number => {
+    if (this.#view === view) this.#view = undefined;
+    const code = native.returnView(view);
+    if (code !== 1) this.#reusable = false;
+    return code;
+  };
+
+  private constructor(owner: ArrayBuffer, writable: boolean, label: string) {
+    this.#owner = owner;
+    this.writable = writable;
+    this.#label = label;
+  }
+
+  /** Maps `size` bytes of dma-buf `fd`; `label` names the buffer in errors. */
+  static open(fd: number, size: number, writable: boolean, label: string): KeptMapping {
+    return new KeptMapping(kernelCall('DmaBuf.map', () => native.map(fd, size, writable)), writable, label);
+  }
+
+  /** True while it can lend a view: not lent out, not closed, never scratched or written through read-only. */
+  get available(): boolean {
+    return this.#view === undefined && this.#reusable && !this.#closed;
+  }
+
+  /** True once it is of no more use (scratched, written through read-only, or closed) and not lent out. */
+  get spent(): boolean {
+    return this.#view === undefined && (!this.#reusable || this.#closed);
+  }
+
+  /** A view for one lock, revoked (scratch) with `token`; its release() gives it back. */
+  lend(token: bigint): Mapping {
+    if (!this.available) throw new DmabufError('EBUSY', `${this.#label}: kept mapping lent twice or unusable`);
+    const view = kernelCall('DmaBuf.map', () => native.lendView(this.#owner, token));
+    Object.defineProperty(view, OWNER, { value: this.#owner });
+    this.#view = view;
+    return Mapping.lent(view, this.writable, this.#label, this.#giveBack);
+  }
+
+  /** munmaps it (a lent view, if any, is detached first: it reads as length 0 from then on); idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#view !== undefined) native.returnView(this.#view);
+    this.#view = undefined;
+    native.unmap(this.#owner);
+  }
+}
+

@@ -156,6 +156,17 @@ export interface NativeBinding {
    */
   unmap(buffer: ArrayBuffer): 0 | 1 | 2;
   /**
+   * A new ArrayBuffer over the same memory as the live mapping `owner` (from `map`), for one lock; the
+   * mapping takes revocation `token` for the loan (scratch at once if that token was revoked). No finalizer:
+   * keep `owner` reachable from the view. EBADF if `owner` was released, EIO if it is scratch.
+   */
+  lendView(owner: ArrayBuffer, token: bigint): ArrayBuffer;
+  /**
+   * Detaches a view from `lendView` and ends the loan. 1: the mapping is active and clean (reusable); 2: the
+   * write guard caught a store into it; 3: it is scratch; 0: the view or mapping was already gone.
+   */
+  returnView(view: ArrayBuffer): 0 | 1 | 2 | 3;
+  /**
    * Replaces the mapping behind `buffer` (or at that registry address) in place (MAP_FIXED) by a private anonymous mapping of the same
    * size, so later accesses through any view of it no longer reach the dma-buf. Thread-safe against a
    * concurrent unmap. Returns false if it was already unmapped or replaced.

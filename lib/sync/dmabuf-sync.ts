@@ -32,8 +32,8 @@ import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
 import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
-import { registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
-import type { AcquireContext } from '../ww/acquire-context';
+import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
+import { untrackedContext, type AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, syncEach } from '../kernel/cache-bracket';
 
 const debug = debuglog('dmabuf-sync');
@@ -357,7 +357,8 @@ export class DmabufSync {
     if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
-    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
+    // fini() runs on every path (unlock, a failed lock, a forced release): no finalizer needed.
+    const ctx = untrackedContext(this.wwClass, { name: this.name, maxHoldMs: this.maxHoldMs });
     this.#ctx = ctx;
     try {
       if (!this.#tryAcquireAll(batch.entries, ctx)) {
@@ -407,7 +408,7 @@ export class DmabufSync {
         this.#onForced();
         throw this.#forcedError();
       }
-      e.mapping = e.buf.mapRevocable(writes(e.access), token);
+      e.mapping = lendMapping(e.reg, writes(e.access), token, `dma-buf inode ${e.buf.inode} (${e.buf.exporter})`);
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;
@@ -561,7 +562,9 @@ export class DmabufSync {
   }
 
   #makeBatch(): Batch {
-    const entries = [...this.#entries.values()];
+    // One global order (inode) for every DmabufSync: they never wait on each other in a cycle, so they
+    // almost never back off; the ww protocol still guards mixed use with WwMutex users who lock in any order.
+    const entries = [...this.#entries.values()].sort((a, b) => (a.buf.inode < b.buf.inode ? -1 : a.buf.inode > b.buf.inode ? 1 : 0));
     const cpu = entries.filter((e) => e.cpu);
     return {
       entries,

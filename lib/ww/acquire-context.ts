@@ -47,6 +47,22 @@ export interface ContextState {
 }
 
 let stateOf: (ctx: AcquireContext) => ContextState;
+/** Set by untrackedContext() for the next constructor call only. */
+let untracked = false;
+
+/**
+ * A context whose owner guarantees fini() on every path (DmabufSync): it skips the FinalizationRegistry
+ * that gives a forgotten context's slot back, which costs as much as the rest of the context.
+ * @internal
+ */
+export function untrackedContext(cls: WwClass, options: AcquireContextOptions): AcquireContext {
+  untracked = true;
+  try {
+    return new AcquireContext(cls, options);
+  } finally {
+    untracked = false;
+  }
+}
 
 /** One task's acquire context; create it with WwClass.acquireContext(). */
 export class AcquireContext {
@@ -79,7 +95,8 @@ export class AcquireContext {
     const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
     this.#s = { store, slot, done: false, busy: false, forcedNoticed: false, forcedCallbacks: undefined };
     this.stamp = store.ctxStamp(slot);
-    finalizer.register(this, { store, slot }, this.#token);
+    if (untracked) untracked = false;
+    else finalizer.register(this, { store, slot }, this.#token);
   }
 
   /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */

@@ -142,6 +142,9 @@ export class TableLockStore implements LockStore, rules.Core {
   /** This thread's WwMutex objects per mutex slot, and the reference record that stands for them. */
   private readonly refs = new Map<number, { count: number; record: number }>();
   private readonly nameOf = (c: number): string => this.ctxName(c);
+  /** The last context name encoded (openContext), and its bytes. */
+  private lastName = '';
+  private lastNameBytes: Uint8Array = new Uint8Array(0);
 
   constructor(domain: string, gid?: number) {
     this.domain = domain;
@@ -250,13 +253,16 @@ export class TableLockStore implements LockStore, rules.Core {
   // ---------------------------------------------------------------- contexts
 
   openContext(_kind: number, name: string, maxHoldMs: number): number {
-    // Encode outside the critical section; truncate on a character boundary.
-    let bytes = Buffer.from(name, 'utf8');
+    // Encode outside the critical section; truncate on a character boundary. A sync object locks again and
+    // again under one name: the last encoding is reused.
+    let bytes = this.lastName === name ? this.lastNameBytes : Buffer.from(name, 'utf8');
     if (bytes.length > NAME_BYTES) {
       let end = NAME_BYTES;
       while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
       bytes = bytes.subarray(0, end);
     }
+    this.lastName = name;
+    this.lastNameBytes = bytes;
     const t = this.t;
     const i32 = t.i32;
     t.lock();

@@ -108,11 +108,19 @@ const MIN_KEY = -(2n ** 63n);
 const MAX_KEY = 2n ** 64n - 1n;
 
 function edeadlk(): DmabufError {
-  return new DmabufError(
-    'EDEADLK',
-    'lock conflict with an older context: release every lock this context holds, lockSlow() the contended ' +
-      'mutex, then retry the rest (keep the same context so it ages)',
-  );
+  // EDEADLK is the ww protocol's control flow, thrown often under contention: capturing a stack for it cost
+  // as much as the rest of a back-off, and says nothing the code does not (the caller backs off and retries).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new DmabufError(
+      'EDEADLK',
+      'lock conflict with an older context: release every lock this context holds, lockSlow() the contended ' +
+        'mutex, then retry the rest (keep the same context so it ages)',
+    );
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function ealready(): DmabufError {

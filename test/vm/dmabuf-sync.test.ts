@@ -33,7 +33,7 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
   test.each([
     ['overlapping sets A{a,b} B{c,a} (contention on a, no cycle)', [0, 1], [2, 0]],
     ['the ABBA cycle A{a,b} B{b,a}', [0, 1], [1, 0]],
-  ])('two tasks in a loop over %s: both progress, no lost update, every backoff published', async (_n, ia, ib) => {
+  ])('two tasks in a loop over %s: both progress, no lost update, every backoff published, no backoff without a cycle', async (_n, ia, ib) => {
     const bufs = [cpuBuffer(PAGE), cpuBuffer(PAGE), cpuBuffer(PAGE)];
     const wwClass = new WwClass(kind);
     const N = 40;
@@ -61,9 +61,11 @@ describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
     const expected = [0, 0, 0];
     for (const i of [...ia, ...ib]) expected[i] += N;
     expect(bufs.map(counter)).toEqual(expected);
-    // A true cycle (ABBA) always needs a backoff; with overlapping sets only wait-die makes the younger die
-    // (under wound-wait the older wounds a holder that already has everything, so nobody backs off).
-    if (_n.includes('ABBA') || kind === 'wait-die') expect(sa.stats.backoffs + sb.stats.backoffs).toBeGreaterThan(0);
+    // DmabufSync takes its buffers in one global order (inode): A{a,b} and B{b,a} both take the lower inode
+    // first, so the ABBA cycle cannot form and nobody ever backs off (the ww backoff itself is tested with
+    // WwMutex users locking in any order, test/unit/ww-deadlock.test.ts). With overlapping sets a wait-die
+    // backoff can still happen, depending on which of c and a has the lower inode.
+    if (_n.includes('ABBA')) expect(sa.stats.backoffs + sb.stats.backoffs).toBe(0);
     sa.fini();
     sb.fini();
     expectNothingHeld(bufs);

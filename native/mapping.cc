@@ -6,10 +6,11 @@
 // Read-only views are also guarded (write_guard.cc): a store into one is caught instead of killing the
 // process, and unmap reports it.
 //
-// A mapping may carry a revocation token (the lock core's token of the acquire context it was handed out
-// under). RevokeToken replaces every active mapping with that token by scratch memory and remembers the
-// token, so that a mapping made with it afterwards is scratch from the start: a watchdog in another process
-// asks this process's revoker thread (futex.cc) to do that while this process's JavaScript may be blocked.
+// A mapping lent out for one lock (lendView) carries a revocation token (the lock core's token of the acquire
+// context it was lent under). RevokeToken replaces every active mapping with that token by scratch memory and
+// remembers the token, so that a mapping lent with it afterwards is scratch from the start: a watchdog in
+// another process asks this process's revoker thread (futex.cc) to do that while this process's JavaScript
+// may be blocked.
 #include <errno.h>
 #include <sys/mman.h>
 
@@ -117,15 +118,12 @@ uintptr_t AddressOf(Napi::ArrayBuffer buffer) {
   return reinterpret_cast<uintptr_t>(buffer.Data());
 }
 
-// map(fd, size, writable[, token]) -> external ArrayBuffer over mmap(MAP_SHARED) at offset 0. With a
-// revocation token (bigint) that was already revoked, the mapping is scratch memory from the start.
+// map(fd, size, writable) -> external ArrayBuffer over mmap(MAP_SHARED) at offset 0.
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
   size_t size = ArgSize(info, 1, "size");
   bool writable = ArgBool(info, 2, "writable");
-  uint64_t token = 0;
-  if (info.Length() > 3 && !info[3].IsUndefined()) token = ArgToken(info, 3);
   void* addr = mmap(nullptr, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   if (!writable && !GuardReadOnlyView(reinterpret_cast<uintptr_t>(addr), size)) {
@@ -137,16 +135,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     id = r.next_id++;
-    Entry& e = r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id, !writable, false, token};
-    if (token != 0 && IsRevokedLocked(r, token)) {
-      int err = ScratchLocked(reinterpret_cast<uintptr_t>(addr), e);
-      if (err != 0) {
-        Unguard(reinterpret_cast<uintptr_t>(addr), e);
-        munmap(addr, size);
-        r.entries.erase(reinterpret_cast<uintptr_t>(addr));
-        ThrowErrno(env, err, "mmap");
-      }
-    }
+    r.entries[reinterpret_cast<uintptr_t>(addr)] = Entry{size, State::kActive, id, !writable, false, 0};
   }
   try {
     return Napi::ArrayBuffer::New(env, addr, size, FinalizeMapping, reinterpret_cast<void*>(static_cast<uintptr_t>(id)));

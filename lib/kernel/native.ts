@@ -137,16 +137,14 @@ export interface NativeBinding {
   /**
    * mmap(MAP_SHARED, PROT_READ|PROT_WRITE, or PROT_READ when `writable` is false) of `size` bytes at offset
    * 0; returns an external ArrayBuffer over the mapping. It is munmap()ed by `unmap` (which also detaches the
-   * ArrayBuffer) or, failing that, when garbage-collected. With a revocation `token`, `revokeToken(token)`
-   * (or a revoker thread) replaces it by scratch memory; a mapping made with an already revoked token is
-   * scratch memory from the start.
+   * ArrayBuffer) or, failing that, when garbage-collected. Views of it lent with `lendView` are revocable.
    */
-  map(fd: number, size: number, writable: boolean, token?: bigint): ArrayBuffer;
+  map(fd: number, size: number, writable: boolean): ArrayBuffer;
   /** A revocation token never returned before in this process (a non-zero bigint). */
   newRevocationToken(): bigint;
   /**
-   * Replaces every active mapping made with `token` by scratch memory, and remembers the token (recent ones)
-   * so that later mappings made with it are scratch too. Returns how many it replaced.
+   * Replaces every active mapping lent with `token` by scratch memory, and remembers the token (recent ones)
+   * so that later loans with it are scratch too. Returns how many it replaced.
    */
   revokeToken(token: bigint): number;
   /**

@@ -132,6 +132,21 @@ void Install() {
   sigaction(SIGSEGV, &action, &g_previous);
 }
 
+// The first active slot at index >= *from whose view starts at `start` (its state word in `*state`), or
+// nullptr; *from is left just past it, so a caller that loses a race for the slot can search on.
+Slot* FindViewAt(uintptr_t start, size_t* from, uint32_t* state) {
+  size_t used = g_used.load(std::memory_order_acquire);
+  for (size_t i = *from; i < used; i++) {
+    Slot& s = g_slots[i];
+    uint32_t st = s.state.load(std::memory_order_acquire);
+    if ((st & kStateMask) != kActive || s.start.load(std::memory_order_relaxed) != start) continue;
+    *from = i + 1;
+    *state = st;
+    return &s;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 bool GuardReadOnlyView(uintptr_t start, size_t size) {
@@ -155,29 +170,23 @@ bool GuardReadOnlyView(uintptr_t start, size_t size) {
 }
 
 bool UnguardView(uintptr_t start) {
-  size_t used = g_used.load(std::memory_order_acquire);
-  for (size_t i = 0; i < used; i++) {
-    Slot& s = g_slots[i];
-    uint32_t state = s.state.load(std::memory_order_acquire);
-    if ((state & kStateMask) != kActive || s.start.load(std::memory_order_relaxed) != start) continue;
+  for (size_t from = 0;;) {
+    uint32_t state = 0;
+    Slot* s = FindViewAt(start, &from, &state);
+    if (s == nullptr) return false;
     uint32_t gen = state & ~kStateMask;
-    if (!s.state.compare_exchange_strong(state, gen | kBusy, std::memory_order_acq_rel)) continue;
-    bool written = s.written.exchange(0, std::memory_order_acq_rel) == state;
-    s.state.store((gen + 4) | kFree, std::memory_order_release);
+    if (!s->state.compare_exchange_strong(state, gen | kBusy, std::memory_order_acq_rel)) continue;
+    bool written = s->written.exchange(0, std::memory_order_acq_rel) == state;
+    s->state.store((gen + 4) | kFree, std::memory_order_release);
     return written;
   }
-  return false;
 }
 
 bool WrittenView(uintptr_t start) {
-  size_t used = g_used.load(std::memory_order_acquire);
-  for (size_t i = 0; i < used; i++) {
-    Slot& s = g_slots[i];
-    uint32_t state = s.state.load(std::memory_order_acquire);
-    if ((state & kStateMask) != kActive || s.start.load(std::memory_order_relaxed) != start) continue;
-    return s.written.load(std::memory_order_acquire) == state;
-  }
-  return false;
+  size_t from = 0;
+  uint32_t state = 0;
+  Slot* s = FindViewAt(start, &from, &state);
+  return s != nullptr && s->written.load(std::memory_order_acquire) == state;
 }
 
 }  // namespace dmabuf_sync

@@ -53,7 +53,7 @@ export function unregisterBuffer(cls: WwClass, r: RegisteredBuffer): void {
  * this thread keeps for the buffer, mapped on first need. Several holders of the thread (readers) each get
  * their own mapping, so forcing one off scratches only its view. Release the view at unlock.
  */
-export function lendMapping(r: RegisteredBuffer, writable: boolean, token: bigint, label: string): Mapping {
+export function lendMapping(r: RegisteredBuffer, writable: boolean, token: bigint): Mapping {
   let found: KeptMapping | undefined;
   for (let i = r.kept.length - 1; i >= 0; i--) {
     const k = r.kept[i] as KeptMapping;
@@ -68,7 +68,7 @@ export function lendMapping(r: RegisteredBuffer, writable: boolean, token: bigin
     }
   }
   if (found === undefined) {
-    found = KeptMapping.open(r.buf.fd, r.buf.size, writable, label);
+    found = KeptMapping.open(r.buf.fd, r.buf.size, writable, `dma-buf inode ${r.buf.inode} (${r.buf.exporter})`);
     r.kept.push(found);
   }
   return found.lend(token);

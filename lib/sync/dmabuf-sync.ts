@@ -408,7 +408,7 @@ export class DmabufSync {
         this.#onForced();
         throw this.#forcedError();
       }
-      e.mapping = lendMapping(e.reg, writes(e.access), token, `dma-buf inode ${e.buf.inode} (${e.buf.exporter})`);
+      e.mapping = lendMapping(e.reg, writes(e.access), token);
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;

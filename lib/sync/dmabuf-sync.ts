@@ -33,7 +33,7 @@ import { firstPending, importFence, waitForFences } from '../kernel/implicit-fen
 import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
-import { untrackedContext, type AcquireContext } from '../ww/acquire-context';
+import type { AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, syncEach } from '../kernel/cache-bracket';
 
 const debug = debuglog('dmabuf-sync');
@@ -357,8 +357,7 @@ export class DmabufSync {
     if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
-    // fini() runs on every path (unlock, a failed lock, a forced release): no finalizer needed.
-    const ctx = untrackedContext(this.wwClass, { name: this.name, maxHoldMs: this.maxHoldMs });
+    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
     this.#ctx = ctx;
     try {
       if (!this.#tryAcquireAll(batch.entries, ctx)) {

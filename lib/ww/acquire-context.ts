@@ -7,6 +7,7 @@ import { argRangeError, argTypeError, checkName, DmabufError, optionsOf } from '
 import { lockStore, type LockStore } from './lock-store';
 import { CF_FORCED, CF_WOUNDED } from './layout';
 import { WwClass } from './ww-class';
+import { setImmediate } from 'node:timers';
 import { noticeForced, unwatch } from './ww-watchdog';
 
 /** Options of WwClass.acquireContext. */
@@ -44,24 +45,30 @@ export interface ContextState {
   /** The onForced callbacks already ran. */
   forcedNoticed: boolean;
   forcedCallbacks: ForcedCallback[] | undefined;
+  /** Index in the watchdog's list of this thread's watched contexts, -1 if not watched. */
+  watchIndex: number;
+  /** Registered with the finalizer (see registerLater). */
+  registered: boolean;
 }
 
 let stateOf: (ctx: AcquireContext) => ContextState;
-/** Set by untrackedContext() for the next constructor call only. */
-let untracked = false;
 
 /**
- * A context whose owner guarantees fini() on every path (DmabufSync): it skips the FinalizationRegistry
- * that gives a forgotten context's slot back, which costs as much as the rest of the context.
- * @internal
+ * Contexts created since the last registration pass. A context is registered with the finalizer (which gives
+ * a forgotten context's slot back) only if it is still open one event-loop turn after its creation: most
+ * contexts lock, unlock and fini() within that turn, and registering each would cost as much as the rest of
+ * an uncontended lock. The list holds them strongly, so none can be collected before its pass.
  */
-export function untrackedContext(cls: WwClass, options: AcquireContextOptions): AcquireContext {
-  untracked = true;
-  try {
-    return new AcquireContext(cls, options);
-  } finally {
-    untracked = false;
+const unregistered: AcquireContext[] = [];
+
+function registerOpenContexts(): void {
+  for (const ctx of unregistered) {
+    const s = stateOf(ctx);
+    if (s.slot < 0) continue;
+    s.registered = true;
+    finalizer.register(ctx, { store: s.store, slot: s.slot }, s);
   }
+  unregistered.length = 0;
 }
 
 /** One task's acquire context; create it with WwClass.acquireContext(). */
@@ -75,7 +82,6 @@ export class AcquireContext {
   /** The hold limit (0 = none). */
   readonly maxHoldMs: number;
   readonly #s: ContextState;
-  readonly #token = {};
 
   static {
     stateOf = (ctx) => ctx.#s;
@@ -93,10 +99,20 @@ export class AcquireContext {
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
     const store = lockStore(cls.domain, cls.group);
     const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
-    this.#s = { store, slot, done: false, busy: false, forcedNoticed: false, forcedCallbacks: undefined };
+    this.#s = {
+      store,
+      slot,
+      done: false,
+      busy: false,
+      forcedNoticed: false,
+      forcedCallbacks: undefined,
+      watchIndex: -1,
+      registered: false,
+    };
     this.stamp = store.ctxStamp(slot);
-    if (untracked) untracked = false;
-    else finalizer.register(this, { store, slot }, this.#token);
+    // The pass runs from node:timers' setImmediate (test fake clocks leave it alone) and never keeps the
+    // process alive.
+    if (unregistered.push(this) === 1) setImmediate(registerOpenContexts).unref();
   }
 
   /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */
@@ -148,7 +164,7 @@ export class AcquireContext {
           ': unlock() every mutex it holds (and let pending lock() calls settle) before fini()',
       );
     }
-    finalizer.unregister(this.#token);
+    if (this.#s.registered) finalizer.unregister(this.#s);
     unwatch(this);
     this.#s.slot = -1;
   }

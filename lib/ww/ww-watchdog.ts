@@ -32,7 +32,11 @@ export function setForceHook(hook: ForceHook | undefined): void {
   forceHook = hook;
 }
 
-const watched = new Set<AcquireContext>();
+/**
+ * The contexts of this thread with a hold to watch. An array with each context's index in its state, not a
+ * Set: a Set hashes every fresh context object once, which cost as much as the rest of an uncontended lock.
+ */
+const watched: AcquireContext[] = [];
 let timer: NodeJS.Timeout | undefined;
 let timerAt = Infinity;
 let blocked = 0;
@@ -40,7 +44,8 @@ let keepAlive: NodeJS.Timeout | undefined;
 
 /** Called when `ctx` (with maxHoldMs) takes a hold whose deadline is `deadline`: arms the timer if earlier. */
 export function watchHold(ctx: AcquireContext, deadline: number): void {
-  watched.add(ctx);
+  const s = contextState(ctx);
+  if (s.watchIndex < 0) s.watchIndex = watched.push(ctx) - 1;
   if (deadline < timerAt) arm(deadline);
 }
 
@@ -49,7 +54,14 @@ export function watchHold(ctx: AcquireContext, deadline: number): void {
  * let it fire once with nothing to do, and re-arming on every lock would cost a timer per lock.
  */
 export function unwatch(ctx: AcquireContext): void {
-  watched.delete(ctx);
+  const i = contextState(ctx).watchIndex;
+  if (i < 0) return;
+  contextState(ctx).watchIndex = -1;
+  const last = watched.pop() as AcquireContext;
+  if (last !== ctx) {
+    watched[i] = last;
+    contextState(last).watchIndex = i;
+  }
 }
 
 function arm(at: number): void {
@@ -65,22 +77,25 @@ function onTimer(): void {
   timerAt = Infinity;
   const now = monoNow();
   let next = Infinity;
-  for (const ctx of watched) {
+  // Backwards: unwatch() moves the last context into the freed index, which this loop has already seen.
+  for (let i = watched.length - 1; i >= 0; i--) {
+    const ctx = watched[i];
+    if (ctx === undefined) continue; // a callback below unwatched several
     if (contextState(ctx).slot < 0) {
-      watched.delete(ctx);
+      unwatch(ctx);
       continue;
     }
     if (ctx.forced) {
-      watched.delete(ctx);
+      unwatch(ctx);
       noticeForced(ctx);
       continue;
     }
     const d = contextState(ctx).store.earliestDeadline(contextState(ctx).slot);
     if (d === Infinity) {
-      watched.delete(ctx);
+      unwatch(ctx);
     } else if (d <= now) {
       forceContext(contextState(ctx).store, contextState(ctx).slot, now);
-      watched.delete(ctx);
+      unwatch(ctx);
       noticeForced(ctx);
     } else if (d < next) {
       next = d;
@@ -122,7 +137,7 @@ export function noticeForced(ctx: AcquireContext): void {
   const s = contextState(ctx);
   if (s.forcedNoticed) return;
   s.forcedNoticed = true;
-  watched.delete(ctx);
+  unwatch(ctx);
   for (const cb of s.forcedCallbacks ?? []) {
     try {
       cb(ctx);
@@ -152,5 +167,5 @@ export function waiterBlocked(delta: 1 | -1): void {
 
 /** @internal How many contexts this thread's watchdog tracks (tests: finished contexts must not linger). */
 export function watchedCount(): number {
-  return watched.size;
+  return watched.length;
 }

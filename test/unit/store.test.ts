@@ -232,3 +232,30 @@ test('a group that does not exist, or is not valid, is a typed error', () => {
   expect(() => new WwClass('wound-wait', 'g', { group: -1 })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
   expect(() => new WwClass('wound-wait', 'g', { group: 'a:b' as string })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
 });
+
+test('contexts dropped without fini() give their slots back, also those dropped in the turn that made them', async () => {
+  // A 32-context store: 20 rounds of 10 forgotten contexts fill it by the 4th round unless the finalizer
+  // frees their slots. Half of each round is dropped at once (before the turn that registers open contexts
+  // with the finalizer), half a turn later.
+  const code =
+    `const { WwClass } = require(${lib} + '/ww/ww-class');` +
+    `const cls = new WwClass('wound-wait', 'gc', { domain: 'test-gc' });` +
+    `const turn = () => new Promise((r) => setTimeout(r, 5));` +
+    `(async () => { try {` +
+    `  for (let round = 0; round < 20; round++) {` +
+    `    for (let i = 0; i < 5; i++) cls.acquireContext({ name: 'dropped' });` +
+    `    let kept = Array.from({ length: 5 }, () => cls.acquireContext({ name: 'kept a turn' }));` +
+    `    await turn(); kept = null; global.gc(); await turn(); global.gc(); await turn();` +
+    `  }` +
+    `  process.stdout.write('ok');` +
+    `} catch (e) { process.stdout.write(String(e.code)); } })();`;
+  const env = { ...process.env, DMABUF_SYNC_CAPACITY: '16' };
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--expose-gc', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    let text = '';
+    p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    p.once('error', reject);
+    p.once('exit', () => resolve(text));
+  });
+  expect(out).toBe('ok');
+});

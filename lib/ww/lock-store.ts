@@ -38,6 +38,7 @@ import {
   M_WAIT_HEAD,
   M_WRITE_HELD,
   NAME_BYTES,
+  R_DEADLINE,
   SLOT_EMPTY,
   SLOT_TOMB,
   SLOT_USED,
@@ -77,6 +78,8 @@ export interface LockStore {
   /** Frees the slot; false (nothing done) if the context still holds or waits. */
   closeContext(c: number): boolean;
   ctxStamp(c: number): number;
+  /** The watchdog deadline (monotonic ms, Infinity for none) of hold record r, as set when it was granted. */
+  holdDeadline(r: number): number;
   ctxAcquired(c: number): number;
   ctxFlags(c: number): number;
   ctxName(c: number): string;
@@ -310,6 +313,9 @@ export class TableLockStore implements LockStore, rules.Core {
     }
   }
 
+  holdDeadline(r: number): number {
+    return this.t.f64[(this.t.recOff(r) + R_DEADLINE) >> 1] as number;
+  }
   ctxStamp(c: number): number {
     return this.t.f64[(this.t.ctxOff(c) + C_STAMP) >> 1] as number;
   }

@@ -21,7 +21,7 @@
 import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
 import { M_NWAITERS, M_WAIT_HEAD, P_DOORBELL, RF_KICK, R_FLAGS, R_NEXT, R_PART } from './layout';
-import type { Table } from './table';
+import { monoNow, type Table } from './table';
 
 /** How many same-thread waiters one wake resolves directly. */
 const LOCAL_WAKE_BATCH = 8;
@@ -33,7 +33,28 @@ interface Sleeper {
   /** The waiter's record. */
   w: number;
   resolve: () => void;
-  timer: NodeJS.Timeout | undefined;
+  /** When its nap ends (monotonic ms). */
+  until: number;
+}
+
+/** Every Waker of this thread (one per store): an abort wakes all their sleepers. */
+const wakers = new Set<Waker>();
+/** The AbortSignals that already have this thread's listener. */
+const listenedSignals = new WeakSet<AbortSignal>();
+
+function onAbort(): void {
+  for (const waker of wakers) waker.wakeEverySleeper();
+}
+
+/**
+ * Makes an abort of `signal` wake this thread's sleepers, so that the aborted waiter sees it at once. One
+ * listener per signal and thread for its whole life, not one per wait: adding and removing an event
+ * listener cost a third of a hand-off. Waiters whose signal is not aborted re-check and sleep again.
+ */
+export function wakeOnAbort(signal: AbortSignal): void {
+  if (listenedSignals.has(signal)) return;
+  listenedSignals.add(signal);
+  signal.addEventListener('abort', onAbort, { once: true });
 }
 
 /** Waits and wakes of one thread on one store. */
@@ -49,10 +70,18 @@ export class Waker {
   /** This thread's kicked records of the current wake. */
   private readonly local: number[] = [];
   private readonly kickOne = (r: number): void => this.kick(r);
+  /**
+   * One safety-net timer for all sleepers, armed at the earliest nap end (`napAt`); a timer per sleep cost
+   * a fifth of a hand-off.
+   */
+  private napTimer: NodeJS.Timeout | undefined;
+  private napAt = Infinity;
+  private readonly onNap = (): void => this.expireNaps();
 
   constructor(t: Table, ready: ReadyWaiters) {
     this.t = t;
     this.ready = ready;
+    wakers.add(this);
   }
 
   /** A change of the mutex at `moff` (table locked): kicks the waiters that can now proceed, wherever they are. */
@@ -115,19 +144,43 @@ export class Waker {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
     return new Promise((resolve) => {
-      const s: Sleeper = { w, resolve, timer: undefined };
-      // A nap is a safety net bounded by real time (node:timers, which test fake clocks leave alone).
-      s.timer = nap(() => this.settle(s), timeoutMs);
-      // A pending wait does not keep the process alive by itself (the lock core's keep-alive does).
-      s.timer.unref();
-      this.sleepers.set(w, s);
+      const until = monoNow() + timeoutMs;
+      this.sleepers.set(w, { w, resolve, until });
+      if (until < this.napAt) this.armNap(until);
     });
+  }
+
+  /** (Re-)arms the nap timer for `at` (monotonic ms). */
+  private armNap(at: number): void {
+    if (this.napTimer !== undefined) clearNap(this.napTimer);
+    this.napAt = at;
+    // node:timers, which test fake clocks leave alone; +1: a timer may fire up to 1 ms early.
+    this.napTimer = nap(this.onNap, Math.max(0, at - monoNow()) + 1);
+    // A pending wait does not keep the process alive by itself (the lock core's keep-alive does).
+    this.napTimer.unref();
+  }
+
+  /** The nap timer fired: wakes the sleepers whose nap is over and re-arms for the next one. */
+  private expireNaps(): void {
+    this.napTimer = undefined;
+    this.napAt = Infinity;
+    const now = monoNow();
+    let next = Infinity;
+    for (const s of this.sleepers.values()) {
+      if (s.until <= now) this.settle(s);
+      else if (s.until < next) next = s.until;
+    }
+    if (next < Infinity) this.armNap(next);
+  }
+
+  /** Wakes every sleeper of this Waker: each re-checks (an abort in this thread). */
+  wakeEverySleeper(): void {
+    for (const s of this.sleepers.values()) this.settle(s);
   }
 
   /** Wakes a sleeper. */
   private settle(s: Sleeper): void {
     if (this.sleepers.get(s.w) === s) this.sleepers.delete(s.w);
-    clearNap(s.timer);
     s.resolve();
   }
 

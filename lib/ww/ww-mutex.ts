@@ -20,6 +20,7 @@ import {
 } from './lock-store';
 import { WwClass } from './ww-class';
 import { forceContext, noticeForced, waiterBlocked, watchHold } from './ww-watchdog';
+import { wakeOnAbort } from './waking';
 
 export { setForceHook, type ForceHook } from './ww-watchdog';
 export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-store';
@@ -259,7 +260,8 @@ export class WwMutex {
       }
     }
     if (ctx === null) this.ctxless.push(this.store.lastRecord);
-    else if (ctx.maxHoldMs > 0) watchHold(ctx, monoNow() + ctx.maxHoldMs);
+    // The hold's own deadline (one clock read per grant, not two).
+    else if (ctx.maxHoldMs > 0) watchHold(ctx, this.store.holdDeadline(this.store.lastRecord));
     if (acquiredChannel.hasSubscribers) {
       acquiredChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read', waitedMs });
     }
@@ -283,9 +285,8 @@ export class WwMutex {
     if (contendedChannel.hasSubscribers) {
       contendedChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read' });
     }
-    // An abort must not wait for the next timeout: wake the mutex's waiters so that this one re-checks.
-    const onAbort = (): void => store.kick(m);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // An abort must not wait for the next timeout: it wakes this thread's sleepers, and this one re-checks.
+    if (signal !== undefined) wakeOnAbort(signal);
     if (ctx !== null) contextState(ctx).busy = true;
     else this.ctxlessWaits++;
     waiterBlocked(1);
@@ -325,7 +326,6 @@ export class WwMutex {
       waiterBlocked(-1);
       if (ctx !== null) contextState(ctx).busy = false;
       else this.ctxlessWaits--;
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -369,8 +369,7 @@ export class WwMutex {
     const m = this.slot;
     if (store.watch(m, write, -1) === GRANTED) return;
     const w = store.lastRecord;
-    const onAbort = (): void => store.kick(m);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) wakeOnAbort(signal);
     waiterBlocked(1);
     try {
       for (;;) {
@@ -384,7 +383,6 @@ export class WwMutex {
       }
     } finally {
       waiterBlocked(-1);
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 

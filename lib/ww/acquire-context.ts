@@ -60,6 +60,8 @@ let stateOf: (ctx: AcquireContext) => ContextState;
  * an uncontended lock. The list holds them strongly, so none can be collected before its pass.
  */
 const unregistered: AcquireContext[] = [];
+/** Contexts after which the registration pass runs at once. */
+const REGISTER_BATCH = 64;
 
 function registerOpenContexts(): void {
   for (const ctx of unregistered) {
@@ -112,7 +114,11 @@ export class AcquireContext {
     this.stamp = store.ctxStamp(slot);
     // The pass runs from node:timers' setImmediate (test fake clocks leave it alone) and never keeps the
     // process alive.
-    if (unregistered.push(this) === 1) setImmediate(registerOpenContexts).unref();
+    const n = unregistered.push(this);
+    if (n === 1) setImmediate(registerOpenContexts).unref();
+    // A long chain of microtasks (async tasks handing locks to each other) never reaches the pass: bound
+    // what the list keeps alive.
+    else if (n >= REGISTER_BATCH) registerOpenContexts();
   }
 
   /** Process-wide id of the context (its table slot): the ctxId passed to the force hook. -1 after fini(). */

@@ -302,8 +302,12 @@ export class WwMutex {
           const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
           if (p !== undefined) await p;
         } else {
-          const now = monoNow();
-          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
+          // Clock reads are a good part of a hand-off: none when neither a deadline nor a holder's limit bounds the nap.
+          let t = MAX_SLEEP_MS;
+          if (store.waitUntil !== Infinity || end !== Infinity) {
+            const now = monoNow();
+            t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
+          }
           const p = store.wait(w, t);
           if (p !== undefined) await p;
         }
@@ -311,13 +315,13 @@ export class WwMutex {
           store.cancel(w, m, c);
           throw abortError(signal);
         }
-        if (monoNow() >= end) {
+        if (end !== Infinity && monoNow() >= end) {
           store.cancel(w, m, c);
           throw timeoutError(`lock ${this.key}`);
         }
         const code = store.poll(w, m, c, write, flags);
         if (code === GRANTED) {
-          this.granted(ctx, write, monoNow() - started);
+          this.granted(ctx, write, acquiredChannel.hasSubscribers ? monoNow() - started : 0);
           return;
         }
         if (code !== WAITING) throw this.failure(code, ctx, write);

@@ -107,14 +107,12 @@ async function fig1Breakdown(): Promise<Record<string, number>> {
   const c = native.constants;
   const rw = c.DMA_BUF_SYNC_RW;
   const steps: Array<[string, () => Promise<number> | number]> = [
-    ['C: export+poll+close, SYNC START, SYNC END', () => rawBaseline<{ nsPerOp: number }>(['lock', '1', String(800 * SCALE), 'rw']).nsPerOp],
+    ['C: poll, SYNC START, SYNC END', () => rawBaseline<{ nsPerOp: number }>(['lock', '1', String(800 * SCALE), 'rw']).nsPerOp],
     [
-      'addon calls only (same 5 syscalls via N-API)',
+      'addon calls only (same 3 syscalls via N-API)',
       () =>
         timeSync(() => {
-          const sf = native.exportSyncFile(fd, rw);
-          native.pollReady(sf, c.POLLIN);
-          native.close(sf);
+          native.pollReady(fd, c.POLLOUT);
           native.dmaBufSync(fd, c.DMA_BUF_SYNC_START | rw);
           native.dmaBufSync(fd, c.DMA_BUF_SYNC_END | rw);
         }, 800).nsPerOp,

@@ -1,8 +1,9 @@
 // Raw baseline for the dmabuf-sync benchmarks: the syscalls the library performs, from C, with nothing else.
 //
 //   raw-baseline lock <nbufs> <ms> [access]   one "lock+unlock" of nbufs udmabufs per op, for about <ms> ms:
-//                                              per buffer EXPORT_SYNC_FILE + poll(timeout 0) + close, then
-//                                              SYNC START; then per buffer SYNC END (access: rw|read|write)
+//                                              one poll(timeout 0) over all the dma-bufs (are their conflicting
+//                                              fences signalled?), then per buffer SYNC START; then per buffer
+//                                              SYNC END (access: rw|read|write)
 //   raw-baseline wake <reps>                   vgem fence on a dumb bo (write), exported READ sync_file,
 //                                              a second thread signals it; median poll() wake latency
 //   raw-baseline flip <frames>                 the swap chain's ioctls on the first KMS card with a connected
@@ -80,18 +81,17 @@ static int udmabuf_alloc(int dev, size_t size) {
   return fd;
 }
 
-// One "lock": for each buffer, are its conflicting fences signalled? (export + poll 0 + close), then SYNC START.
+// One "lock": are the buffers' conflicting fences signalled? (one poll, timeout 0, over all the dma-bufs:
+// POLLIN = writers done, POLLOUT = all done), then SYNC START each. As DmabufSync.lock() does.
 static void lock_all(const int *fds, int n, uint32_t flags) {
-  for (int i = 0; i < n; i++) {
-    struct dma_buf_export_sync_file ex = {.flags = flags, .fd = -1};
-    if (xioctl(fds[i], DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &ex) < 0) die("EXPORT_SYNC_FILE");
-    struct pollfd p = {.fd = ex.fd, .events = POLLIN};
-    int r;
-    do r = poll(&p, 1, 0);
-    while (r == -1 && errno == EINTR);
-    if (r != 1) { errno = EBUSY; die("fence not signalled"); }
-    close(ex.fd);
-  }
+  struct pollfd p[64];
+  short ev = (flags & DMA_BUF_SYNC_WRITE) ? POLLOUT : POLLIN;
+  if (n > 64) { errno = EINVAL; die("more than 64 buffers"); }
+  for (int i = 0; i < n; i++) p[i] = (struct pollfd){.fd = fds[i], .events = ev};
+  int r;
+  do r = poll(p, (nfds_t)n, 0);
+  while (r == -1 && errno == EINTR);
+  if (r != n) { errno = EBUSY; die("fence not signalled"); }
   for (int i = 0; i < n; i++) {
     struct dma_buf_sync s = {.flags = DMA_BUF_SYNC_START | flags};
     if (xioctl(fds[i], DMA_BUF_IOCTL_SYNC, &s) < 0) die("SYNC START");
@@ -363,8 +363,14 @@ static void poll_fd(int fd) {
   if (r != 1) { errno = ETIMEDOUT; die("poll"); }
 }
 
-// Waits for the buffer's fences conflicting with `flags` (EXPORT_SYNC_FILE + poll), as DmabufSync.lock does.
+// Waits for the buffer's fences conflicting with `flags`, as DmabufSync.lock does: a poll(timeout 0) of the
+// dma-buf, and only if one is pending EXPORT_SYNC_FILE + poll + close.
 static void wait_fences(int dmabuf, uint32_t flags) {
+  struct pollfd now = {.fd = dmabuf, .events = (flags & DMA_BUF_SYNC_WRITE) ? POLLOUT : POLLIN};
+  int r;
+  do r = poll(&now, 1, 0);
+  while (r == -1 && errno == EINTR);
+  if (r == 1) return;
   struct dma_buf_export_sync_file ex = {.flags = flags, .fd = -1};
   if (xioctl(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &ex) < 0) die("EXPORT_SYNC_FILE");
   poll_fd(ex.fd);

@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "errors.h"
 #include "shim.h"
 
@@ -70,27 +72,37 @@ void ArgBatch(const Napi::CallbackInfo& info, Napi::Int32Array* fds, Napi::Uint3
   throw e;
 }
 
-// pendingFence(fds, flags) -> index of the first dma-buf whose exported fences (EXPORT_SYNC_FILE with
-// flags[i]) are not all signalled, or -1. One call for what a lock does per buffer: export, poll(0), close.
-Napi::Value PendingFence(const Napi::CallbackInfo& info) {
+// firstUnready(fds, events) -> index of the first fd for which poll() (one call, timeout 0, over all of
+// them) reports none of its events[i] ready, or -1 when every fd is ready. On a dma-buf, POLLIN means its
+// write fences are signalled and POLLOUT that all are: the same fence sets EXPORT_SYNC_FILE exports for READ
+// and WRITE, checked in one syscall instead of export + poll + close per buffer. POLLNVAL throws EBADF and
+// POLLERR EIO, with `index`.
+Napi::Value FirstUnready(const Napi::CallbackInfo& info) {
   Napi::Int32Array fds;
-  Napi::Uint32Array flags;
-  ArgBatch(info, &fds, &flags);
-  for (size_t i = 0; i < fds.ElementLength(); i++) {
-    struct dma_buf_export_sync_file arg = {};
-    arg.flags = flags[i];
-    arg.fd = -1;
-    if (Ioctl(fds[i], DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &arg) == -1) {
-      ThrowBatchErrno(info.Env(), errno, "ioctl(DMA_BUF_IOCTL_EXPORT_SYNC_FILE)", i);
-    }
-    struct pollfd p = {arg.fd, POLLIN, 0};
-    int r;
-    do r = poll(&p, 1, 0);
-    while (r == -1 && errno == EINTR);
-    int poll_errno = errno;
-    close(arg.fd);
-    if (r == -1) ThrowBatchErrno(info.Env(), poll_errno, "poll", i);
-    if (r == 0 || !(p.revents & POLLIN)) return Napi::Number::New(info.Env(), static_cast<double>(i));
+  Napi::Uint32Array events;
+  ArgBatch(info, &fds, &events);
+  const size_t n = fds.ElementLength();
+  struct pollfd stack[16];
+  std::vector<struct pollfd> heap;
+  struct pollfd* p = stack;
+  if (n > 16) {
+    heap.resize(n);
+    p = heap.data();
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (events[i] > 0xffff) ThrowRangeError(info.Env(), "The \"events\" argument must hold poll event masks");
+    p[i].fd = fds[i];
+    p[i].events = static_cast<short>(events[i]);
+    p[i].revents = 0;
+  }
+  int r;
+  do r = poll(p, n, 0);
+  while (r == -1 && (errno == EINTR || errno == EAGAIN));
+  if (r == -1) ThrowErrno(info.Env(), errno, "poll");
+  for (size_t i = 0; i < n; i++) {
+    if (p[i].revents & POLLNVAL) ThrowBatchErrno(info.Env(), EBADF, "poll", i);
+    if (p[i].revents & POLLERR) ThrowBatchErrno(info.Env(), EIO, "poll", i);
+    if (!(p[i].revents & p[i].events)) return Napi::Number::New(info.Env(), static_cast<double>(i));
   }
   return Napi::Number::New(info.Env(), -1);
 }
@@ -116,7 +128,7 @@ void InitDmaBuf(Napi::Env env, Napi::Object exports) {
   exports.Set("dmaBufSync", Napi::Function::New(env, DmaBufSync, "dmaBufSync"));
   exports.Set("exportSyncFile", Napi::Function::New(env, ExportSyncFile, "exportSyncFile"));
   exports.Set("importSyncFile", Napi::Function::New(env, ImportSyncFile, "importSyncFile"));
-  exports.Set("pendingFence", Napi::Function::New(env, PendingFence, "pendingFence"));
+  exports.Set("firstUnready", Napi::Function::New(env, FirstUnready, "firstUnready"));
   exports.Set("dmaBufSyncEach", Napi::Function::New(env, DmaBufSyncEach, "dmaBufSyncEach"));
 }
 

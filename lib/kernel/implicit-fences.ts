@@ -1,9 +1,9 @@
 /**
  * The devices' fences on a dma-buf (its reservation object, "implicit sync"). Before the CPU touches a
  * buffer it waits for the jobs that conflict with its access: a reader waits for writers, a writer for
- * everyone. Kernels >= 6.0 export those fences as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE); older ones
- * answer ENOTTY and we poll the dma-buf fd itself (POLLIN: writers done; POLLOUT: all done). The probe runs
- * once per process and is remembered.
+ * everyone. Whether any is pending is one poll() of the dma-bufs (POLLIN: writers done; POLLOUT: all done).
+ * To wait, kernels >= 6.0 export those fences as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE); older ones
+ * answer ENOTTY and we wait on the dma-buf fd itself. The probe runs once per process and is remembered.
  */
 import { native } from './native';
 import { DmabufError, fromNative, kernelCall } from '../errors';
@@ -52,32 +52,18 @@ function lacksExport(err: unknown, fd: number): boolean {
 
 /** Whether the buffer has no pending fence that conflicts with `access`, without waiting. */
 export function fencesSignaled(fd: number, access: Access): boolean {
-  return firstPending(Int32Array.of(fd), Uint32Array.of(syncFlags(access)), [access]) < 0;
+  return firstPending(Int32Array.of(fd), Uint32Array.of(pollEvents(access))) < 0;
 }
 
 /**
- * The index of the first buffer that has a pending fence conflicting with its access, or -1: one addon
- * call for all buffers (export + poll + close each) where EXPORT_SYNC_FILE exists, else a poll per
- * dma-buf. `flags[i]` is syncFlags(accesses[i]).
+ * The index of the first buffer that has a pending fence conflicting with its access, or -1, without
+ * waiting: one poll() over all the dma-bufs (`events[i]` is pollEvents(access of i): POLLIN, writers done;
+ * POLLOUT, all done), on every kernel. These are the fence sets EXPORT_SYNC_FILE would export, checked in one
+ * syscall instead of three per buffer (export, poll, close); the export is kept for waiting, where a
+ * sync_file is a fixed set of fences (polling the dma-buf would also wait for fences added meanwhile).
  */
-export function firstPending(fds: Int32Array, flags: Uint32Array, accesses: readonly Access[]): number {
-  if (exportSupported !== false) {
-    try {
-      const i = native.pendingFence(fds, flags);
-      exportSupported = true;
-      return i;
-    } catch (err) {
-      if (!lacksExport(err, fds[(err as { index?: number }).index ?? 0] as number)) {
-        throw fromNative(err, 'checking the fences of a dma-buf');
-      }
-    }
-  }
-  for (let i = 0; i < fds.length; i++) {
-    const fd = fds[i] as number;
-    const access = accesses[i] as Access;
-    if (!kernelCall('polling a dma-buf', () => native.pollReady(fd, pollEvents(access)))) return i;
-  }
-  return -1;
+export function firstPending(fds: Int32Array, events: Uint32Array): number {
+  return kernelCall('polling dma-bufs for their device fences', () => native.firstUnready(fds, events));
 }
 
 /** Waits (async) until no pending fence conflicts with `access`; ETIMEDOUT / AbortError as in waitFdReady. */
@@ -99,6 +85,7 @@ export function importFence(fd: number, fence: SyncFile, access: Access): void {
   );
 }
 
-function pollEvents(access: Access): number {
+/** The poll() events of a dma-buf that mean no pending fence conflicts with `access`. */
+export function pollEvents(access: Access): number {
   return writes(access) ? native.constants.POLLOUT : native.constants.POLLIN;
 }

@@ -109,11 +109,10 @@ export interface NativeBinding {
   /** DMA_BUF_IOCTL_IMPORT_SYNC_FILE: attach the sync_file's fences to the dma-buf (READ: shared, WRITE: exclusive). */
   importSyncFile(fd: number, syncFileFd: number, flags: number): void;
   /**
-   * Batched fence check, one call per lock: for each dma-buf fds[i], EXPORT_SYNC_FILE with flags[i], poll
-   * it with timeout 0, close it. Returns the index of the first buffer with a pending fence, or -1. Errors
-   * carry `index`.
+   * One poll() with timeout 0 over fds[i] for events[i]: the index of the first fd with none of its events
+   * ready, or -1 if all are. POLLNVAL/POLLERR throw EBADF/EIO with `index`.
    */
-  pendingFence(fds: Int32Array, flags: Uint32Array): number;
+  firstUnready(fds: Int32Array, events: Uint32Array): number;
   /**
    * Batched DMA_BUF_IOCTL_SYNC: fds[i] with flags[i], in order. A failure throws with `index`: the elements
    * before it were done, the rest were not.

@@ -27,9 +27,9 @@ import {
   optionsOf,
   usageError,
 } from '../errors';
-import { checkAccess, syncFlags, writes, type Access } from '../kernel/access';
+import { checkAccess, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
-import { firstPending, importFence, waitForFences } from '../kernel/implicit-fences';
+import { firstPending, importFence, pollEvents, waitForFences } from '../kernel/implicit-fences';
 import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
@@ -151,9 +151,9 @@ export type SyncState = 'idle' | 'locking' | 'locked' | 'forced' | 'fini';
 /** Arguments of the batched addon calls a lock and an unlock make, in entry order. */
 interface Batch {
   entries: Entry[];
-  accesses: Access[];
   fds: Int32Array;
-  exportFlags: Uint32Array;
+  /** poll() events meaning "no conflicting device fence" (firstPending). */
+  pollEvents: Uint32Array;
   cpu: Entry[];
   cpuFds: Int32Array;
   startFlags: Uint32Array;
@@ -367,8 +367,8 @@ export class DmabufSync {
       ctx.done();
       const died = takeOwnerDied(ctx);
       this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
-      // One addon call checks every buffer's fences; wait for the first pending one, then check again.
-      for (let i = firstPending(batch.fds, batch.exportFlags, batch.accesses); i >= 0; i = firstPending(batch.fds, batch.exportFlags, batch.accesses)) {
+      // One poll() checks every buffer's fences; wait for the first pending one, then check again.
+      for (let i = firstPending(batch.fds, batch.pollEvents); i >= 0; i = firstPending(batch.fds, batch.pollEvents)) {
         const e = batch.entries[i] as Entry;
         if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
@@ -567,9 +567,8 @@ export class DmabufSync {
     const cpu = entries.filter((e) => e.cpu);
     return {
       entries,
-      accesses: entries.map((e) => e.access),
       fds: Int32Array.from(entries, (e) => e.buf.fd),
-      exportFlags: Uint32Array.from(entries, (e) => syncFlags(e.access)),
+      pollEvents: Uint32Array.from(entries, (e) => pollEvents(e.access)),
       cpu,
       cpuFds: Int32Array.from(cpu, (e) => e.buf.fd),
       startFlags: Uint32Array.from(cpu, (e) => bracketFlags(e.access, false)),

@@ -32,7 +32,7 @@ function keyedMutexes(cls: WwClass, n: number): WwMutex[] {
  * (tryLock first, lock() only if busy), done(), unlock each, fini(). Called and awaited like lock().
  */
 async function coreLockUnlock(cls: WwClass, ms: WwMutex[]): Promise<void> {
-  const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS });
+  const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS, ordered: true });
   for (const m of ms) if (!m.tryLock('write', ctx)) await m.lock(ctx, 'write');
   ctx.done();
   for (const m of ms) m.unlock(ctx);
@@ -83,7 +83,7 @@ export async function fig1c(): Promise<void> {
   }
   // Where the 1-mutex time goes: the context's own cost, and the floor of one awaited async call.
   const ctxNs = timeSync(() => {
-    const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS });
+    const ctx = cls.acquireContext({ name: 'fig1c', maxHoldMs: MAX_HOLD_MS, ordered: true });
     ctx.done();
     ctx.fini();
   }, 800).nsPerOp;
@@ -127,24 +127,17 @@ async function critical(counts: number[], expected: number[], idx: number[]): Pr
 }
 
 /**
- * Locks `ms` (in the given order) for write under `ctx` with the full ww protocol of DmabufSync's
- * #acquireAll: tryLock, else lock(); on EDEADLK unlock everything, lockSlow() the contended mutex, retry the
- * rest with the same context (it keeps its age). `held` lists what is held at every await. Returns the
- * number of back-offs.
+ * Locks `ms` (sorted by key) for write under the ordered context `ctx` as DmabufSync's #acquireAll does:
+ * tryLock, else lock(); on EDEADLK (only an unordered context can cause one) unlock everything, wait until the
+ * contended mutex is free and retry in order with the same context (it keeps its age). `held` lists what is
+ * held at every await. Returns the number of back-offs.
  */
 async function acquireAll(ms: WwMutex[], ctx: AcquireContext, held: WwMutex[], opts: { signal: AbortSignal }): Promise<number> {
   let backoffs = 0;
-  let contended: WwMutex | undefined;
   for (;;) {
     let failed: WwMutex | undefined;
     try {
-      if (contended) {
-        failed = contended;
-        await contended.lockSlow(ctx, 'write', opts);
-        held.push(contended);
-      }
       for (const m of ms) {
-        if (m === contended) continue;
         if (!m.tryLock('write', ctx)) {
           failed = m;
           await m.lock(ctx, 'write', opts);
@@ -157,7 +150,7 @@ async function acquireAll(ms: WwMutex[], ctx: AcquireContext, held: WwMutex[], o
       held.length = 0;
       if ((err as { code?: string }).code !== 'EDEADLK') throw err;
       backoffs++;
-      contended = failed;
+      await (failed as WwMutex).waitUnlocked('write', opts);
     }
   }
 }
@@ -188,7 +181,7 @@ async function stressCore(cls: WwClass, mutexes: WwMutex[], M: number, plan: num
       const opts = { signal };
       const held: WwMutex[] = [];
       for (let i = 0; i < ops.length; i++) {
-        const ctx = cls.acquireContext({ name: `stress-${t}`, maxHoldMs: MAX_HOLD_MS });
+        const ctx = cls.acquireContext({ name: `stress-${t}`, maxHoldMs: MAX_HOLD_MS, ordered: true });
         try {
           // Not `backoffs += await …`: that reads `backoffs` before the await and drops other tasks' counts.
           const b = await acquireAll(opLists[i] as WwMutex[], ctx, held, opts);

@@ -357,7 +357,8 @@ export class DmabufSync {
     if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
     const batch = (this.#batch ??= this.#makeBatch());
     this.#state = 'locking';
-    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs });
+    // Ordered: its buffers are taken in inode (key) order, so two syncs never wound or kill each other.
+    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs, ordered: true });
     this.#ctx = ctx;
     try {
       if (!this.#tryAcquireAll(batch.entries, ctx)) {
@@ -528,18 +529,11 @@ export class DmabufSync {
   }
 
   async #acquireAll(entries: Entry[], ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }): Promise<void> {
-    let contended: Entry | undefined;
     for (;;) {
       const held: Entry[] = [];
       let failed: Entry | undefined;
       try {
-        if (contended) {
-          failed = contended;
-          await contended.mutex.lockSlow(ctx, writes(contended.access) ? 'write' : 'read', opts);
-          held.push(contended);
-        }
         for (const e of entries) {
-          if (e === contended) continue;
           const mode = writes(e.access) ? 'write' : 'read';
           // Take a free lock without yielding; only a busy one is awaited. Each await lets other tasks of
           // this thread interleave their acquisitions with ours, which is what makes them conflict.
@@ -553,9 +547,11 @@ export class DmabufSync {
       } catch (err) {
         for (const e of held) e.mutex.unlock(ctx);
         if ((err as { code?: string }).code !== 'EDEADLK') throw err;
-        // Wound/wait backoff: drop everything, sleep on the contended lock, keep the stamp (age) and retry.
+        // Backed off for an unordered WwMutex user (syncs never make each other back off): drop everything,
+        // wait until the contended lock is free, keep the stamp (age) and retry in order. Not lockSlow(): an
+        // ordered context may not take that buffer before the ones below it.
         this.#backoffs++;
-        contended = failed;
+        await failed!.mutex.waitUnlocked(writes(failed!.access) ? 'write' : 'read', opts);
       }
     }
   }

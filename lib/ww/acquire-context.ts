@@ -19,6 +19,13 @@ export interface AcquireContextOptions {
    * (see setForceHook / onForced). 0 or Infinity (default): no limit.
    */
   maxHoldMs?: number;
+  /**
+   * A promise to lock in ascending key order (each lock() or tryLock() of a key above every key it took
+   * since it last held nothing; out of order is EINVAL). Two ordered contexts never wound or kill each other:
+   * they cannot form a cycle, so they wait instead of backing off. In mixed use an ordered context is younger
+   * than every unordered one (its `stamp` is offset by 2^52) and backs off for them. DmabufSync uses it.
+   */
+  ordered?: boolean;
 }
 
 /** Called in the holder's own thread once the context has been forced off its locks. */
@@ -47,8 +54,10 @@ export interface ContextState {
   forcedCallbacks: ForcedCallback[] | undefined;
   /** Index in the watchdog's list of this thread's watched contexts, -1 if not watched. */
   watchIndex: number;
-  /** Registered with the finalizer (see registerLater). */
+  /** Registered with the finalizer (see registerOpenContexts). */
   registered: boolean;
+  /** The highest key an ordered context took since it last held nothing (undefined: none, or unordered). */
+  lastKey: bigint | undefined;
 }
 
 let stateOf: (ctx: AcquireContext) => ContextState;
@@ -83,6 +92,8 @@ export class AcquireContext {
   readonly stamp: number;
   /** The hold limit (0 = none). */
   readonly maxHoldMs: number;
+  /** Locks in ascending key order (AcquireContextOptions.ordered). */
+  readonly ordered: boolean;
   readonly #s: ContextState;
 
   static {
@@ -99,8 +110,11 @@ export class AcquireContext {
     this.class = cls;
     this.name = checkName(o.name, 'options.name') ?? '';
     this.maxHoldMs = maxHold === Infinity ? 0 : Math.min(Math.ceil(maxHold), 0x7fffffff);
+    const ordered = o.ordered ?? false;
+    if (typeof ordered !== 'boolean') throw argTypeError('options.ordered', 'a boolean', ordered);
+    this.ordered = ordered;
     const store = lockStore(cls.domain, cls.group);
-    const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs);
+    const slot = store.openContext(cls.kindId, this.name, this.maxHoldMs, ordered);
     this.#s = {
       store,
       slot,
@@ -110,6 +124,7 @@ export class AcquireContext {
       forcedCallbacks: undefined,
       watchIndex: -1,
       registered: false,
+      lastKey: undefined,
     };
     this.stamp = store.ctxStamp(slot);
     // The pass runs from node:timers' setImmediate (test fake clocks leave it alone) and never keeps the

@@ -18,7 +18,7 @@ import { DmabufError } from '../errors';
 
 /** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
 export const MAGIC = 0x64_6d_62_53;
-export const VERSION = 4;
+export const VERSION = 5;
 
 // ---- header (word offsets) ----
 /** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
@@ -110,6 +110,14 @@ export const NAME_BYTES = 48;
 export const CF_USED = 1;
 export const CF_WOUNDED = 2;
 export const CF_FORCED = 4;
+/**
+ * The context takes its mutexes in ascending key order (AcquireContextOptions.ordered): two such contexts
+ * never wound or kill each other, and its stamp is offset by ORDERED_STAMP so that it is younger than every
+ * context without the flag (docs/design.md, "Ordered contexts").
+ */
+export const CF_ORDERED = 8;
+/** Added to an ordered context's stamp (stamps count far below it: 2^52 acquire contexts). */
+export const ORDERED_STAMP = 2 ** 52;
 
 // ---- hold / wait record ----
 export const REC_WORDS = 16;

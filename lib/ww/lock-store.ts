@@ -11,6 +11,7 @@
 import * as wt from 'node:worker_threads';
 import { DmabufError } from '../errors';
 import {
+  CF_ORDERED,
   CF_USED,
   C_ACQUIRED,
   C_FLAGS,
@@ -38,6 +39,7 @@ import {
   M_WAIT_HEAD,
   M_WRITE_HELD,
   NAME_BYTES,
+  ORDERED_STAMP,
   R_DEADLINE,
   SLOT_EMPTY,
   SLOT_TOMB,
@@ -74,7 +76,8 @@ export interface LockStore {
   mutexKey(m: number): bigint;
   isLocked(m: number): boolean;
 
-  openContext(kind: number, name: string, maxHoldMs: number): number;
+  /** A context slot; `ordered`: CF_ORDERED and the stamp offset by ORDERED_STAMP. */
+  openContext(kind: number, name: string, maxHoldMs: number, ordered: boolean): number;
   /** Frees the slot; false (nothing done) if the context still holds or waits. */
   closeContext(c: number): boolean;
   ctxStamp(c: number): number;
@@ -255,7 +258,7 @@ export class TableLockStore implements LockStore, rules.Core {
 
   // ---------------------------------------------------------------- contexts
 
-  openContext(_kind: number, name: string, maxHoldMs: number): number {
+  openContext(_kind: number, name: string, maxHoldMs: number, ordered: boolean): number {
     // Encode outside the critical section; truncate on a character boundary. A sync object locks again and
     // again under one name: the last encoding is reused.
     let bytes = this.lastName === name ? this.lastNameBytes : Buffer.from(name, 'utf8');
@@ -278,7 +281,7 @@ export class TableLockStore implements LockStore, rules.Core {
       // The stamp counter lives under the table lock; f64 counts exactly up to 2^53.
       const stamp = (t.f64[F_STAMP] as number) + 1;
       t.f64[F_STAMP] = stamp;
-      t.f64[(off + C_STAMP) >> 1] = stamp;
+      t.f64[(off + C_STAMP) >> 1] = ordered ? stamp + ORDERED_STAMP : stamp;
       i32[off + C_ACQUIRED] = 0;
       i32[off + C_MAX_HOLD] = maxHoldMs;
       i32[off + C_PART] = t.self;
@@ -288,7 +291,7 @@ export class TableLockStore implements LockStore, rules.Core {
       t.i64[(off + C_REVOKED) >> 1] = 0n;
       i32[off + C_NAME_LEN] = bytes.length;
       t.u8.set(bytes, (off + C_NAME) * 4);
-      Atomics.store(i32, off + C_FLAGS, CF_USED);
+      Atomics.store(i32, off + C_FLAGS, ordered ? CF_USED | CF_ORDERED : CF_USED);
       return c;
     } finally {
       t.unlock();

@@ -260,8 +260,12 @@ export class WwMutex {
       }
     }
     if (ctx === null) this.ctxless.push(this.store.lastRecord);
-    // The hold's own deadline (one clock read per grant, not two).
-    else if (ctx.maxHoldMs > 0) watchHold(ctx, this.store.holdDeadline(this.store.lastRecord));
+    else {
+      // Ascending order is checked before a lock, so this is the highest key since it last held nothing.
+      if (ctx.ordered) contextState(ctx).lastKey = this.key;
+      // The hold's own deadline (one clock read per grant, not two).
+      if (ctx.maxHoldMs > 0) watchHold(ctx, this.store.holdDeadline(this.store.lastRecord));
+    }
     if (acquiredChannel.hasSubscribers) {
       acquiredChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read', waitedMs });
     }
@@ -473,7 +477,17 @@ export class WwMutex {
     if (ctx.class.kind !== this.class.kind) {
       return new DmabufError('EINVAL', `context of a '${ctx.class.kind}' class used on a '${this.class.kind}' mutex: use one class`);
     }
-    return lockError(ctx);
+    const err = lockError(ctx);
+    if (err !== undefined || !ctx.ordered) return err;
+    const last = contextState(ctx).lastKey;
+    if (last !== undefined && this.key <= last && ctx.acquired > 0) {
+      return new DmabufError(
+        'EINVAL',
+        `acquire context "${ctx.name}" is ordered: it must lock keys in ascending order, and key ${this.key} is not ` +
+          `above key ${last}, which it took already; sort the mutexes by key, or unlock all before starting over`,
+      );
+    }
+    return undefined;
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import {
   CF_FORCED,
+  CF_ORDERED,
   CF_USED,
   CF_WOUNDED,
   C_ACQUIRED,
@@ -90,6 +91,17 @@ function takeOwnerDied(k: Core, moff: number): void {
   if (k.ownerDied) i32[moff + M_OWNER_DIED] = 0;
 }
 
+/**
+ * Whether context slot c takes its mutexes in ascending key order (CF_ORDERED). Two ordered contexts never
+ * wound or kill each other: neither can be waiting, directly or through the queue, on a lock the other needs
+ * to get out of its way, since each waits only for keys above all it holds (docs/design.md, "Ordered
+ * contexts"). Their stamps are offset to be younger than every unordered context, so in mixed use the
+ * ordinary ww rules break every cycle.
+ */
+function isOrdered(t: Table, c: number): boolean {
+  return ((t.i32[t.ctxOff(c) + C_FLAGS] as number) & CF_ORDERED) !== 0;
+}
+
 /** What a forced release removed. */
 export interface ForcedRelease {
   ctxId: number;
@@ -126,6 +138,7 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     // ctx-less requests FIFO at the tail; a context is put before the first younger context that follows
     // the last older one, so ctx-less waiters between them keep their place.
     const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
+    const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
     let last = -1;
     let cand = -1;
     let conflictSeen = false;
@@ -152,7 +165,7 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
       }
       if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
         conflictSeen = true;
-        if (ctag !== 0) olderSeen = true;
+        if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
       }
       last = r;
       p = i32[roff + R_NEXT] as number;
@@ -228,15 +241,11 @@ function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean
   const i32 = t.i32;
   const acquired = i32[coff + C_ACQUIRED] as number;
   const stamp = t.f64[(coff + C_STAMP) >> 1] as number;
+  const ordered = ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
   if (i32[moff + M_KIND] === KIND_WAIT_DIE) {
     if (acquired === 0) return false;
     // Wait-die: a context holding locks dies rather than wait for an older one.
-    if (olderCtxAhead) return true;
-    for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-      const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
-      if (ctag !== 0 && (t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
-    }
-    return false;
+    return olderCtxAhead || holderOlderThan(t, moff, stamp, ordered);
   }
   // Wound-wait: a wounded context holding locks backs off; otherwise wound every younger holder.
   if (acquired > 0 && ((i32[coff + C_FLAGS] as number) & CF_WOUNDED) !== 0) return true;
@@ -245,7 +254,8 @@ function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean
     if (ctag === 0) continue;
     const hoff = t.ctxOff(ctag - 1);
     if ((t.f64[(hoff + C_STAMP) >> 1] as number) <= stamp) continue;
-    if (((i32[hoff + C_FLAGS] as number) & CF_WOUNDED) !== 0) continue;
+    const hflags = i32[hoff + C_FLAGS] as number;
+    if ((hflags & CF_WOUNDED) !== 0 || (ordered && (hflags & CF_ORDERED) !== 0)) continue;
     Atomics.or(i32, hoff + C_FLAGS, CF_WOUNDED);
     // If the wounded context is itself waiting somewhere, wake it there so that it notices (and dies).
     const on = i32[hoff + C_WAITING_ON] as number;
@@ -294,6 +304,9 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
   let writerAhead = false;
   let ctxAhead = false;
   let ctxWriterAhead = false;
+  // The same, counting only unordered contexts (what an ordered waiter dies for).
+  let unorderedAhead = false;
+  let unorderedWriterAhead = false;
   for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
     const r = p - 1;
     const roff = t.recOff(r);
@@ -314,9 +327,12 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
       const cflags = i32[coff + C_FLAGS] as number;
       const acquired = i32[coff + C_ACQUIRED] as number;
       const stamp = f64[(coff + C_STAMP) >> 1] as number;
+      const ordered = (cflags & CF_ORDERED) !== 0;
       if ((cflags & CF_FORCED) !== 0) ready = true;
-      else if (waitDie) ready = acquired > 0 && ((write ? ctxAhead : ctxWriterAhead) || holderOlderThan(t, moff, stamp));
-      else ready = (acquired > 0 && (cflags & CF_WOUNDED) !== 0) || unwoundedHolderYoungerThan(t, moff, stamp);
+      else if (waitDie) {
+        const ahead = ordered ? (write ? unorderedAhead : unorderedWriterAhead) : write ? ctxAhead : ctxWriterAhead;
+        ready = acquired > 0 && (ahead || holderOlderThan(t, moff, stamp, ordered));
+      } else ready = (acquired > 0 && (cflags & CF_WOUNDED) !== 0) || unwoundedHolderYoungerThan(t, moff, stamp, ordered);
     }
     if (ready) kick(r);
     anyAhead = true;
@@ -324,28 +340,41 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
     if (ctag !== 0) {
       ctxAhead = true;
       if (write) ctxWriterAhead = true;
+      if (!isOrdered(t, ctag - 1)) {
+        unorderedAhead = true;
+        if (write) unorderedWriterAhead = true;
+      }
     }
   }
 }
 
-/** Whether a holder of the mutex at `moff` has a context older than `stamp`. */
-function holderOlderThan(t: Table, moff: number, stamp: number): boolean {
+/**
+ * Whether a holder of the mutex at `moff` has a context older than `stamp` (an ordered waiter, `ordered`,
+ * does not count ordered holders).
+ */
+function holderOlderThan(t: Table, moff: number, stamp: number, ordered: boolean): boolean {
   const i32 = t.i32;
   for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
     const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
-    if (ctag !== 0 && (t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
+    if (ctag === 0 || (ordered && isOrdered(t, ctag - 1))) continue;
+    if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
   }
   return false;
 }
 
-/** Whether a holder of the mutex at `moff` has a context younger than `stamp` that is not wounded yet. */
-function unwoundedHolderYoungerThan(t: Table, moff: number, stamp: number): boolean {
+/**
+ * Whether a holder of the mutex at `moff` has a context younger than `stamp` that is not wounded yet (an
+ * ordered waiter, `ordered`, does not wound ordered holders).
+ */
+function unwoundedHolderYoungerThan(t: Table, moff: number, stamp: number, ordered: boolean): boolean {
   const i32 = t.i32;
   for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
     const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
     if (ctag === 0) continue;
     const hoff = t.ctxOff(ctag - 1);
-    if ((t.f64[(hoff + C_STAMP) >> 1] as number) > stamp && ((i32[hoff + C_FLAGS] as number) & CF_WOUNDED) === 0) return true;
+    const hflags = i32[hoff + C_FLAGS] as number;
+    if (ordered && (hflags & CF_ORDERED) !== 0) continue;
+    if ((t.f64[(hoff + C_STAMP) >> 1] as number) > stamp && (hflags & CF_WOUNDED) === 0) return true;
   }
   return false;
 }
@@ -366,12 +395,14 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   }
   let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
   let olderCtxAhead = false;
+  const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
   for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0 && p - 1 !== w; ) {
     const roff = t.recOff(p - 1);
     const rflags = i32[roff + R_FLAGS] as number;
     if ((rflags & RF_WATCH) === 0 && (write || (rflags & RF_WRITE) !== 0)) {
       blocked = true;
-      if (c >= 0 && i32[roff + R_CTX] !== 0) {
+      const ctag = i32[roff + R_CTX] as number;
+      if (c >= 0 && ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) {
         olderCtxAhead = true;
         break;
       }

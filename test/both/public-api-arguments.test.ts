@@ -69,6 +69,7 @@ describe('the lock core', () => {
     await checkArgument('options', (v) => cls.acquireContext(v as never));
     await checkArgument('options', (v) => cls.acquireContext({ maxHoldMs: v as number }));
     await checkArgument('options', (v) => cls.acquireContext({ name: v as string }));
+    await checkArgument('options', (v) => cls.acquireContext({ ordered: v as boolean }));
     await checkArgument('cls', (v) => new AcquireContext(v as WwClass));
     await checkArgument('callback', (v) => {
       const ctx = cls.acquireContext();

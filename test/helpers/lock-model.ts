@@ -28,6 +28,8 @@ export interface Hold {
   actor: string;
   stamp: number | null;
   mode: Mode;
+  /** An ordered context (AcquireContextOptions.ordered): two of them never wound or kill each other. */
+  ordered?: boolean;
 }
 
 /** A queued request. */
@@ -71,10 +73,24 @@ export class LockModel {
   readonly wounded = new Set<string>();
   readonly outcomes = new Map<number, Outcome>();
   readonly watchers: Watcher[] = [];
+  /** The highest key each ordered context took since it last held nothing. */
+  readonly lastKey = new Map<string, bigint>();
 
-  constructor(readonly kind: Kind, nKeys: number) {
-    this.holders = Array.from({ length: nKeys }, () => []);
-    this.queues = Array.from({ length: nKeys }, () => []);
+  /** `keys`: each mutex's key (ordered contexts must lock them in ascending order). */
+  constructor(readonly kind: Kind, readonly keys: readonly bigint[]) {
+    this.holders = keys.map(() => []);
+    this.queues = keys.map(() => []);
+  }
+
+  /** Whether a lock of `key` by ordered context `r` breaks ascending order (EINVAL). */
+  outOfOrder(r: Hold, key: number): boolean {
+    const last = this.lastKey.get(r.actor);
+    return r.ordered === true && this.acquired(r.actor) > 0 && last !== undefined && (this.keys[key] as bigint) <= last;
+  }
+
+  private grant(key: number, h: Hold): void {
+    (this.holders[key] as Hold[]).push({ actor: h.actor, stamp: h.stamp, mode: h.mode, ordered: h.ordered });
+    if (h.ordered) this.lastKey.set(h.actor, this.keys[key] as bigint);
   }
 
   /** How many holds `actor` has. */
@@ -109,13 +125,15 @@ export class LockModel {
   private mustBackOff(key: number, r: Hold, ahead: readonly Hold[]): boolean {
     const stamp = r.stamp as number;
     const holders = this.holders[key] as Hold[];
+    // Two ordered contexts never wound or kill each other.
+    const exempt = (h: Hold): boolean => r.ordered === true && h.ordered === true;
     if (this.kind === 'wait-die') {
       if (this.acquired(r.actor) === 0) return false;
-      if (ahead.some((w) => w.stamp !== null && conflicts(w.mode, r.mode))) return true;
-      return holders.some((h) => h.stamp !== null && h.stamp < stamp);
+      if (ahead.some((w) => w.stamp !== null && !exempt(w) && conflicts(w.mode, r.mode))) return true;
+      return holders.some((h) => h.stamp !== null && !exempt(h) && h.stamp < stamp);
     }
     if (this.acquired(r.actor) > 0 && this.wounded.has(r.actor)) return true;
-    for (const h of holders) if (h.stamp !== null && h.stamp > stamp) this.wounded.add(h.actor);
+    for (const h of holders) if (h.stamp !== null && !exempt(h) && h.stamp > stamp) this.wounded.add(h.actor);
     return false;
   }
 
@@ -129,7 +147,7 @@ export class LockModel {
     const ahead = q.slice(0, at);
     let out: Outcome;
     if (!this.blocked(key, r.mode, ahead)) {
-      (this.holders[key] as Hold[]).push({ ...r });
+      this.grant(key, r);
       out = 'granted';
     } else if (r.stamp !== null && ww && this.mustBackOff(key, r, ahead)) {
       out = 'EDEADLK';
@@ -166,7 +184,7 @@ export class LockModel {
   tryLock(r: Hold, key: number): boolean {
     const q = this.queues[key] as Waiter[];
     if (this.blocked(key, r.mode, q.slice(0, insertionIndex(q, r.stamp)))) return false;
-    (this.holders[key] as Hold[]).push({ ...r });
+    this.grant(key, r);
     this.fixpoint();
     return true;
   }
@@ -221,7 +239,7 @@ export class LockModel {
           const ahead = q.slice(0, q.indexOf(w));
           if (!this.blocked(key, w.mode, ahead)) {
             this.remove(w, 'granted');
-            (this.holders[key] as Hold[]).push({ actor: w.actor, stamp: w.stamp, mode: w.mode });
+            this.grant(key, w);
             changed = true;
           } else if (w.stamp !== null && w.ww) {
             const woundedBefore = this.wounded.size;

@@ -66,9 +66,11 @@ class Real {
   readonly slots: CtxSlot[];
   readonly requests: Request[] = [];
   private generation = 0;
-  lastStamp = -Infinity;
+  /** The last stamp of an unordered [0] and an ordered [1] context. */
+  readonly lastStamp = [-Infinity, -Infinity];
 
-  constructor(readonly kind: Kind) {
+  /** `ordered`: how many context slots (the last ones) are ordered. */
+  constructor(readonly kind: Kind, readonly ordered: number) {
     this.cls = new WwClass(kind, 'model', { domain: DOMAIN });
     this.mutexes = Array.from({ length: KEYS }, () => new WwMutex(this.cls));
     this.ctxless = Array.from({ length: CTXLESS }, () => this.mutexes.map((m) => new WwMutex(this.cls, m.key)));
@@ -77,10 +79,14 @@ class Real {
 
   newContext(slot: number): CtxSlot {
     const name = `c${slot}.${this.generation++}`;
-    const ctx = this.cls.acquireContext({ name });
-    // A new context is younger than every earlier one.
-    expect(ctx.stamp).toBeGreaterThan(this.lastStamp);
-    this.lastStamp = ctx.stamp;
+    const ordered = slot >= CONTEXTS - this.ordered;
+    const ctx = this.cls.acquireContext({ name, ordered });
+    // A new context is younger than every earlier one of its kind, and an ordered one than every unordered one.
+    const k = ordered ? 1 : 0;
+    expect(ctx.stamp).toBeGreaterThan(this.lastStamp[k] as number);
+    if (ordered) expect(ctx.stamp).toBeGreaterThan(this.lastStamp[0] as number);
+    else expect(ctx.stamp).toBeLessThan(2 ** 52);
+    this.lastStamp[k] = ctx.stamp;
     return { ctx, name, live: true, done: false };
   }
 
@@ -229,6 +235,11 @@ async function step(w: World, what: string): Promise<void> {
 
 type Deadline = 'none' | 'past';
 
+/** What the model records of a request by the context in `s`. */
+function holdOf(s: CtxSlot, mode: Mode): { actor: string; stamp: number; mode: Mode; ordered: boolean } {
+  return { actor: s.name, stamp: s.ctx.stamp, mode, ordered: s.ctx.ordered };
+}
+
 /** lock() or lockSlow() by the context in `slot`. */
 class LockCmd implements fc.AsyncCommand<LockModel, World> {
   constructor(readonly slot: number, readonly key: number, readonly mode: Mode, readonly slow: boolean, readonly deadline: Deadline) {}
@@ -248,9 +259,10 @@ class LockCmd implements fc.AsyncCommand<LockModel, World> {
     else if (this.slow && model.acquired(s.name) > 0) expected = 'EINVAL';
     else if (s.done) expected = 'EPERM';
     else if (model.pendingOf(s.name) !== undefined) expected = 'EINVAL';
+    else if (model.outOfOrder(holdOf(s, this.mode), this.key)) expected = 'EINVAL';
     else if (model.holds(s.name, this.key)) expected = 'EALREADY';
     if (expected !== undefined) model.outcomes.set(r.id, expected);
-    else model.request(r.id, { actor: s.name, stamp: s.ctx.stamp, mode: this.mode }, this.key, !this.slow, this.deadline === 'past');
+    else model.request(r.id, holdOf(s, this.mode), this.key, !this.slow, this.deadline === 'past');
     await step(w, this.toString());
   }
   toString(): string {
@@ -294,8 +306,9 @@ class TryLockCmd implements fc.AsyncCommand<LockModel, World> {
       if (!s.live) expected = 'EBADF';
       else if (s.done) expected = 'EPERM';
       else if (model.pendingOf(s.name) !== undefined) expected = 'EINVAL';
+      else if (model.outOfOrder(holdOf(s, this.mode), this.key)) expected = 'EINVAL';
       else if (model.holds(s.name, this.key)) expected = false;
-      else expected = model.tryLock({ actor: s.name, stamp: s.ctx.stamp, mode: this.mode }, this.key);
+      else expected = model.tryLock(holdOf(s, this.mode), this.key);
     } else {
       const i = this.actor - CONTEXTS;
       got = codeOfThrow(() => ((w.real.ctxless[i] as WwMutex[])[this.key] as WwMutex).tryLock(this.mode));
@@ -527,12 +540,17 @@ async function drain(w: World): Promise<void> {
   expect(left).toEqual([]);
 }
 
-describe.each(['wound-wait', 'wait-die'] as const)('%s', (kind) => {
+describe.each([
+  ['wound-wait', 0],
+  ['wait-die', 0],
+  ['wound-wait', 2],
+  ['wait-die', 2],
+] as const)('%s, %d of 3 contexts ordered', (kind, ordered) => {
   test('random interleavings match the reference model; every waiter ends granted or told', async () => {
     await fc.assert(
       fc.asyncProperty(commands, async (cmds) => {
-        const real = new Real(kind);
-        const w: World = { model: new LockModel(kind, KEYS), real };
+        const real = new Real(kind, ordered);
+        const w: World = { model: new LockModel(kind, real.mutexes.map((m) => m.key)), real };
         try {
           await fc.asyncModelRun(() => ({ model: w.model, real: w }), cmds);
           await drain(w);

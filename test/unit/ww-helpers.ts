@@ -164,14 +164,57 @@ export async function stressOne(locks: WwMutex[], counters: Int32Array, done: In
   return loops;
 }
 
+/**
+ * DmabufSync's way: an ordered context takes a random subset of the locks in ascending key order; on EDEADLK
+ * (only an unordered context can cause one) it drops everything, waits until the contended lock is free and
+ * retries in order. Counts its back-offs in `stats`.
+ */
+export async function stressOrdered(
+  cls: WwClass, locks: WwMutex[], counters: Int32Array, done: Int32Array, until: number, stats: { backoffs: number },
+): Promise<number> {
+  const byKey = [...locks.keys()].sort((a, b) => ((locks[a] as WwMutex).key < (locks[b] as WwMutex).key ? -1 : 1));
+  let loops = 0;
+  do {
+    const subset = byKey.filter(() => Math.random() < 0.5);
+    const ctx = cls.acquireContext({ name: 'ordered', ordered: true });
+    for (;;) {
+      const held: number[] = [];
+      let failed = -1;
+      try {
+        for (const i of subset) {
+          failed = i;
+          await (locks[i] as WwMutex).lock(ctx);
+          held.push(i);
+        }
+      } catch (err) {
+        for (const h of held) (locks[h] as WwMutex).unlock(ctx);
+        if (!isEdeadlk(err)) throw err;
+        stats.backoffs++;
+        await (locks[failed] as WwMutex).waitUnlocked();
+        continue;
+      }
+      await criticalSection(counters, held, done);
+      for (const h of held) (locks[h] as WwMutex).unlock(ctx);
+      break;
+    }
+    ctx.fini();
+    loops++;
+  } while (Date.now() < until);
+  return loops;
+}
+
 export type { AcquireContext };
 
-/** The kinds of stress task of kernel stress(): inorder, reorder, one (ctx-less, one lock) and read/write mixed. */
-export type StressTask = 'inorder' | 'reorder' | 'one' | 'mixed';
+/**
+ * The kinds of stress task of kernel stress(): inorder, reorder, one (ctx-less, one lock) and read/write
+ * mixed; and ordered (ordered contexts, as DmabufSync locks).
+ */
+export type StressTask = 'inorder' | 'reorder' | 'one' | 'mixed' | 'ordered';
 
 /** Runs the stress tasks concurrently over `locks` until `until`; resolves to each task's loop count. */
 export function runStress(
   cls: WwClass, locks: WwMutex[], counters: Int32Array, done: Int32Array, until: number, tasks: StressTask[],
+  stats: { backoffs: number } = { backoffs: 0 },
 ): Promise<number[]> {
   const mixedMode = (i: number): 'read' | 'write' => (i % 3 === 0 ? 'write' : 'read');
   return Promise.all(
@@ -179,6 +222,7 @@ export function runStress(
       t === 'inorder' ? stressInorder(cls, locks, counters, done, until)
       : t === 'reorder' ? stressReorder(cls, locks, counters, done, until)
       : t === 'mixed' ? stressReorder(cls, locks, counters, done, until, 'mixed', mixedMode)
+      : t === 'ordered' ? stressOrdered(cls, locks, counters, done, until, stats)
       : stressOne(locks, counters, done, until),
     ),
   );

@@ -28,6 +28,16 @@ function checkSize(size: unknown): number {
   return Math.ceil(size / page) * page;
 }
 
+let closeHook: ((inode: bigint) => void) | undefined;
+
+/**
+ * Sets the function DmaBuf.close() calls with the closed buffer's inode: the sync layer lets go of an idle
+ * registration of it there, so that closing your buffer frees it. @internal
+ */
+export function setDmaBufCloseHook(hook: ((inode: bigint) => void) | undefined): void {
+  closeHook = hook;
+}
+
 /** A dma-buf held by the library. */
 export class DmaBuf {
   readonly #fd: OwnedFd;
@@ -177,7 +187,9 @@ export class DmaBuf {
 
   /** Closes the library's fd; idempotent. Mappings stay valid until released (the kernel keeps the buffer). */
   close(): void {
+    if (this.#fd.closed) return;
     this.#fd.close();
+    closeHook?.(this.inode);
   }
 
   /** Same as close(), for `using`. */

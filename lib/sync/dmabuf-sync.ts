@@ -691,6 +691,6 @@ export class DmabufSync {
   #drop(e: Entry): void {
     this.#entries.delete(e.buf.inode);
     this.#batch = undefined;
-    unregisterBuffer(this.wwClass, e.reg);
+    unregisterBuffer(e.reg);
   }
 }

@@ -293,7 +293,7 @@ test('worker_threads share the lock state: stress reorder on real dma-bufs, no l
   bufs.forEach((b) => b.close());
 });
 
-test('syncs of one thread share one dup per buffer; the last put closes it', () => {
+test('syncs of one thread share one dup per buffer; after the last put it stays idle until the buffer is closed', () => {
   const buf = cpuBuffer(PAGE);
   const fds = (): number => fs.readdirSync('/proc/self/fd').length;
   const before = fds();
@@ -305,7 +305,30 @@ test('syncs of one thread share one dup per buffer; the last put closes it', () 
   a.fini();
   expect(fds()).toBe(before + 1); // b still holds it
   b.put(buf);
-  expect(fds()).toBe(before);
+  expect(fds()).toBe(before + 1); // idle: the next get() reuses it
+  const c = DmabufSync.init({ name: 'c' });
+  c.get(buf, 'rw');
+  expect(fds()).toBe(before + 1);
+  c.fini();
   b.fini();
+  buf.close(); // closing the caller's buffer closes the idle dup too
+  expect(fds()).toBe(before - 1);
+});
+
+test('an idle registration is closed after a second without use, with its kept mapping', async () => {
+  const buf = cpuBuffer(PAGE);
+  const other = buf.dup(); // the caller keeps the buffer open: only the idle timeout can close our dup
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const s = DmabufSync.init({ name: 'idle' });
+  s.get(buf, 'rw');
+  await s.lock();
+  s.map(buf);
+  await s.unlock();
+  s.fini();
+  expect(fds()).toBe(before + 1);
+  await new Promise((r) => setTimeout(r, 3000));
+  expect(fds()).toBe(before);
+  other.close();
   buf.close();
 });

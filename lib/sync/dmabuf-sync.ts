@@ -173,6 +173,11 @@ function defaultClass(domain: string | undefined, group?: string | number): WwCl
   return cls;
 }
 
+/** Orders entries by their buffer's inode: the one global order in which every sync takes its buffers. */
+function byInode(a: Entry, b: Entry): number {
+  return a.buf.inode < b.buf.inode ? -1 : a.buf.inode > b.buf.inode ? 1 : 0;
+}
+
 /** A set of buffers a task locks, accesses and unlocks together. */
 export class DmabufSync {
   /** The name shown by query(). */
@@ -559,17 +564,33 @@ export class DmabufSync {
   #makeBatch(): Batch {
     // One global order (inode) for every DmabufSync: they never wait on each other in a cycle, so they
     // almost never back off; the ww protocol still guards mixed use with WwMutex users who lock in any order.
-    const entries = [...this.#entries.values()].sort((a, b) => (a.buf.inode < b.buf.inode ? -1 : a.buf.inode > b.buf.inode ? 1 : 0));
-    const cpu = entries.filter((e) => e.cpu);
-    return {
+    // Plain loops, not TypedArray.from(entries, fn): a task that changes its set per job builds one per lock.
+    const entries = [...this.#entries.values()];
+    if (entries.length > 1) entries.sort(byInode);
+    const n = entries.length;
+    let nCpu = 0;
+    for (const e of entries) if (e.cpu) nCpu++;
+    const batch: Batch = {
       entries,
-      fds: Int32Array.from(entries, (e) => e.buf.fd),
-      pollEvents: Uint32Array.from(entries, (e) => pollEvents(e.access)),
-      cpu,
-      cpuFds: Int32Array.from(cpu, (e) => e.buf.fd),
-      startFlags: Uint32Array.from(cpu, (e) => bracketFlags(e.access, false)),
-      endFlags: Uint32Array.from(cpu, (e) => bracketFlags(e.access, true)),
+      fds: new Int32Array(n),
+      pollEvents: new Uint32Array(n),
+      cpu: new Array<Entry>(nCpu),
+      cpuFds: new Int32Array(nCpu),
+      startFlags: new Uint32Array(nCpu),
+      endFlags: new Uint32Array(nCpu),
     };
+    for (let i = 0, j = 0; i < n; i++) {
+      const e = entries[i] as Entry;
+      batch.fds[i] = e.buf.fd;
+      batch.pollEvents[i] = pollEvents(e.access);
+      if (!e.cpu) continue;
+      batch.cpu[j] = e;
+      batch.cpuFds[j] = e.buf.fd;
+      batch.startFlags[j] = bracketFlags(e.access, false);
+      batch.endFlags[j] = bracketFlags(e.access, true);
+      j++;
+    }
+    return batch;
   }
 
   /** Opens every CPU buffer's cache bracket in one addon call; on a failure, the ones opened stay marked. */

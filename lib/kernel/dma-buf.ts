@@ -28,13 +28,13 @@ function checkSize(size: unknown): number {
   return Math.ceil(size / page) * page;
 }
 
-let closeHook: ((inode: bigint) => void) | undefined;
+let closeHook: ((closed: DmaBuf) => void) | undefined;
 
 /**
- * Sets the function DmaBuf.close() calls with the closed buffer's inode: the sync layer lets go of an idle
+ * Sets the function DmaBuf.close() calls with the buffer it closed: the sync layer lets go of an idle
  * registration of it there, so that closing your buffer frees it. @internal
  */
-export function setDmaBufCloseHook(hook: ((inode: bigint) => void) | undefined): void {
+export function setDmaBufCloseHook(hook: ((closed: DmaBuf) => void) | undefined): void {
   closeHook = hook;
 }
 
@@ -189,7 +189,7 @@ export class DmaBuf {
   close(): void {
     if (this.#fd.closed) return;
     this.#fd.close();
-    closeHook?.(this.inode);
+    closeHook?.(this);
   }
 
   /** Same as close(), for `using`. */

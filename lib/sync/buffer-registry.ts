@@ -36,6 +36,8 @@ export interface RegisteredBuffer {
   readonly cls: WwClass;
   /** When it became idle (Date.now()), if it is. */
   idleSince: number;
+  /** The caller closed a DmaBuf of it while a sync still had it: close it at the last put, not idle. */
+  closeWhenIdle: boolean;
 }
 
 const registry = new Map<WwClass, Map<bigint, RegisteredBuffer>>();
@@ -43,11 +45,16 @@ const registry = new Map<WwClass, Map<bigint, RegisteredBuffer>>();
 const idle = new Set<RegisteredBuffer>();
 let sweepTimer: NodeJS.Timeout | undefined;
 
-setDmaBufCloseHook((inode) => {
-  if (idle.size === 0) return;
+/** The registrations' own dups: closing one of them is not the caller closing the buffer. */
+const ownDups = new WeakSet<DmaBuf>();
+
+setDmaBufCloseHook((closed) => {
+  if (ownDups.has(closed)) return;
   for (const byInode of registry.values()) {
-    const r = byInode.get(inode);
-    if (r !== undefined && r.refs === 0) close(r);
+    const r = byInode.get(closed.inode);
+    if (r === undefined) continue;
+    if (r.refs === 0) close(r);
+    else r.closeWhenIdle = true;
   }
 });
 
@@ -58,10 +65,12 @@ export function registerBuffer(cls: WwClass, buf: DmaBuf): RegisteredBuffer {
   let r = byInode.get(buf.inode);
   if (!r) {
     const own = buf.dup();
-    r = { buf: own, mutex: new WwMutex(cls, own.inode), refs: 0, kept: [], cls, idleSince: 0 };
+    ownDups.add(own);
+    r = { buf: own, mutex: new WwMutex(cls, own.inode), refs: 0, kept: [], cls, idleSince: 0, closeWhenIdle: false };
     byInode.set(own.inode, r);
-  } else if (r.refs === 0) {
-    idle.delete(r);
+  } else {
+    if (r.refs === 0) idle.delete(r);
+    r.closeWhenIdle = false; // the caller has an open DmaBuf of it again
   }
   r.refs++;
   return r;
@@ -70,7 +79,7 @@ export function registerBuffer(cls: WwClass, buf: DmaBuf): RegisteredBuffer {
 /** Drops a reference; after the last one the registration goes idle (main thread) or is closed. */
 export function unregisterBuffer(r: RegisteredBuffer): void {
   if (--r.refs > 0) return;
-  if (!isMainThread) {
+  if (!isMainThread || r.closeWhenIdle) {
     close(r);
     return;
   }

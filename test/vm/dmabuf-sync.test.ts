@@ -315,6 +315,20 @@ test('syncs of one thread share one dup per buffer; after the last put it stays 
   expect(fds()).toBe(before - 1);
 });
 
+test('a buffer the caller closed while a sync still had it is closed at the last put, not kept idle', () => {
+  const buf = cpuBuffer(PAGE);
+  const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const s = DmabufSync.init({ name: 'closed-early' });
+  s.get(buf, 'rw');
+  expect(fds()).toBe(before + 1);
+  buf.close();
+  expect(fds()).toBe(before); // ours is still open, the caller's is gone
+  s.putAll();
+  expect(fds()).toBe(before - 1);
+  s.fini();
+});
+
 test('an idle registration is closed after a second without use, with its kept mapping', async () => {
   const buf = cpuBuffer(PAGE);
   const other = buf.dup(); // the caller keeps the buffer open: only the idle timeout can close our dup

@@ -16,13 +16,14 @@ import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
 import { deadlineOf, type WaitOptions } from './fd-wait';
 
 /** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */
-const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+/** The largest whole number of pages a double holds exactly (sizes are rounded up to pages). */
+const MAX_SIZE = Math.floor(Number.MAX_SAFE_INTEGER / native.constants.PAGE_SIZE) * native.constants.PAGE_SIZE;
 
 /** Throws RangeError (ERR_OUT_OF_RANGE) unless `size` is a positive integer; rounds it up to whole pages. */
 function checkSize(size: unknown): number {
   if (typeof size !== 'number') throw argTypeError('size', 'a number of bytes', size);
   if (!Number.isInteger(size) || size <= 0 || size > MAX_SIZE) {
-    throw argRangeError('size', 'a positive integer number of bytes', size);
+    throw argRangeError('size', `a positive integer number of bytes up to ${MAX_SIZE}`, size);
   }
   const page = native.constants.PAGE_SIZE;
   return Math.ceil(size / page) * page;

@@ -62,7 +62,7 @@ test.each([-1, 1.5, NaN, '3', null])('fd %p is an argument error', (fd) => {
   expect(() => DmaBuf.fromFd(fd as number)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_(INVALID_ARG_TYPE|OUT_OF_RANGE)$/) }));
 });
 
-test.each([0, -4096, 2 ** 60, 1.5, NaN, Infinity])('size %p is a RangeError before any syscall', (size) => {
+test.each([0, -4096, 2 ** 60, 1.5, NaN, Infinity, 2 ** 53 - 4095, 2 ** 53 - 3583])('size %p is a RangeError before any syscall', (size) => {
   expect(() => DmaBuf.allocUdmabuf(size)).toThrow(RangeError);
   expect(() => DmaBuf.allocHeap(size)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
 });

@@ -12,7 +12,7 @@
  * a terminated worker runs no JavaScript to close what it kept, and the fds are the process's.
  */
 import { isMainThread } from 'node:worker_threads';
-import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout } from 'node:timers';
 import { setDmaBufCloseHook, type DmaBuf } from '../kernel/dma-buf';
 import { KeptMapping, type Mapping } from '../kernel/mapping';
 import { WwMutex } from '../ww/ww-mutex';
@@ -117,13 +117,6 @@ function close(r: RegisteredBuffer): void {
   r.kept.length = 0;
   r.mutex.dispose();
   r.buf.close();
-}
-
-/** Closes every idle registration of this thread now (tests, and a caller that wants its fds back). @internal */
-export function closeIdleBuffers(): void {
-  for (const r of idle) close(r);
-  if (sweepTimer !== undefined) clearTimeout(sweepTimer);
-  sweepTimer = undefined;
 }
 
 /**

@@ -108,8 +108,6 @@ export interface LockStore {
    * forced, from any process); 0n if c was already forced (it must not hand out views).
    */
   viewToken(c: number): bigint;
-  /** Wakes the waiters of `m` without changing anything (used to make an aborted waiter notice at once). */
-  kick(m: number): void;
   /**
    * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or after `timeoutMs`;
    * undefined if it already was.
@@ -379,13 +377,6 @@ export class TableLockStore implements LockStore, rules.Core {
   }
 
   // ---------------------------------------------------------------- waiting, query
-
-  kick(m: number): void {
-    const t = this.t;
-    t.lock();
-    this.waker.wakeAll(t.mutexOff(m));
-    t.unlock();
-  }
 
   wait(w: number, timeoutMs: number): Promise<unknown> | undefined {
     return this.waker.wait(w, timeoutMs);

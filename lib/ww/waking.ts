@@ -91,7 +91,7 @@ export class Waker {
     this.flush();
   }
 
-  /** Kicks every waiter of the mutex at `moff` (table locked): each re-checks (an abort, a recovery). */
+  /** Kicks every waiter of the mutex at `moff` (table locked): each re-checks (a recovery). */
   wakeAll(moff: number): void {
     const t = this.t;
     const i32 = t.i32;

@@ -28,7 +28,9 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-psabi"],
       # libstdc++ linked in, its symbols kept local to the addon: prebuilds then load on board images whose
       # libstdc++ is older than the build machine's; only glibc (and libgcc_s) are needed at run time.
-      "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"],
+      # The version script exports only Node's two entry points, so no symbol of ours (template instances
+      # included) can be interposed by the Node executable's own copy (native/exports.map says why).
+      "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/native/exports.map"],
       "conditions": [
         ["drm_include != ''", {
           "defines": ["HAVE_VGEM=1"],

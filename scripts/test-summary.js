@@ -12,6 +12,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let bad = false;
+const perLine = new Map();
 for (const arg of process.argv.slice(2)) {
   const eq = arg.indexOf('=');
   const label = arg.slice(0, eq);
@@ -35,6 +36,11 @@ for (const arg of process.argv.slice(2)) {
   failed += f;
   skipped += s;
   console.log(`${label}: ${p} passed, ${f} failed, ${s} skipped`);
+  const line = /\bnode (\d+)/.exec(label);
+  if (line) {
+    const t = perLine.get(line[1]) || { p: 0, f: 0, s: 0 };
+    perLine.set(line[1], { p: t.p + p, f: t.f + f, s: t.s + s });
+  }
   for (const suite of suiteErrors) {
     console.log(`  ${label}: ${suite.name}: ${(suite.message || 'failed outside a test').split('\n').find((l) => l.trim()) || ''}`);
   }
@@ -53,6 +59,11 @@ for (const arg of process.argv.slice(2)) {
   if (label !== 'unit' && r.numTotalTests === 0) {
     console.log(`  ${label}: no test ran`);
     bad = true;
+  }
+}
+if (perLine.size > 1) {
+  for (const [line, t] of [...perLine].sort((a, b) => a[0] - b[0])) {
+    console.log(`node ${line}: ${t.p} passed, ${t.f} failed, ${t.s} skipped`);
   }
 }
 console.log(`tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

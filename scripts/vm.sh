@@ -91,6 +91,11 @@ if [ "$VM_ARCH" != x64 ]; then
   BUSYBOX="$USERLAND/busybox"
   QEMU_EXTRA+=(-virtfs "local,path=$USERLAND,mount_tag=userland,security_model=none,readonly=on,multidevs=remap")
 fi
+# DMABUF_VM_NODE (a Node line, e.g. 24): the arm user space brings that line's node (fetch-userland.sh); on
+# x64 the command finds it first on PATH: this host's node if it is that line, else the official binary.
+if [ "$VM_ARCH" = x64 ] && [ -n "${DMABUF_VM_NODE:-}" ]; then
+  PATH="$(bash "$HERE/node-bin.sh" x64 "$DMABUF_VM_NODE"):$PATH"
+fi
 INITRD="$CACHE/initrd-$KVER-$( (cat "$0" "$HERE/vm-init.sh"; [ "$VM_ARCH" = x64 ] || echo "$VM_ARCH ${VM_MODULES[*]} $(sha256sum < "$BUSYBOX")"; [ -z "$DISPLAY_MODULES" ] || echo "display $DISPLAY_MODULES") | sha256sum | cut -c1-12).cpio"
 if [ ! -s "$INITRD" ]; then
   STAGE=$(mktemp -d)

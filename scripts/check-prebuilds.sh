@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # prepack: the package must carry the three prebuilds (npm run prebuild), each an ELF shared object for its
-# architecture, so that boards install without a compiler. Fails naming what is missing or wrong.
+# architecture that exports nothing but the two N-API entry points (native/exports.map: Node's executable must
+# not interpose our symbols), so that boards install without a compiler. With DMABUF_CHECK_NODES="20 22 24"
+# (CI), the x64 prebuild is also loaded on each of those Node lines and a read-only view with its write guard
+# is exercised there (the arm prebuilds run in the arm64 test VM). Fails naming what is missing or wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
@@ -12,6 +15,31 @@ for want in "x64 62" "arm64 183" "arm 40"; do
   got=$(od -An -tu2 -j18 -N2 "$f" | tr -d ' ')
   if [ "$(head -c4 "$f" | od -An -c | tr -d ' ')" != '177ELF' ] || [ "$got" != "$machine" ]; then
     echo "prepack: $f is not a linux-$arch ELF object (e_machine $got, want $machine)" >&2; bad=1
+    continue
+  fi
+  exported=$(readelf --dyn-syms --wide "$f" | awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && ($5 == "GLOBAL" || $5 == "WEAK") { sub(/@.*/, "", $8); print $8 }' | sort | tr '\n' ' ')
+  if [ "$exported" != "napi_register_module_v1 node_api_module_get_api_version_v1 " ]; then
+    echo "prepack: $f exports more than the N-API entry points (native/exports.map not applied): $exported" >&2; bad=1
+  fi
+done
+for v in ${DMABUF_CHECK_NODES:-}; do
+  f=$(ls prebuilds/linux-x64/*.node 2>/dev/null | head -1 || true)
+  [ -n "$f" ] || break
+  bin=$(bash scripts/node-bin.sh x64 "$v")
+  if ! out=$("$bin/node" -e '
+    const fs = require("fs"), path = require("path"), os = require("os");
+    const addon = require(path.resolve(process.argv[1]));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dmabuf-prebuild-")), fd = fs.openSync(path.join(dir, "b"), "w+");
+    fs.writeSync(fd, Buffer.alloc(4096, 7));
+    const owner = addon.map(fd, 4096, false), view = addon.lendView(owner, addon.newRevocationToken());
+    new Uint8Array(view)[0] = 1;
+    const caught = addon.returnView(view) === 2 && addon.unmap(owner) === 2;
+    fs.closeSync(fd); fs.rmSync(dir, { recursive: true });
+    if (!caught) throw new Error("the write guard did not catch a store");
+    console.log(`Node ${process.versions.node} (N-API ${process.versions.napi})`);' "$f" 2>&1); then
+    echo "prepack: $f does not work on Node $v: $out" >&2; bad=1
+  else
+    echo "prepack: $f loads and guards read-only views on $out" >&2
   fi
 done
 if [ "$bad" -ne 0 ]; then echo "prepack: run 'npm run prebuild' first (it builds all three)" >&2; exit 1; fi

@@ -1,6 +1,6 @@
 /**
- * dmabuf-sync: share Linux dma-bufs safely between async tasks, worker threads and devices (the lock state
- * is shared by the worker_threads of one process).
+ * dmabuf-sync: share Linux dma-bufs safely between async tasks, worker threads, processes and devices (the lock
+ * state is machine-wide: every process and worker thread of one user that locks a buffer sees the same lock).
  * The public surface is small on purpose: buffers and fences over the kernel UAPI, and the sync framework.
  * @packageDocumentation
  */

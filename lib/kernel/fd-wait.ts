@@ -34,6 +34,34 @@ export function deadlineOf(options: WaitOptions | null | undefined): number {
   return Date.now() + t;
 }
 
+/** @internal An AbortSignal that follows two others; dispose() removes its listeners from them. */
+export interface LinkedSignal {
+  signal: AbortSignal;
+  dispose(): void;
+}
+
+/**
+ * @internal A signal aborted when `caller` or `owner` aborts (with that one's reason): an object's close()
+ * aborts its pending waits through `owner`. Dispose it when the wait ends.
+ */
+export function linkSignals(caller: AbortSignal | undefined, owner: AbortSignal): LinkedSignal {
+  if (!caller) return { signal: owner, dispose: () => undefined };
+  if (caller.aborted) return { signal: caller, dispose: () => undefined };
+  const both = new AbortController();
+  const onCaller = (): void => both.abort(caller.reason);
+  const onOwner = (): void => both.abort(owner.reason);
+  if (owner.aborted) onOwner();
+  caller.addEventListener('abort', onCaller, { once: true });
+  owner.addEventListener('abort', onOwner, { once: true });
+  return {
+    signal: both.signal,
+    dispose: () => {
+      caller.removeEventListener('abort', onCaller);
+      owner.removeEventListener('abort', onOwner);
+    },
+  };
+}
+
 /**
  * Resolves when `fd` is ready for `events` (POLLIN/POLLOUT bits). Rejects with ETIMEDOUT at the deadline,
  * with an AbortError on abort, or with the poll error; in every case the watcher and its dup are gone.

@@ -14,7 +14,7 @@ import { OwnedFd } from './owned-fd';
 import { DmaBuf } from './dma-buf';
 import { SyncFile } from './sync-file';
 import { importFence } from './implicit-fences';
-import { deadlineOf, type WaitOptions } from './fd-wait';
+import { deadlineOf, linkSignals, type WaitOptions } from './fd-wait';
 import { findPipeline, type KmsPipeline } from './kms-pipeline';
 import { ScanoutBuffer, type ScanoutOwner } from './scanout-buffer';
 
@@ -77,6 +77,10 @@ export class KmsDisplay {
   /** present() calls run one after another. */
   #queue: Promise<unknown> = Promise.resolve();
   #stats: KmsDisplayStats = { presents: 0, flipWaits: 0 };
+  /** Open users of this display (swap chains): close() closes them first. */
+  readonly #users = new Set<{ close(): void }>();
+  /** Aborted by close(): a present() waiting for the previous flip ends at once. */
+  readonly #closing = new AbortController();
 
   private constructor(fd: OwnedFd, path: string, driver: string, pipe: KmsPipeline) {
     this.#fd = fd;
@@ -143,6 +147,18 @@ export class KmsDisplay {
       if (!asked && (err as { code?: string }).code === 'ENODEV') return undefined;
       throw err;
     }
+  }
+
+  /**
+   * @internal Registers an object built on this display (a SwapChain) that close() must close first, while
+   * the card and its buffers are still open. Returns the function that unregisters it (its own close()).
+   */
+  attach(user: { close(): void }): () => void {
+    if (this.closed) throw closedError('KmsDisplay');
+    this.#users.add(user);
+    return () => {
+      this.#users.delete(user);
+    };
   }
 
   /** @internal */
@@ -252,7 +268,15 @@ export class KmsDisplay {
     if (options.signal?.aborted) throw abortError(options.signal);
     if (this.#lastFlip && !this.#lastFlip.isSignaled()) {
       this.#stats.flipWaits++;
-      await this.#lastFlip.wait({ deadline, signal: options.signal });
+      const linked = linkSignals(options.signal, this.#closing.signal);
+      try {
+        await this.#lastFlip.wait({ deadline, signal: linked.signal });
+      } catch (err) {
+        if (this.closed) throw closedError('KmsDisplay');
+        throw err;
+      } finally {
+        linked.dispose();
+      }
       if (this.closed) throw closedError('KmsDisplay');
       if (buffer.closed) throw closedError('ScanoutBuffer');
     }
@@ -378,12 +402,23 @@ export class KmsDisplay {
   }
 
   /**
-   * Closes every buffer of the display, the mode blob and the card (which turns the output off). Idempotent.
-   * A flip still gated by an unsignalled in-fence makes the kernel wait for it here; close after it latched.
+   * Closes the display whatever state it is in; idempotent. In order: every open SwapChain on it (which
+   * releases the chain's frames still out: their locks and views; see SwapChain.close()), every buffer of
+   * the display, the mode blob and the card (which turns the output off). A present() waiting for the
+   * previous flip rejects with EBADF. A flip still gated by an unsignalled in-fence makes the kernel wait
+   * for it here; close after it latched.
    */
   close(): void {
     if (this.closed) return;
     const errors: unknown[] = [];
+    for (const user of [...this.#users]) {
+      try {
+        user.close();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    this.#users.clear();
     for (const b of [...this.#buffers]) {
       try {
         b.close();
@@ -402,6 +437,7 @@ export class KmsDisplay {
       this.#modeBlob = 0;
     }
     this.#fd.close();
+    this.#closing.abort(closedError('KmsDisplay'));
     if (errors.length > 0) throw fromNative(errors[0], 'KmsDisplay.close');
   }
 

@@ -19,8 +19,8 @@ import type { DmaBuf } from '../kernel/dma-buf';
 import type { SyncFile } from '../kernel/sync-file';
 import { KmsDisplay, type PresentOptions } from '../kernel/kms-display';
 import type { ScanoutBuffer } from '../kernel/scanout-buffer';
-import { abortError, argRangeError, argTypeError, closedError, timeoutError, usageError } from '../errors';
-import { deadlineOf, type WaitOptions } from '../kernel/fd-wait';
+import { abortError, argRangeError, argTypeError, closedError, DmabufError, timeoutError, usageError } from '../errors';
+import { deadlineOf, linkSignals, type LinkedSignal, type WaitOptions } from '../kernel/fd-wait';
 
 /** Options of SwapChain.create(). */
 export interface SwapChainOptions {
@@ -47,11 +47,22 @@ export interface SwapChainStats {
   bufferWaits: number;
 }
 
-/** A buffer handed to the app by acquire(): locked for CPU write until present() or cancel(). */
+/** The error for use of a frame that SwapChain.close() released. */
+function releasedError(what: string): DmabufError {
+  return new DmabufError('EBADF', `Frame.${what}: the frame's SwapChain was closed, which released the frame (its lock and view); ` +
+    'acquire() a new frame from an open chain');
+}
+
+/**
+ * A buffer handed to the app by acquire(): locked for CPU write until present() or cancel(). If the chain
+ * closes first, the frame is released (its lock and view; the view reads as scratch afterwards) and every
+ * later use of it is EBADF.
+ */
 export class Frame {
   readonly #chain: SwapChain;
   readonly #sync: DmabufSync;
   #done = false;
+  #released = false;
   /** The scanout buffer (size, pitch, framebuffer). */
   readonly buffer: ScanoutBuffer;
 
@@ -86,13 +97,17 @@ export class Frame {
     return this.buffer.pitch;
   }
 
-  /** Whether present() or cancel() ended the frame. */
+  /** Whether present() or cancel() ended the frame, or the chain's close() released it. */
   get done(): boolean {
     return this.#done;
   }
 
-  /** A writable CPU mapping of the buffer (DmabufSync.map), valid until present() or cancel(). */
+  /**
+   * A writable CPU mapping of the buffer (DmabufSync.map), valid until present() or cancel(). EBADF once
+   * the chain closed.
+   */
   map(): Mapping {
+    if (this.#released) throw releasedError('map()');
     if (this.#done) throw usageError('EPERM', 'Frame.map() after present() or cancel(); acquire() a new frame');
     return this.#sync.map(this.buffer.dmaBuf);
   }
@@ -105,6 +120,7 @@ export class Frame {
 
   /** @internal Ends the CPU write; the frame's sync is finished. */
   async end(): Promise<void> {
+    if (this.#released) throw releasedError('present()/cancel()');
     if (this.#done) throw usageError('EPERM', 'the frame was already presented or cancelled; acquire() a new one');
     this.#done = true;
     try {
@@ -114,10 +130,27 @@ export class Frame {
     }
   }
 
-  /** Gives the buffer back without showing it (unlocks). */
+  /** Gives the buffer back without showing it (unlocks). EBADF once the chain closed (it released the frame). */
   async cancel(): Promise<void> {
     await this.end();
     this.#chain.release(this);
+  }
+
+  /**
+   * @internal SwapChain.close(): drop the frame's lock and view now, whatever the app still does with it.
+   * A frame already ended (present() under way) only becomes unusable; present() cleans up its own lock.
+   */
+  revoke(errors: unknown[]): void {
+    this.#released = true;
+    if (this.#done) return;
+    this.#done = true;
+    // unlock() works synchronously: the locks are released even when it reports an error (e.g. forced).
+    this.#sync.unlock().catch((err: unknown) => errors.push(err));
+    try {
+      this.#sync.fini();
+    } catch (err) {
+      errors.push(err);
+    }
   }
 }
 
@@ -131,6 +164,11 @@ export class SwapChain {
   #ring: ScanoutBuffer[];
   #front: ScanoutBuffer | undefined;
   #waiters: Array<() => void> = [];
+  /** Frames handed out and not yet presented or cancelled. */
+  readonly #frames = new Set<Frame>();
+  /** Aborted by close(): pending lock and flip waits of acquire() and present() end at once. */
+  readonly #closing = new AbortController();
+  #detach: () => void = () => undefined;
   #closed = false;
   #stats: SwapChainStats = { frames: 0, fenceWaits: 0, bufferWaits: 0 };
 
@@ -161,7 +199,9 @@ export class SwapChain {
       for (const b of made) b.close();
       throw err;
     }
-    return new SwapChain(display, made, options.maxHoldMs);
+    const chain = new SwapChain(display, made, options.maxHoldMs);
+    chain.#detach = display.attach(chain);
+    return chain;
   }
 
   /** The display. */
@@ -181,7 +221,8 @@ export class SwapChain {
 
   /**
    * A frame to draw: a buffer that is not on screen, locked for CPU write once the display no longer reads
-   * it. Rejects with ETIMEDOUT after `timeoutMs` (or AbortError on `signal`) holding nothing.
+   * it. Rejects with ETIMEDOUT after `timeoutMs` (or AbortError on `signal`) holding nothing, and with
+   * EBADF, holding nothing, when close() runs while it waits.
    */
   async acquire(options: WaitOptions = {}): Promise<Frame> {
     if (this.#closed) throw closedError('SwapChain');
@@ -194,16 +235,25 @@ export class SwapChain {
       buffer = await this.#waitForBuffer(deadline, signal);
     }
     const sync = DmabufSync.init({ name: `swap-chain:${buffer.fbId}`, ...(this.#maxHoldMs ? { maxHoldMs: this.#maxHoldMs } : {}) });
+    const linked = this.#linked(signal);
     try {
       sync.get(buffer.dmaBuf, 'write');
-      await sync.lock({ signal, timeoutMs: remaining(deadline) });
+      await sync.lock({ signal: linked.signal, timeoutMs: remaining(deadline) });
+      if (this.#closed) {
+        await sync.unlock();
+        throw closedError('SwapChain');
+      }
     } catch (err) {
       sync.fini();
       this.#give(buffer);
-      throw err;
+      throw this.#closed ? closedError('SwapChain') : err;
+    } finally {
+      linked.dispose();
     }
     this.#stats.fenceWaits += sync.stats.fenceWaits;
-    return Frame.of(this, buffer, sync);
+    const frame = Frame.of(this, buffer, sync);
+    this.#frames.add(frame);
+    return frame;
   }
 
   /**
@@ -214,23 +264,34 @@ export class SwapChain {
   async present(frame: Frame, options: PresentOptions = {}): Promise<SyncFile> {
     if (!(frame instanceof Frame)) throw argTypeError('frame', 'a Frame from acquire()', frame);
     if (this.#closed) throw closedError('SwapChain');
-    if (!this.#acquired.has(frame.buffer)) throw usageError('EINVAL', 'present() of a frame this chain did not hand out (or already presented)');
+    if (!this.#acquired.has(frame.buffer) || !this.#frames.has(frame)) {
+      throw usageError('EINVAL', 'present() of a frame this chain did not hand out (or already presented)');
+    }
     const deadline = deadlineOf(options);
-    await frame.end();
+    this.#frames.delete(frame);
+    try {
+      await frame.end();
+    } catch (err) {
+      this.#give(frame.buffer); // the frame's lock is gone either way: its buffer is free again
+      throw err;
+    }
     const read = DmabufSync.init({ name: `display:${frame.buffer.fbId}` });
+    const linked = this.#linked(options.signal);
     let out: SyncFile;
     try {
       read.get(frame.buffer.dmaBuf, 'read', { cpu: false });
-      await read.lock({ signal: options.signal, timeoutMs: remaining(deadline) });
+      await read.lock({ signal: linked.signal, timeoutMs: remaining(deadline) });
       try {
-        out = await this.#display.present(frame.buffer, { inFence: options.inFence, signal: options.signal, timeoutMs: remaining(deadline) });
+        if (this.#closed) throw closedError('SwapChain');
+        out = await this.#display.present(frame.buffer, { inFence: options.inFence, signal: linked.signal, timeoutMs: remaining(deadline) });
       } finally {
         await read.unlock();
       }
     } catch (err) {
       this.#give(frame.buffer);
-      throw err;
+      throw this.#closed ? closedError('SwapChain') : err;
     } finally {
+      linked.dispose();
       read.fini();
     }
     this.#acquired.delete(frame.buffer);
@@ -244,17 +305,34 @@ export class SwapChain {
 
   /** @internal Frame.cancel(): the buffer goes back to the ring. */
   release(frame: Frame): void {
+    this.#frames.delete(frame);
     this.#give(frame.buffer);
   }
 
-  /** Closes the chain's scanout buffers (the display stays open). Frames still out are no longer valid. */
+  /** Whether close() ran (directly, or through the display's close()). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Closes the chain, whatever state it is in; idempotent. Frames still out are released at once: their
+   * locks are unlocked and their views revoked (later writes through a view go to scratch memory), and any
+   * later use of such a frame is EBADF. A pending acquire() rejects with EBADF holding nothing; a present()
+   * under way rejects with EBADF (unless its flip was already committed) after unlocking what it held.
+   * Then the chain's scanout buffers are closed. The display stays open; KmsDisplay.close() closes its
+   * open chains first.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#detach();
+    this.#closing.abort(closedError('SwapChain'));
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w();
     const errors: unknown[] = [];
+    for (const f of this.#frames) f.revoke(errors);
+    this.#frames.clear();
     for (const b of this.#buffers) {
       try {
         b.close();
@@ -268,6 +346,11 @@ export class SwapChain {
   /** Same as close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** A signal aborted by the caller's `signal` or by close(); dispose() unhooks it. */
+  #linked(signal: AbortSignal | undefined): LinkedSignal {
+    return linkSignals(signal, this.#closing.signal);
   }
 
   /** The least recently shown free buffer, marked acquired; undefined if none is free. */

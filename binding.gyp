@@ -1,7 +1,4 @@
 {
-  "variables": {
-    "drm_include%": "<!(sh scripts/find-drm-include.sh)"
-  },
   "targets": [
     {
       "target_name": "dmabuf_sync",
@@ -30,13 +27,7 @@
       # libstdc++ is older than the build machine's; only glibc (and libgcc_s) are needed at run time.
       # The version script exports only Node's two entry points, so no symbol of ours (template instances
       # included) can be interposed by the Node executable's own copy (native/exports.map says why).
-      "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/native/exports.map"],
-      "conditions": [
-        ["drm_include != ''", {
-          "defines": ["HAVE_VGEM=1"],
-          "include_dirs": ["<(drm_include)"]
-        }]
-      ]
+      "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--version-script=<(module_root_dir)/native/exports.map"]
     }
   ]
 }

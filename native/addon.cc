@@ -20,11 +20,6 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("POLLIN", Napi::Number::New(env, POLLIN));
   c.Set("POLLOUT", Napi::Number::New(env, POLLOUT));
   c.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(PageSize())));
-#ifdef HAVE_VGEM
-  c.Set("HAVE_VGEM", Napi::Number::New(env, 1));
-#else
-  c.Set("HAVE_VGEM", Napi::Number::New(env, 0));
-#endif
   KmsConstants(env, c);
   FdPassingConstants(env, c);
   c.Freeze();

@@ -93,15 +93,6 @@ Napi::Error UvError(Napi::Env env, int status, const std::string& syscall) {
   return e;
 }
 
-void ThrowNoDrmHeaders(Napi::Env env, const std::string& syscall) {
-  Napi::Error e = Napi::Error::New(
-      env, syscall + ": ENOSYS (the dmabuf-sync addon was built without the DRM UAPI headers drm.h/vgem_drm.h)");
-  e.Set("code", Napi::String::New(env, "ENOSYS"));
-  e.Set("errno", Napi::Number::New(env, ENOSYS));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  throw e;
-}
-
 double ArgInteger(const Napi::CallbackInfo& info, size_t index, const char* name, double min, double max) {
   Napi::Value v = info[index];
   if (!v.IsNumber()) ThrowInvalidType(info.Env(), name, "of type number", v);

@@ -25,8 +25,6 @@ Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall);
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& syscall);
 // An Error for a negative libuv status (on Unix: -errno).
 Napi::Error UvError(Napi::Env env, int status, const std::string& syscall);
-// Error with code 'ENOSYS': the addon was built without the DRM UAPI headers.
-[[noreturn]] void ThrowNoDrmHeaders(Napi::Env env, const std::string& syscall);
 
 // Argument readers: each validates info[index] and throws as above. `name` is the parameter's name.
 int ArgFd(const Napi::CallbackInfo& info, size_t index, const char* name);

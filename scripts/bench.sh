@@ -20,7 +20,13 @@ if [ ! -f dist/bench/run.js ] || [ ! -f build/Release/dmabuf_sync.node ]; then
 fi
 
 # The C baseline: same syscalls as one lock/unlock, plus the vgem fence wake latency when DRM headers exist.
-drm=$(sh scripts/find-drm-include.sh || true)
+# (The C program takes them from the system: the compiler's own drm/, linux-libc-dev-amd64-cross's on x64, or
+# the kernel's include/uapi/drm that fetch-kernel.sh keeps.)
+drm=""
+triple=$("${CC:-cc}" -dumpmachine 2>/dev/null || true)
+for d in ${triple:+"/usr/$triple/include/drm"} /usr/include/drm "${DMABUF_SYNC_CACHE:-$HOME/.cache/dmabuf-sync}/uapi/drm"; do
+  if [ -f "$d/vgem_drm.h" ] && [ -f "$d/drm.h" ]; then drm=$d; break; fi
+done
 cflags=(-O2 -Wall -pthread)
 [ -n "$drm" ] && cflags+=(-DHAVE_VGEM "-I$drm")
 if [ ! -x bench/raw-baseline ] || [ bench/raw-baseline.c -nt bench/raw-baseline ]; then

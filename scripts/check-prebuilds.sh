@@ -3,7 +3,9 @@
 # architecture that exports nothing but the two N-API entry points (native/exports.map: Node's executable must
 # not interpose our symbols), so that boards install without a compiler. With DMABUF_CHECK_NODES="20 22 24"
 # (CI), the x64 prebuild is also loaded on each of those Node lines and a read-only view with its write guard
-# is exercised there (the arm prebuilds run in the arm64 test VM). Fails naming what is missing or wrong.
+# is exercised there (the arm prebuilds run in the arm64 test VM). Each prebuild must have its DRM part (KMS
+# and vgem, native/drm_uapi.h): the names of its KMS/vgem functions and DRM constants are in every one, and
+# the loaded x64 one reports them. Fails naming what is missing or wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
@@ -21,6 +23,14 @@ for want in "x64 62" "arm64 183" "arm 40"; do
   if [ "$exported" != "napi_register_module_v1 node_api_module_get_api_version_v1 " ]; then
     echo "prepack: $f exports more than the N-API entry points (native/exports.map not applied): $exported" >&2; bad=1
   fi
+  # The DRM part: the property names the addon sets on its exports and constants are strings in .rodata.
+  for name in kmsAtomicCommit kmsAddFb2 vgemFenceAttach vgemFenceSignal DRM_CLIENT_CAP_ATOMIC DRM_FORMAT_XRGB8888 \
+    DRM_IOCTL_MODE_ATOMIC DRM_IOCTL_VGEM_FENCE_ATTACH; do
+    if ! grep -aq "$name" "$f"; then
+      echo "prepack: $f has no DRM part ($name missing): it was built from sources without native/drm_uapi.h" >&2; bad=1
+      break
+    fi
+  done
 done
 for v in ${DMABUF_CHECK_NODES:-}; do
   f=$(ls prebuilds/linux-x64/*.node 2>/dev/null | head -1 || true)
@@ -36,11 +46,18 @@ for v in ${DMABUF_CHECK_NODES:-}; do
     const caught = addon.returnView(view) === 2 && addon.unmap(owner) === 2;
     fs.closeSync(fd); fs.rmSync(dir, { recursive: true });
     if (!caught) throw new Error("the write guard did not catch a store");
+    const c = addon.constants;
+    for (const k of ["DRM_CLIENT_CAP_ATOMIC", "DRM_FORMAT_XRGB8888", "DRM_IOCTL_MODE_ATOMIC", "DRM_IOCTL_VGEM_FENCE_ATTACH"]) {
+      if (!(c[k] > 0)) throw new Error(`no DRM part: constants.${k} is ${c[k]}`);
+    }
+    for (const k of ["kmsAtomicCommit", "kmsAddFb2", "vgemFenceAttach", "drmDriverName"]) {
+      if (typeof addon[k] !== "function") throw new Error(`no DRM part: ${k} is not a function`);
+    }
     console.log(`Node ${process.versions.node} (N-API ${process.versions.napi})`);' "$f" 2>&1); then
     echo "prepack: $f does not work on Node $v: $out" >&2; bad=1
   else
-    echo "prepack: $f loads and guards read-only views on $out" >&2
+    echo "prepack: $f loads, guards read-only views and has its DRM part on $out" >&2
   fi
 done
 if [ "$bad" -ne 0 ]; then echo "prepack: run 'npm run prebuild' first (it builds all three)" >&2; exit 1; fi
-echo "prepack: prebuilds for linux-x64, linux-arm64, linux-arm present" >&2
+echo "prepack: prebuilds for linux-x64, linux-arm64, linux-arm present, each with its DRM part" >&2

@@ -3,7 +3,7 @@
 # kernel version. Which kernel: DMABUF_VM_ARCH (x64 | arm64 | arm: the arm64 kernel) and DMABUF_VM_KERNEL
 # (6.12 trixie, the default | 6.1 bookworm | 5.10 bullseye); see scripts/vm-config.sh for the cache layout.
 # The x64 6.12 fetch also keeps the kernel's DRM UAPI headers (drm.h, vgem_drm.h) in <cache>/uapi/drm for
-# the addon's test-only vgem shim. The mirror is the one this machine's apt already uses: we read its URI
+# the C baseline of scripts/bench.sh on hosts without drm/ headers (the addon declares its own: drm_uapi.h). The mirror is the one this machine's apt already uses: we read its URI
 # from /etc/apt and never name a host ourselves.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -28,20 +28,17 @@ if [ -z "${DMABUF_VM_ARCH:-}${DMABUF_VM_KERNEL:-}" ] && sh scripts/has-devices.s
 fi
 
 arch=${DMABUF_VM_ARCH:-x64}
-if [ "$arch" = x64 ]; then
-  # The addon's vgem shim needs the DRM UAPI headers; without them on this host they come with the default
-  # kernel's fetch, and the addon is rebuilt with them.
-  if [ -z "$(sh scripts/find-drm-include.sh)" ]; then
-    DMABUF_VM_ARCH=x64 DMABUF_VM_KERNEL=6.12 bash scripts/fetch-kernel.sh >/dev/null
-  fi
-  if [ "$(node -p "require('node-gyp-build')('.').constants.HAVE_VGEM" 2>/dev/null)" != 1 ]; then
-    echo "integration tests: rebuilding the addon with the DRM headers (vgem)" >&2
+if [ "$arch" = x64 ] && [ "${DMABUF_VM_PREBUILD:-}" != 1 ]; then
+  # The x64 VM runs this host's build/Release: rebuilt when missing or older than the native sources.
+  if [ ! -f build/Release/dmabuf_sync.node ] || [ -n "$(find native binding.gyp -newer build/Release/dmabuf_sync.node 2>/dev/null | head -1)" ]; then
+    echo "integration tests: building the addon" >&2
     log=$(mktemp)
     npm run --silent build:native >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
     rm -f "$log"
   fi
 else
-  # The arm VM runs the cross-built prebuild: rebuilt when missing or older than the native sources.
+  # The arm VMs (and x64 with DMABUF_VM_PREBUILD=1) run the prebuild: rebuilt when missing or older than the
+  # native sources.
   pre=$(ls prebuilds/linux-"$arch"/*.node 2>/dev/null | head -1 || true)
   if [ -z "$pre" ] || [ -n "$(find native binding.gyp -newer "$pre" 2>/dev/null | head -1)" ]; then
     echo "integration tests: cross-building prebuilds/linux-$arch" >&2

@@ -9,8 +9,9 @@
 #
 # Environment: DMABUF_VM_ARCH (x64 | arm64 | arm, default x64), DMABUF_VM_KERNEL (6.12 | 6.1 | 5.10, default
 # 6.12), DMABUF_VM_TIMEOUT (seconds, default 1800), DMABUF_VM_MEM (default 3G), DMABUF_VM_SMP (default 2),
-# DMABUF_SYNC_CACHE (default ~/.cache/dmabuf-sync), DMABUF_VM_DISPLAY (virtio | bochs | cirrus: an emulated
-# display, see scripts/vm-display.sh). The kernel console goes to $DMABUF_SYNC_CACHE/console.log
+# DMABUF_SYNC_CACHE (default ~/.cache/dmabuf-sync), DMABUF_VM_PREBUILD=1 (x64: load prebuilds/linux-x64, the
+# addon the package ships, instead of build/Release; the arm VMs always do), DMABUF_VM_DISPLAY (virtio |
+# bochs | cirrus: an emulated display, see scripts/vm-display.sh). The kernel console goes to $DMABUF_SYNC_CACHE/console.log
 # (console-<arch>-<kernel>.log for the other machines). On arm the command runs against the cross-built
 # prebuild (prebuilds/linux-<arch>, from npm run prebuild), never build/Release. See docs/testing.md.
 set -euo pipefail
@@ -35,6 +36,11 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 command_script() {
   if [ -z "$USERLAND" ]; then
     echo "export PATH=$(q "$PATH") HOME=/tmp TMPDIR=/tmp LANG=$(q "${LANG:-C.UTF-8}")"
+    # DMABUF_VM_PREBUILD=1: the x64 addon from prebuilds/linux-x64 (what the package ships), not build/Release.
+    if [ -n "${PREBUILDS:-}" ]; then
+      echo "mkdir -p /tmp/.dmabuf-prebuild && ln -s $(q "$PREBUILDS") /tmp/.dmabuf-prebuild/prebuilds"
+      echo "export DMABUF_SYNC_PREBUILD=/tmp/.dmabuf-prebuild"
+    fi
   else
     # The arm user space: its node and busybox; jest's per-platform resolver binding on NODE_PATH; the
     # addon from the cross-built prebuild (node-gyp-build's <NAME>_PREBUILD names a package dir whose
@@ -81,12 +87,15 @@ USERLAND=""  # empty: the command runs in the host root (x64); otherwise the arm
 BUSYBOX=/bin/busybox
 CONSOLE_LOG="$CACHE/console.log"
 if [ "$KDIR" != "$CACHE/kernel" ]; then CONSOLE_LOG="$CACHE/console-$VM_ARCH-$VM_KERNEL.log"; fi
-if [ "$VM_ARCH" != x64 ]; then
+PREBUILDS=""
+if [ "$VM_ARCH" != x64 ] || [ "${DMABUF_VM_PREBUILD:-}" = 1 ]; then
   PREBUILDS="$(cd "$HERE/.." && pwd)/prebuilds"
   if ! ls "$PREBUILDS/linux-$VM_ARCH"/*.node >/dev/null 2>&1; then
     echo "vm: no prebuilds/linux-$VM_ARCH addon to run on $VM_ARCH: run 'DMABUF_PREBUILD_ARCHS=$VM_ARCH npm run prebuild'" >&2
     exit 2
   fi
+fi
+if [ "$VM_ARCH" != x64 ]; then
   USERLAND=$("$HERE/fetch-userland.sh")
   BUSYBOX="$USERLAND/busybox"
   QEMU_EXTRA+=(-virtfs "local,path=$USERLAND,mount_tag=userland,security_model=none,readonly=on,multidevs=remap")

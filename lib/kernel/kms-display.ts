@@ -103,9 +103,6 @@ export class KmsDisplay {
     const { path, driver } = options;
     if (path !== undefined && typeof path !== 'string') throw argTypeError('options.path', 'a device node such as "/dev/dri/card0"', path);
     if (driver !== undefined && typeof driver !== 'string') throw argTypeError('options.driver', 'a DRM driver name such as "virtio_gpu"', driver);
-    if (!native.constants.HAVE_VGEM) {
-      throw new DmabufError('ENOSYS', 'the addon was built without the DRM UAPI headers: run scripts/fetch-kernel.sh (or install headers with drm/drm_mode.h) and rebuild');
-    }
     const nodes = path !== undefined ? [path] : cardNodes();
     const seen: string[] = [];
     for (const node of nodes) {
@@ -135,8 +132,8 @@ export class KmsDisplay {
   static #probe(fd: number, node: string, asked: boolean): KmsPipeline | undefined {
     const c = native.constants;
     try {
-      native.kmsSetClientCap(fd, c.DRM_CLIENT_CAP_UNIVERSAL_PLANES!, 1);
-      native.kmsSetClientCap(fd, c.DRM_CLIENT_CAP_ATOMIC!, 1);
+      native.kmsSetClientCap(fd, c.DRM_CLIENT_CAP_UNIVERSAL_PLANES, 1);
+      native.kmsSetClientCap(fd, c.DRM_CLIENT_CAP_ATOMIC, 1);
     } catch (err) {
       if (!asked) return undefined; // a render-only card (vgem) or a driver without atomic KMS
       throw fromNative(err, `${node}: enabling atomic modesetting (the driver must support atomic KMS)`);
@@ -314,12 +311,12 @@ export class KmsDisplay {
         values.push(value);
       }
     };
-    let flags = c.DRM_MODE_ATOMIC_NONBLOCK!;
+    let flags = c.DRM_MODE_ATOMIC_NONBLOCK;
     const modeset = this.#modeBlob === 0;
     if (modeset) {
       this.#modeBlob = kernelCall('KmsDisplay.present: creating the mode blob', () => native.kmsCreateModeBlob(fd, this.#pipe.mode));
       object(this.#pipe.connectorId, [[p.connector.CRTC_ID, this.#pipe.crtcId]]);
-      flags |= c.DRM_MODE_ATOMIC_ALLOW_MODESET!;
+      flags |= c.DRM_MODE_ATOMIC_ALLOW_MODESET;
     }
     const crtcPairs: Array<[number, number]> = [[p.crtc.OUT_FENCE_PTR, 0]];
     if (modeset) crtcPairs.push([p.crtc.MODE_ID, this.#modeBlob], [p.crtc.ACTIVE, 1]);
@@ -352,7 +349,7 @@ export class KmsDisplay {
 
   #addFb(handle: number, pitch: number, offset: number): number {
     return kernelCall(`KmsDisplay: DRM_IOCTL_MODE_ADDFB2 (${this.width}x${this.height} XRGB8888, pitch ${pitch})`, () =>
-      native.kmsAddFb2(this.fd, this.width, this.height, native.constants.DRM_FORMAT_XRGB8888!, handle, pitch, offset));
+      native.kmsAddFb2(this.fd, this.width, this.height, native.constants.DRM_FORMAT_XRGB8888, handle, pitch, offset));
   }
 
   #track(buffer: ScanoutBuffer): ScanoutBuffer {

@@ -43,7 +43,7 @@ function propertyIds<K extends string>(fd: number, objectId: number, objectType:
 
 /** The plane's "type" property value (primary, overlay, cursor). */
 function planeType(fd: number, planeId: number): number | bigint | undefined {
-  const props = kernelCall('reading plane properties', () => native.kmsObjectProperties(fd, planeId, native.constants.DRM_MODE_OBJECT_PLANE!));
+  const props = kernelCall('reading plane properties', () => native.kmsObjectProperties(fd, planeId, native.constants.DRM_MODE_OBJECT_PLANE));
   return props.find((p) => p.name === 'type')?.value;
 }
 
@@ -74,16 +74,16 @@ export function findPipeline(fd: number, path: string): KmsPipeline {
         const plane = kernelCall(`${path}: reading plane ${planeId}`, () => native.kmsGetPlane(fd, planeId));
         if ((plane.possibleCrtcs & (1 << crtcIndex)) === 0) continue;
         if (Number(planeType(fd, planeId)) !== c.DRM_PLANE_TYPE_PRIMARY) continue;
-        if (!plane.formats.includes(c.DRM_FORMAT_XRGB8888!)) continue;
+        if (!plane.formats.includes(c.DRM_FORMAT_XRGB8888)) continue;
         return {
           connectorId,
           crtcId,
           planeId,
           mode,
           props: {
-            connector: propertyIds(fd, connectorId, c.DRM_MODE_OBJECT_CONNECTOR!, ['CRTC_ID'], `connector ${connectorId}`),
-            crtc: propertyIds(fd, crtcId, c.DRM_MODE_OBJECT_CRTC!, ['MODE_ID', 'ACTIVE', 'OUT_FENCE_PTR'], `CRTC ${crtcId}`),
-            plane: propertyIds(fd, planeId, c.DRM_MODE_OBJECT_PLANE!,
+            connector: propertyIds(fd, connectorId, c.DRM_MODE_OBJECT_CONNECTOR, ['CRTC_ID'], `connector ${connectorId}`),
+            crtc: propertyIds(fd, crtcId, c.DRM_MODE_OBJECT_CRTC, ['MODE_ID', 'ACTIVE', 'OUT_FENCE_PTR'], `CRTC ${crtcId}`),
+            plane: propertyIds(fd, planeId, c.DRM_MODE_OBJECT_PLANE,
               ['FB_ID', 'CRTC_ID', 'IN_FENCE_FD', 'SRC_X', 'SRC_Y', 'SRC_W', 'SRC_H', 'CRTC_X', 'CRTC_Y', 'CRTC_W', 'CRTC_H'], `plane ${planeId}`),
           },
         };

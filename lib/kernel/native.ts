@@ -22,26 +22,46 @@ export interface NativeConstants {
   POLLIN: number;
   POLLOUT: number;
   PAGE_SIZE: number;
-  /** 1 when the addon was built with the DRM UAPI headers (vgem shim available). */
-  HAVE_VGEM: number;
   /** Socket domain and type numbers, for socketType(). */
   AF_UNIX: number;
   SOCK_STREAM: number;
   /** The most fds one sendmsg may carry on Linux (the kernel's SCM_MAX_FD, 253). */
   SCM_MAX_FD: number;
-  // KMS numbers (absent when built without the DRM UAPI headers).
-  DRM_CLIENT_CAP_UNIVERSAL_PLANES?: number;
-  DRM_CLIENT_CAP_ATOMIC?: number;
-  DRM_MODE_OBJECT_CRTC?: number;
-  DRM_MODE_OBJECT_CONNECTOR?: number;
-  DRM_MODE_OBJECT_PLANE?: number;
-  DRM_MODE_ATOMIC_TEST_ONLY?: number;
-  DRM_MODE_ATOMIC_NONBLOCK?: number;
-  DRM_MODE_ATOMIC_ALLOW_MODESET?: number;
-  DRM_MODE_PAGE_FLIP_EVENT?: number;
-  DRM_MODE_CONNECTED?: number;
-  DRM_PLANE_TYPE_PRIMARY?: number;
-  DRM_FORMAT_XRGB8888?: number;
+  // KMS numbers (native/drm_uapi.h: every build has them).
+  DRM_CLIENT_CAP_UNIVERSAL_PLANES: number;
+  DRM_CLIENT_CAP_ATOMIC: number;
+  DRM_MODE_OBJECT_CRTC: number;
+  DRM_MODE_OBJECT_CONNECTOR: number;
+  DRM_MODE_OBJECT_PLANE: number;
+  DRM_MODE_ATOMIC_TEST_ONLY: number;
+  DRM_MODE_ATOMIC_NONBLOCK: number;
+  DRM_MODE_ATOMIC_ALLOW_MODESET: number;
+  DRM_MODE_PAGE_FLIP_EVENT: number;
+  DRM_MODE_CONNECTED: number;
+  DRM_PLANE_TYPE_PRIMARY: number;
+  DRM_FORMAT_XRGB8888: number;
+  /** The DRM request numbers the shim uses, as encoded for this architecture (_IOC). */
+  DRM_IOCTL_VERSION: number;
+  DRM_IOCTL_GEM_CLOSE: number;
+  DRM_IOCTL_SET_CLIENT_CAP: number;
+  DRM_IOCTL_PRIME_HANDLE_TO_FD: number;
+  DRM_IOCTL_PRIME_FD_TO_HANDLE: number;
+  DRM_IOCTL_MODE_GETRESOURCES: number;
+  DRM_IOCTL_MODE_GETENCODER: number;
+  DRM_IOCTL_MODE_GETCONNECTOR: number;
+  DRM_IOCTL_MODE_GETPROPERTY: number;
+  DRM_IOCTL_MODE_RMFB: number;
+  DRM_IOCTL_MODE_CREATE_DUMB: number;
+  DRM_IOCTL_MODE_DESTROY_DUMB: number;
+  DRM_IOCTL_MODE_GETPLANERESOURCES: number;
+  DRM_IOCTL_MODE_GETPLANE: number;
+  DRM_IOCTL_MODE_ADDFB2: number;
+  DRM_IOCTL_MODE_OBJ_GETPROPERTIES: number;
+  DRM_IOCTL_MODE_ATOMIC: number;
+  DRM_IOCTL_MODE_CREATEPROPBLOB: number;
+  DRM_IOCTL_MODE_DESTROYPROPBLOB: number;
+  DRM_IOCTL_VGEM_FENCE_ATTACH: number;
+  DRM_IOCTL_VGEM_FENCE_SIGNAL: number;
 }
 
 /** A display mode, field for field struct drm_mode_modeinfo. */

@@ -68,7 +68,8 @@ export class VgemBuffer {
 
   /**
    * Attaches a fence to the buffer, as a device job that reads ('read') or writes ('write'/'rw') it. EBADF
-   * once the buffer or its device is closed.
+   * once the buffer or its device is closed; EBUSY (vgem's rule) while a conflicting fence is unsignalled: a
+   * write fence needs every earlier fence signalled, a read fence every earlier write fence.
    */
   attachFence(access: Access): VgemFence {
     checkAccess(access);

@@ -253,6 +253,25 @@ const syncCmd: fc.Arbitrary<SyncCmd> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<SyncCmd>({ op: 'closeDevice' }) },
 );
 
+/**
+ * Attaches a vgem fence to a buffer whose fences are `fences`: EBADF when closed; EBUSY (vgem's rule) when
+ * a conflicting fence is pending — a write fence needs every fence signalled, a read fence every write
+ * fence. Success despite a pending conflict means vgem signalled those itself (10 s after attaching).
+ */
+function attach(closed: boolean, fences: Array<{ write: boolean; signaled: boolean }>, write: boolean, f: () => VgemFence): VgemFence | undefined {
+  if (closed) return call('EBADF', f);
+  const conflicting = fences.filter((x) => !x.signaled && (write || x.write));
+  if (conflicting.length === 0) return call(undefined, f);
+  try {
+    const fence = f();
+    for (const x of conflicting) x.signaled = true;
+    return fence;
+  } catch (err) {
+    checkError(err, 'EBUSY');
+    return undefined;
+  }
+}
+
 interface FenceModel {
   f: VgemFence;
   write: boolean;
@@ -279,8 +298,9 @@ needs('vgem', 'exportSyncFile')('SyncFile: any call sequence, then close(): type
           switch (c.op) {
             case 'attach': {
               if (fences.length >= 4) break;
-              const f = call(dev.closed ? 'EBADF' : undefined, () => bo.attachFence(c.access));
-              if (f) fences.push({ f, write: c.access !== 'read', signaled: false });
+              const write = c.access !== 'read';
+              const f = attach(dev.closed, fences, write, () => bo.attachFence(c.access));
+              if (f) fences.push({ f, write, signaled: false });
               break;
             }
             case 'signal': {
@@ -456,7 +476,7 @@ needs('vgem')('VgemDevice: any call sequence, then close(): typed errors, no fd 
       const baseline = kernelFds();
       const devs: VgemDevice[] = [VgemDevice.open()];
       const bufs: Array<{ bo: VgemBuffer; dev: VgemDevice; closed: boolean }> = [];
-      const fences: Array<{ f: VgemFence; dev: VgemDevice; signaled: boolean }> = [];
+      const fences: Array<{ f: VgemFence; dev: VgemDevice; bo: VgemBuffer; write: boolean; signaled: boolean }> = [];
       try {
         for (const c of cmds) {
           switch (c.op) {
@@ -477,8 +497,10 @@ needs('vgem')('VgemDevice: any call sequence, then close(): typed errors, no fd 
             case 'attach': {
               const b = bufs.length === 0 ? undefined : bufs[c.b % bufs.length];
               if (!b || fences.length >= 4) break;
-              const f = call(b.closed || b.dev.closed ? 'EBADF' : undefined, () => b.bo.attachFence(c.access));
-              if (f) fences.push({ f, dev: b.dev, signaled: false });
+              const write = c.access !== 'read';
+              const mine = fences.filter((f) => f.bo === b.bo);
+              const f = attach(b.closed || b.dev.closed, mine, write, () => b.bo.attachFence(c.access));
+              if (f) fences.push({ f, dev: b.dev, bo: b.bo, write, signaled: false });
               break;
             }
             case 'signal': {

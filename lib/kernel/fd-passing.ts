@@ -175,9 +175,8 @@ class SocketCall {
   /** Resolves as `promise` does, or rejects at the deadline, on abort, or when the socket closes. */
   bounded<T>(promise: Promise<T>, waitingFor: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let cancelTimer: (() => void) | undefined;
       const settle = (fn: () => void): void => {
-        cancelTimer?.();
+        cancelTimer();
         this.#interrupt.signal.removeEventListener('abort', onInterrupt);
         fn();
       };
@@ -187,7 +186,7 @@ class SocketCall {
         return;
       }
       this.#interrupt.signal.addEventListener('abort', onInterrupt, { once: true });
-      cancelTimer = setDeadlineTimer(this.deadline, () => settle(() => reject(this.#timeout(waitingFor))));
+      const cancelTimer = setDeadlineTimer(this.deadline, () => settle(() => reject(this.#timeout(waitingFor))));
       promise.then((v) => settle(() => resolve(v)), (err: unknown) => settle(() => reject(err)));
     });
   }

@@ -83,9 +83,8 @@ export function waitFdReady(fd: number, events: number, what: string, options?: 
   if (ready) return Promise.resolve();
   if (deadline <= Date.now()) return Promise.reject(timeoutError(what));
   return new Promise<void>((resolve, reject) => {
-    let cancelTimer: (() => void) | undefined;
     const finish = (err: Error | null): void => {
-      cancelTimer?.();
+      cancelTimer();
       signal?.removeEventListener('abort', onAbort);
       waiter.cancel();
       if (err) reject(err);
@@ -110,7 +109,7 @@ export function waitFdReady(fd: number, events: number, what: string, options?: 
       }
       finish(ready ? null : timeoutError(what));
     };
-    cancelTimer = setDeadlineTimer(deadline, onDeadline);
+    const cancelTimer = setDeadlineTimer(deadline, onDeadline);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -378,9 +378,8 @@ export class SwapChain {
   /** Waits (no polling: woken by present/cancel) until a buffer is free, then takes it. */
   #waitForBuffer(deadline: number, signal: AbortSignal | undefined): Promise<ScanoutBuffer> {
     return new Promise((resolve, reject) => {
-      let cancelTimer: (() => void) | undefined;
       const cleanup = (): void => {
-        cancelTimer?.();
+        cancelTimer();
         signal?.removeEventListener('abort', onAbort);
         this.#waiters = this.#waiters.filter((w) => w !== tryTake);
       };
@@ -400,7 +399,7 @@ export class SwapChain {
         cleanup();
         reject(abortError(signal!));
       };
-      cancelTimer = setDeadlineTimer(deadline, () => {
+      const cancelTimer = setDeadlineTimer(deadline, () => {
         cleanup();
         reject(timeoutError('a swap-chain buffer (every buffer is on screen or acquired: present() one)'));
       });

@@ -54,4 +54,10 @@ export {
   type V4l2Io,
   type V4l2BufferInfo,
   type V4l2Event,
+  type V4l2BufferPlane,
+  type V4l2PlaneFormat,
+  type V4l2Constants,
+  type V4l2FrameInterval,
+  type V4l2BufferRange,
 } from './kernel/v4l2-device';
+export { DeviceQueue, captureFrames, type DeviceQueueOptions, type DequeuedBuffer, type CapturedFrame } from './sync/device-hold';

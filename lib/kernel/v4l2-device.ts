@@ -9,10 +9,10 @@ import { DmaBuf } from './dma-buf';
 import { waitFdReady, type WaitOptions } from './fd-wait';
 import { native } from './native';
 import { OwnedFd } from './owned-fd';
-import { v4l2, type V4l2BufferInfo, type V4l2Capability, type V4l2Control, type V4l2Event, type V4l2Format, type V4l2FormatDesc, type V4l2Io } from './v4l2-native';
-import { DmabufError, argTypeError, fromNative, kernelCall, optionsOf } from '../errors';
+import { v4l2, type V4l2Constants, type V4l2FrameInterval, type V4l2BufferRange, type V4l2BufferInfo, type V4l2Capability, type V4l2Control, type V4l2Event, type V4l2Format, type V4l2FormatDesc, type V4l2Io } from './v4l2-native';
+import { DmabufError, argRangeError, argTypeError, fromNative, kernelCall, optionsOf } from '../errors';
 
-export type { V4l2BufferInfo, V4l2Capability, V4l2Control, V4l2Event, V4l2Format, V4l2FormatDesc, V4l2Io } from './v4l2-native';
+export type { V4l2BufferInfo, V4l2BufferPlane, V4l2PlaneFormat, V4l2Constants, V4l2FrameInterval, V4l2BufferRange, V4l2Capability, V4l2Control, V4l2Event, V4l2Format, V4l2FormatDesc, V4l2Io } from './v4l2-native';
 
 /** Which node to open: a path, or the first /dev/video* whose driver and capabilities match. */
 export interface V4l2OpenOptions {
@@ -86,7 +86,7 @@ export class V4l2Device {
   }
 
   /** The V4L2 numbers (buffer types, capability bits, pixel formats) from the kernel headers. */
-  static get constants(): Readonly<typeof v4l2.constants> {
+  static get constants(): Readonly<V4l2Constants> {
     return v4l2.constants;
   }
 
@@ -215,8 +215,12 @@ export class V4l2Device {
   }
 
   /** Sets the frame interval (VIDIOC_S_PARM), e.g. 1/60 s; returns the interval the driver chose. */
-  setFrameInterval(queue: V4l2Queue, numerator: number, denominator: number): { numerator: number; denominator: number } {
+  setFrameInterval(queue: V4l2Queue, numerator: number, denominator: number): V4l2FrameInterval {
     const type = bufType(queue);
+    for (const [name, v] of [['numerator', numerator], ['denominator', denominator]] as const) {
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw argTypeError(name, 'a positive integer', v);
+      if (v < 1 || v > 0xffffffff) throw argRangeError(name, 'a positive integer', v);
+    }
     return this.#call('setFrameInterval', (fd) => v4l2.v4l2SetParm(fd, type, numerator, denominator));
   }
 
@@ -272,7 +276,7 @@ export class V4l2Device {
   }
 
   /** Adds `count` buffers for the current format (VIDIOC_CREATE_BUFS); returns the first new index and the count. */
-  createBuffers(queue: V4l2Queue, memory: V4l2Memory, count: number): { index: number; count: number } {
+  createBuffers(queue: V4l2Queue, memory: V4l2Memory, count: number): V4l2BufferRange {
     const type = bufType(queue);
     const mem = memoryOf(memory);
     return this.#call('createBuffers', (fd) => v4l2.v4l2CreateBufs(fd, type, mem, count));

@@ -1,11 +1,51 @@
 // Devices take our locks: a buffer queued to vivid is locked on the device's behalf until DQBUF.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { DmabufSync, V4l2Device, VgemDevice } from '../../lib';
+import { DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '../../lib';
 import { DeviceQueue } from '../../lib/sync/device-hold';
 import { needs } from './fixtures/kernel-features';
 
+// Child processes start slowly under TCG (arm64 most), as in processes.test.ts.
+jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
+
 const C = V4l2Device.constants;
+const LIB = JSON.stringify(path.join(__dirname, '..', '..', 'lib'));
+/** A hash of a 640x480 XR24 frame; the child runs the same code (its source). */
+function hash(m: { buffer: ArrayBuffer }): number {
+  const px = new Uint32Array(m.buffer, 0, 640 * 480);
+  let h = 0;
+  for (const v of px) h = (Math.imul(h, 31) + v) | 0;
+  return h;
+}
+const HASH = hash.toString();
+
+function lockStateOf(inode: bigint): { holders: string[]; waiters: number } {
+  const l = query().locks.find((x) => x.key === inode);
+  return { holders: l ? l.holders.map((h) => h.mode) : [], waiters: l ? l.waiters.length : 0 };
+}
+
+/** The lock modes held on `buf` and how many wait for it, machine-wide. */
+function lockState(buf: DmaBuf): { holders: string[]; waiters: number } {
+  return lockStateOf(buf.inode);
+}
+
+/** Lets the event loop run until `cond()` holds (a poll of the lock table, no deadline asserted). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Frame hash of `buf` read under a CPU read lock. */
+async function readHash(buf: DmaBuf): Promise<number> {
+  const s = await DmabufSync.single(buf, 'read');
+  const m = buf.map({ writable: false });
+  try {
+    return hash(m);
+  } finally {
+    m.release();
+    await s.unlock();
+    s.fini();
+  }
+}
 
 function openCamera(): V4l2Device {
   const cam = V4l2Device.open({ driver: 'vivid', capabilities: C.V4L2_CAP_VIDEO_CAPTURE | C.V4L2_CAP_STREAMING });
@@ -27,7 +67,7 @@ async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' |
 function probeRead(fd: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const code =
-      'const { DmaBuf, DmabufSync } = require(' + JSON.stringify(path.join(__dirname, '..', '..', 'lib')) + ');' +
+      'const { DmaBuf, DmabufSync } = require(' + LIB + ');' +
       '(async () => { const b = DmaBuf.fromFd(3);' +
       "  try { const s = await DmabufSync.single(b, 'read', { wait: false }); await s.unlock(); s.fini(); process.stdout.write('locked'); }" +
       '  catch (e) { process.stdout.write(String(e.code)); } b.close(); })();';
@@ -54,6 +94,76 @@ test('a buffer queued to the camera is write-locked for the device until DQBUF: 
     expect(await probeRead(b0!.fd)).toBe('locked');
   } finally {
     await q.close();
+  }
+});
+
+/** Another process waits for DmabufSync.single(buf, 'read') on fd 3, then prints its frame hash. */
+function waitingReader(fd: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const code =
+      `const { DmaBuf, DmabufSync } = require(${LIB}); ${HASH}` +
+      '(async () => { const b = DmaBuf.fromFd(3);' +
+      "  const s = await DmabufSync.single(b, 'read'); const m = b.map({ writable: false });" +
+      '  process.stdout.write(String(hash(m))); m.release(); await s.unlock(); s.fini(); b.close(); })();';
+    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('error', reject);
+    proc.once('close', (status) => (status === 0 ? resolve(out) : reject(new Error(`reader exited ${String(status)}`))));
+  });
+}
+
+test("another process's read lock waits until DQBUF, then sees vivid's whole frame", async () => {
+  using cam = openCamera();
+  const q = new DeviceQueue(cam, 'capture');
+  try {
+    const [b0] = q.allocate(2);
+    await q.queue(0);
+    expect(lockState(b0!)).toEqual({ holders: ['write'], waiters: 0 });
+    const reader = waitingReader(b0!.fd);
+    let read = false;
+    void reader.then(() => (read = true), () => undefined);
+    await until(() => lockState(b0!).waiters === 1); // the reader waits on the device's hold
+    expect(read).toBe(false);
+    q.streamOn();
+    const d = await q.dequeue({ timeoutMs: 120_000 });
+    expect(d.index).toBe(0);
+    expect(d.info.planes[0]!.bytesused).toBe(640 * 480 * 4);
+    const got = await reader;
+    expect(got).toBe(String(await readHash(b0!))); // the frame as dequeued, nothing written after
+    expect(lockState(b0!)).toEqual({ holders: [], waiters: 0 });
+  } finally {
+    await q.close();
+  }
+});
+
+test('STREAMOFF mid-stream releases every device hold; so does close() with the device already closed', async () => {
+  const cam = openCamera();
+  const q = new DeviceQueue(cam, 'capture');
+  try {
+    const bufs = [...q.allocate(3)];
+    const inodes = bufs.map((b) => b.inode);
+    for (let i = 0; i < bufs.length; i++) await q.queue(i);
+    q.streamOn();
+    await q.dequeue({ timeoutMs: 120_000 });
+    expect(q.queued.length).toBe(2);
+    for (const i of q.queued) expect(lockState(bufs[i]!).holders).toEqual(['write']);
+    await q.streamOff();
+    expect(q.queued).toEqual([]);
+    for (const b of bufs) expect(lockState(b)).toEqual({ holders: [], waiters: 0 });
+    expect(await probeRead(bufs[0]!.fd)).toBe('locked');
+    // Again, then the device closed under the queue mid-stream: the queue's close() still releases.
+    for (let i = 0; i < bufs.length; i++) await q.queue(i);
+    q.streamOn();
+    for (const inode of inodes) expect(lockStateOf(inode).holders).toEqual(['write']);
+    cam.close();
+    await q.close();
+    expect(q.queued).toEqual([]);
+    expect(q.buffers).toEqual([]);
+    for (const inode of inodes) expect(lockStateOf(inode)).toEqual({ holders: [], waiters: 0 });
+  } finally {
+    await q.close();
+    cam.close();
   }
 });
 

@@ -1,15 +1,20 @@
 // A real V4L2 device: vivid, the kernel's virtual camera (loaded in every test VM by scripts/vm.sh).
 import { DmaBuf, V4l2Device } from '../../lib';
 import { cpuBuffer } from './fixtures/kernel-features';
+import { openVivid, releaseVivid } from './fixtures/vivid';
 
 // Frames arrive slowly under TCG (arm64 most): the 5 s default would time a capture out.
 jest.setTimeout(process.arch === 'x64' ? 120_000 : 600_000);
 
 const C = V4l2Device.constants;
 
+/** vivid's capture node, released after the test (STREAMOFF, REQBUFS 0, close) whatever the test left. */
 function openCamera(): V4l2Device {
-  return V4l2Device.open({ driver: 'vivid', capabilities: C.V4L2_CAP_VIDEO_CAPTURE | C.V4L2_CAP_STREAMING });
+  return openVivid();
 }
+
+// A failed test must not leave vivid busy (EBUSY) for the next.
+afterEach(releaseVivid);
 
 describe('V4l2Device on vivid', () => {
   test('capabilities and formats of the capture node', () => {

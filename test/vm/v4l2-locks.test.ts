@@ -1,14 +1,22 @@
 // Devices take our locks: a buffer queued to vivid is locked on the device's behalf until DQBUF.
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '../../lib';
-import { DeviceQueue } from '../../lib/sync/device-hold';
+import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '../../lib';
 import { needs } from './fixtures/kernel-features';
+import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
 
-// Child processes start slowly under TCG (arm64 most), as in processes.test.ts.
+// Child processes start slowly under TCG (arm64 most), as in processes.test.ts. Every wait below has its own
+// bound (CHILD_MS, FRAME_MS), well inside this one, so a failure fails with a message, not a jest timeout.
 jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
+/** Bound on a child node's whole run (start, lock, answer) and on waiting for it to reach a lock. */
+const CHILD_MS = process.arch === 'x64' ? 60_000 : 240_000;
+/** Bound on a frame's DQBUF (vivid runs at 60 frames/s, slower under TCG). */
+const FRAME_MS = 120_000;
 
-const C = V4l2Device.constants;
+// Whatever a test did or left, vivid is free for the next (a busy queue makes S_FMT EBUSY for every opener).
+afterEach(releaseVivid);
+
 const LIB = JSON.stringify(path.join(__dirname, '..', '..', 'lib'));
 /** A hash of a 640x480 XR24 frame; the child runs the same code (its source). */
 function hash(m: { buffer: ArrayBuffer }): number {
@@ -29,9 +37,13 @@ function lockState(buf: DmaBuf): { holders: string[]; waiters: number } {
   return lockStateOf(buf.inode);
 }
 
-/** Lets the event loop run until `cond()` holds (a poll of the lock table, no deadline asserted). */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 20));
+/** Lets the event loop run until `cond()` holds (a poll of the lock table); ETIMEDOUT naming `what` after `ms`. */
+async function until(cond: () => boolean, what: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw Object.assign(new Error(`timed out after ${ms} ms waiting for ${what}`), { code: 'ETIMEDOUT' });
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Frame hash of `buf` read under a CPU read lock. */
@@ -47,12 +59,43 @@ async function readHash(buf: DmaBuf): Promise<number> {
   }
 }
 
+/** vivid's capture node at 640x480 XR24, 60 frames/s; released after the test. */
 function openCamera(): V4l2Device {
-  const cam = V4l2Device.open({ driver: 'vivid', capabilities: C.V4L2_CAP_VIDEO_CAPTURE | C.V4L2_CAP_STREAMING });
-  cam.setInput(0);
-  cam.setFormat('capture', { width: 640, height: 480, pixelformat: 'XR24' });
-  cam.setFrameInterval('capture', 1, 60);
-  return cam;
+  return openVivid((cam) => {
+    cam.setInput(0);
+    cam.setFormat('capture', { width: 640, height: 480, pixelformat: 'XR24' });
+    cam.setFrameInterval('capture', 1, 60);
+  });
+}
+
+/**
+ * Runs `code` in a child node (process.execPath, as processes.test.ts does) with `fd` as its fd 3 and
+ * resolves to its stdout once it exited 0. Rejects when it cannot start (naming the binary), exits
+ * otherwise, or outlives CHILD_MS (then it is killed).
+ */
+function childNode(code: string, fd: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
+    let out = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, CHILD_MS);
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const exists = fs.existsSync(process.execPath) ? 'exists' : 'is missing';
+      reject(new Error(`cannot start ${process.execPath} (${exists} in this root): ${err.message}`, { cause: err }));
+    });
+    // 'close': exited and its pipes drained and closed (no fd outlives the test).
+    proc.once('close', (status, signal) => {
+      clearTimeout(timer);
+      if (timedOut) reject(new Error(`child node still running after ${CHILD_MS} ms (killed); it printed ${JSON.stringify(out)}`));
+      else if (status !== 0) reject(new Error(`child node exited with ${status ?? signal}; it printed ${JSON.stringify(out)}`));
+      else resolve(out);
+    });
+  });
 }
 
 /** Resolves to 'resolved' or 'pending' after letting the event loop run for `ms`. */
@@ -65,30 +108,25 @@ async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' |
 
 /** Another process's DmabufSync.single(buf, 'read', {wait: false}) on fd 3: 'locked' or its error code. */
 function probeRead(fd: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const code =
-      'const { DmaBuf, DmabufSync } = require(' + LIB + ');' +
+  return childNode(
+    'const { DmaBuf, DmabufSync } = require(' + LIB + ');' +
       '(async () => { const b = DmaBuf.fromFd(3);' +
       "  try { const s = await DmabufSync.single(b, 'read', { wait: false }); await s.unlock(); s.fini(); process.stdout.write('locked'); }" +
-      '  catch (e) { process.stdout.write(String(e.code)); } b.close(); })();';
-    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', () => resolve(out));
-  });
+      '  catch (e) { process.stdout.write(String(e.code)); } b.close(); })();',
+    fd,
+  );
 }
 
 test('a buffer queued to the camera is write-locked for the device until DQBUF: another process cannot read-lock it', async () => {
   using cam = openCamera();
-  const q = new DeviceQueue(cam, 'capture');
+  const q = tracked(new DeviceQueue(cam, 'capture'));
   try {
     const [b0] = q.allocate(2);
     await q.queue(0);
     expect(q.queued).toEqual([0]);
     expect(await probeRead(b0!.fd)).toBe('EBUSY');
     q.streamOn();
-    const d = await q.dequeue({ timeoutMs: 30_000 });
+    const d = await q.dequeue({ timeoutMs: FRAME_MS });
     expect(d.index).toBe(0);
     expect(q.queued).toEqual([]);
     expect(await probeRead(b0!.fd)).toBe('locked');
@@ -99,34 +137,30 @@ test('a buffer queued to the camera is write-locked for the device until DQBUF: 
 
 /** Another process waits for DmabufSync.single(buf, 'read') on fd 3, then prints its frame hash. */
 function waitingReader(fd: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const code =
-      `const { DmaBuf, DmabufSync } = require(${LIB}); ${HASH}` +
+  return childNode(
+    `const { DmaBuf, DmabufSync } = require(${LIB}); ${HASH}` +
       '(async () => { const b = DmaBuf.fromFd(3);' +
       "  const s = await DmabufSync.single(b, 'read'); const m = b.map({ writable: false });" +
-      '  process.stdout.write(String(hash(m))); m.release(); await s.unlock(); s.fini(); b.close(); })();';
-    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (status) => (status === 0 ? resolve(out) : reject(new Error(`reader exited ${String(status)}`))));
-  });
+      '  process.stdout.write(String(hash(m))); m.release(); await s.unlock(); s.fini(); b.close(); })();',
+    fd,
+  );
 }
 
 test("another process's read lock waits until DQBUF, then sees vivid's whole frame", async () => {
   using cam = openCamera();
-  const q = new DeviceQueue(cam, 'capture');
+  const q = tracked(new DeviceQueue(cam, 'capture'));
   try {
     const [b0] = q.allocate(2);
     await q.queue(0);
     expect(lockState(b0!)).toEqual({ holders: ['write'], waiters: 0 });
     const reader = waitingReader(b0!.fd);
-    let read = false;
-    void reader.then(() => (read = true), () => undefined);
-    await until(() => lockState(b0!).waiters === 1); // the reader waits on the device's hold
-    expect(read).toBe(false);
+    let outcome: string | undefined; // set if the reader ends (reads, fails to start, dies) before DQBUF
+    reader.then((h) => (outcome = `read ${h} before DQBUF`), (err: Error) => (outcome = err.message));
+    // The reader waits on the device's hold.
+    await until(() => outcome !== undefined || lockState(b0!).waiters === 1, 'the other process to wait for the device hold', CHILD_MS);
+    expect(outcome).toBeUndefined();
     q.streamOn();
-    const d = await q.dequeue({ timeoutMs: 120_000 });
+    const d = await q.dequeue({ timeoutMs: FRAME_MS });
     expect(d.index).toBe(0);
     expect(d.info.planes[0]!.bytesused).toBe(640 * 480 * 4);
     const got = await reader;
@@ -139,13 +173,13 @@ test("another process's read lock waits until DQBUF, then sees vivid's whole fra
 
 test('STREAMOFF mid-stream releases every device hold; so does close() with the device already closed', async () => {
   const cam = openCamera();
-  const q = new DeviceQueue(cam, 'capture');
+  const q = tracked(new DeviceQueue(cam, 'capture'));
   try {
     const bufs = [...q.allocate(3)];
     const inodes = bufs.map((b) => b.inode);
     for (let i = 0; i < bufs.length; i++) await q.queue(i);
     q.streamOn();
-    await q.dequeue({ timeoutMs: 120_000 });
+    await q.dequeue({ timeoutMs: FRAME_MS });
     expect(q.queued.length).toBe(2);
     for (const i of q.queued) expect(lockState(bufs[i]!).holders).toEqual(['write']);
     await q.streamOff();
@@ -169,7 +203,7 @@ test('STREAMOFF mid-stream releases every device hold; so does close() with the 
 
 test('a buffer locked for CPU write is not queued until unlocked', async () => {
   using cam = openCamera();
-  const q = new DeviceQueue(cam, 'capture');
+  const q = tracked(new DeviceQueue(cam, 'capture'));
   try {
     const [b0] = q.allocate(1);
     const cpu = await DmabufSync.single(b0!, 'write', { maxHoldMs: 120_000 });
@@ -191,7 +225,7 @@ needs('vgem')('a vgem buffer with an unsignalled write fence is not queued (DMAB
   const size = Math.ceil(sizeimage / 4096) * 4096;
   using vgem = VgemDevice.open();
   const bo = vgem.createBuffer(size);
-  const q = new DeviceQueue(cam, 'capture', { memory: 'dmabuf' });
+  const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
   try {
     q.attach([bo.dmaBuf]);
     const fence = bo.attachFence('write');
@@ -200,7 +234,7 @@ needs('vgem')('a vgem buffer with an unsignalled write fence is not queued (DMAB
     fence.signal();
     await queued;
     q.streamOn();
-    const d = await q.dequeue({ timeoutMs: 30_000 });
+    const d = await q.dequeue({ timeoutMs: FRAME_MS });
     expect(d.info.planes[0]!.bytesused).toBe(sizeimage);
   } finally {
     await q.close();

@@ -69,11 +69,14 @@ export class DeviceQueue {
   /** MMAP: allocates `count` buffers and exports each as a DmaBuf (owned by this queue). */
   allocate(count: number): readonly DmaBuf[] {
     if (this.#memory !== 'mmap') throw new DmabufError('EINVAL', "allocate() is for 'mmap' queues; use attach() for 'dmabuf'");
+    if (this.#bufs.length) throw new DmabufError('EBUSY', `this queue already has ${this.#bufs.length} buffers; close() it first`);
     const n = this.#dev.requestBuffers(this.#queue, 'mmap', count);
     try {
       for (let i = 0; i < n; i++) this.#bufs.push(this.#dev.exportBuffer(this.#queue, i));
     } catch (err) {
+      // Nothing kept: the exported dma-bufs closed, the device's buffers freed.
       this.#closeBufs();
+      this.#freeDeviceBuffers();
       throw err;
     }
     this.#owned = true;
@@ -84,8 +87,12 @@ export class DeviceQueue {
   attach(bufs: DmaBuf[]): void {
     if (this.#memory !== 'dmabuf') throw new DmabufError('EINVAL', "attach() is for 'dmabuf' queues; use allocate() for 'mmap'");
     if (!Array.isArray(bufs) || bufs.length === 0 || !bufs.every((b) => b instanceof DmaBuf)) throw argTypeError('bufs', 'a non-empty array of DmaBuf', bufs);
+    if (this.#bufs.length) throw new DmabufError('EBUSY', `this queue already has ${this.#bufs.length} buffers; close() it first`);
     const n = this.#dev.requestBuffers(this.#queue, 'dmabuf', bufs.length);
-    if (n < bufs.length) throw new DmabufError('ENOMEM', `${this.#dev.path} granted ${n} of ${bufs.length} buffer slots`);
+    if (n < bufs.length) {
+      this.#freeDeviceBuffers(); // nothing kept: the slots it did grant go back
+      throw new DmabufError('ENOMEM', `${this.#dev.path} granted ${n} of ${bufs.length} buffer slots — attach at most ${n} buffers`);
+    }
     for (const b of bufs) this.#bufs.push(b.dup());
     this.#owned = true;
   }
@@ -159,15 +166,19 @@ export class DeviceQueue {
   /** Stops the stream, frees the device's buffers and closes this queue's dma-bufs. Idempotent. */
   async close(): Promise<void> {
     await this.streamOff().catch(() => undefined);
-    if (this.#owned && !this.#dev.closed) {
-      try {
-        this.#dev.requestBuffers(this.#queue, this.#memory, 0);
-      } catch {
-        // The device may be gone: its buffers go with it.
-      }
-    }
+    if (this.#owned) this.#freeDeviceBuffers();
     this.#owned = false;
     this.#closeBufs();
+  }
+
+  /** REQBUFS 0: the device frees this queue's buffers (and no longer counts the queue as this file's). */
+  #freeDeviceBuffers(): void {
+    if (this.#dev.closed) return; // its buffers went with it
+    try {
+      this.#dev.requestBuffers(this.#queue, this.#memory, 0);
+    } catch {
+      // The device is gone or refuses (still streaming elsewhere): closing its fd frees them.
+    }
   }
 
   /** Same as close(), for `await using`. */

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '../../lib';
-import { needs } from './fixtures/kernel-features';
+import { cpuBuffer, needs } from './fixtures/kernel-features';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
 
 // Child processes start slowly under TCG (arm64 most), as in processes.test.ts. Every wait below has its own
@@ -240,4 +240,74 @@ needs('vgem')('a vgem buffer with an unsignalled write fence is not queued (DMAB
     await q.close();
     bo.close();
   }
+});
+
+describe('DeviceQueue bad input: typed errors, nothing left locked', () => {
+  test('a buffer too small for the format: QBUF refuses it (EINVAL) and the device hold is released', async () => {
+    using cam = openCamera();
+    using small = cpuBuffer(4096);
+    const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    try {
+      q.attach([small]);
+      await expect(q.queue(0)).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(q.queued).toEqual([]);
+      expect(lockState(small)).toEqual({ holders: [], waiters: 0 });
+    } finally {
+      await q.close();
+    }
+  });
+
+  test('queueing a queued buffer is EBUSY and keeps the one hold; an unknown index is EINVAL', async () => {
+    using cam = openCamera();
+    const q = tracked(new DeviceQueue(cam, 'capture'));
+    try {
+      const [b0, b1] = q.allocate(2);
+      await q.queue(0);
+      await expect(q.queue(0)).rejects.toMatchObject({ code: 'EBUSY', message: expect.stringMatching(/already queued/) });
+      expect(lockState(b0!)).toEqual({ holders: ['write'], waiters: 0 });
+      await expect(q.queue(7)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/no buffer 7/) });
+      expect(lockState(b1!)).toEqual({ holders: [], waiters: 0 });
+    } finally {
+      await q.close();
+    }
+  });
+
+  test('more buffers than V4L2 takes (VIDEO_MAX_FRAME) is a RangeError and keeps nothing: no dup, no device buffer', () => {
+    using cam = openCamera();
+    using one = cpuBuffer(4096);
+    const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    expect(() => q.attach(Array.from({ length: 33 }, () => one))).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/"count".*<= 32\. Received 33/) }),
+    );
+    expect(() => q.attach([one, one])).not.toThrow(); // nothing was kept: the queue takes buffers
+    expect(q.buffers.length).toBe(2);
+    const mm = tracked(new DeviceQueue(cam, 'capture'));
+    expect(() => mm.allocate(33)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(mm.buffers).toEqual([]);
+  });
+
+  test('allocating or attaching again without close() is EBUSY and keeps the buffers', async () => {
+    using cam = openCamera();
+    const q = tracked(new DeviceQueue(cam, 'capture'));
+    try {
+      const bufs = [...q.allocate(2)];
+      expect(() => q.allocate(2)).toThrow(expect.objectContaining({ code: 'EBUSY', message: expect.stringMatching(/close\(\) it first/) }));
+      expect(q.buffers).toEqual(bufs);
+      await q.queue(0);
+      expect(q.queued).toEqual([0]);
+    } finally {
+      await q.close();
+    }
+    expect(q.buffers).toEqual([]);
+  });
+
+  test('the wrong call for the memory type is EINVAL; a bad queue or buffer list is a TypeError', () => {
+    using cam = openCamera();
+    expect(() => new DeviceQueue(cam, 'sideways' as never)).toThrow(TypeError);
+    const mm = tracked(new DeviceQueue(cam, 'capture'));
+    expect(() => mm.attach([])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    const db = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    expect(() => db.allocate(2)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => db.attach([])).toThrow(TypeError);
+  });
 });

@@ -13,7 +13,14 @@ import { DmabufError, argTypeError, optionsOf } from '../errors';
 import { DmabufSync, type DmabufSyncOptions } from './dmabuf-sync';
 
 /** Options of DeviceQueue. */
-export interface DeviceQueueOptions extends Pick<DmabufSyncOptions, 'domain' | 'group' | 'wwClass' | 'maxHoldMs'> {
+export interface DeviceQueueOptions extends Pick<DmabufSyncOptions, 'domain' | 'group' | 'wwClass'> {
+  /**
+   * Watchdog bound on one device hold, in ms (default 10 000): how long a buffer may stay queued, from QBUF
+   * to DQBUF. A queue of N buffers at F frames/s holds each for about N/F s (longer before STREAMON); past
+   * the bound the watchdog forces the hold off and other users may lock the buffer while the device still
+   * owns it. Raise it for deep queues, slow frame rates or buffers queued long before STREAMON.
+   */
+  maxHoldMs?: number;
   /** The memory of the queue's buffers (default 'mmap': the device allocates them and exports dma-bufs). */
   memory?: V4l2Memory;
 }

@@ -13,6 +13,17 @@ jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
 const CHILD_MS = process.arch === 'x64' ? 60_000 : 240_000;
 /** Bound on a frame's DQBUF (vivid runs at 60 frames/s, slower under TCG). */
 const FRAME_MS = 120_000;
+/**
+ * The device holds' watchdog bound (maxHoldMs; 10 s by default). A buffer stays queued across a child
+ * node's start (seconds under TCG, more under load): with the default the watchdog forced the device's hold
+ * off before the child looked, and the child locked a buffer the camera still owned.
+ */
+const HOLD_MS = 600_000;
+
+/** A DeviceQueue on vivid's capture queue with the generous watchdog bound; closed after the test. */
+function captureQueue(cam: V4l2Device, options?: { memory?: 'mmap' | 'dmabuf' }): DeviceQueue {
+  return tracked(new DeviceQueue(cam, 'capture', { maxHoldMs: HOLD_MS, ...options }));
+}
 
 // Whatever a test did or left, vivid is free for the next (a busy queue makes S_FMT EBUSY for every opener).
 afterEach(releaseVivid);
@@ -119,7 +130,7 @@ function probeRead(fd: number): Promise<string> {
 
 test('a buffer queued to the camera is write-locked for the device until DQBUF: another process cannot read-lock it', async () => {
   using cam = openCamera();
-  const q = tracked(new DeviceQueue(cam, 'capture'));
+  const q = captureQueue(cam);
   try {
     const [b0] = q.allocate(2);
     await q.queue(0);
@@ -148,7 +159,7 @@ function waitingReader(fd: number): Promise<string> {
 
 test("another process's read lock waits until DQBUF, then sees vivid's whole frame", async () => {
   using cam = openCamera();
-  const q = tracked(new DeviceQueue(cam, 'capture'));
+  const q = captureQueue(cam);
   try {
     const [b0] = q.allocate(2);
     await q.queue(0);
@@ -173,7 +184,7 @@ test("another process's read lock waits until DQBUF, then sees vivid's whole fra
 
 test('STREAMOFF mid-stream releases every device hold; so does close() with the device already closed', async () => {
   const cam = openCamera();
-  const q = tracked(new DeviceQueue(cam, 'capture'));
+  const q = captureQueue(cam);
   try {
     const bufs = [...q.allocate(3)];
     const inodes = bufs.map((b) => b.inode);
@@ -203,7 +214,7 @@ test('STREAMOFF mid-stream releases every device hold; so does close() with the 
 
 test('a buffer locked for CPU write is not queued until unlocked', async () => {
   using cam = openCamera();
-  const q = tracked(new DeviceQueue(cam, 'capture'));
+  const q = captureQueue(cam);
   try {
     const [b0] = q.allocate(1);
     const cpu = await DmabufSync.single(b0!, 'write', { maxHoldMs: 120_000 });
@@ -225,7 +236,7 @@ needs('vgem')('a vgem buffer with an unsignalled write fence is not queued (DMAB
   const size = Math.ceil(sizeimage / 4096) * 4096;
   using vgem = VgemDevice.open();
   const bo = vgem.createBuffer(size);
-  const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+  const q = captureQueue(cam, { memory: 'dmabuf' });
   try {
     q.attach([bo.dmaBuf]);
     const fence = bo.attachFence('write');
@@ -246,7 +257,7 @@ describe('DeviceQueue bad input: typed errors, nothing left locked', () => {
   test('a buffer too small for the format: QBUF refuses it (EINVAL) and the device hold is released', async () => {
     using cam = openCamera();
     using small = cpuBuffer(4096);
-    const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    const q = captureQueue(cam, { memory: 'dmabuf' });
     try {
       q.attach([small]);
       await expect(q.queue(0)).rejects.toMatchObject({ code: 'EINVAL' });
@@ -259,7 +270,7 @@ describe('DeviceQueue bad input: typed errors, nothing left locked', () => {
 
   test('queueing a queued buffer is EBUSY and keeps the one hold; an unknown index is EINVAL', async () => {
     using cam = openCamera();
-    const q = tracked(new DeviceQueue(cam, 'capture'));
+    const q = captureQueue(cam);
     try {
       const [b0, b1] = q.allocate(2);
       await q.queue(0);
@@ -275,20 +286,20 @@ describe('DeviceQueue bad input: typed errors, nothing left locked', () => {
   test('more buffers than V4L2 takes (VIDEO_MAX_FRAME) is a RangeError and keeps nothing: no dup, no device buffer', () => {
     using cam = openCamera();
     using one = cpuBuffer(4096);
-    const q = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    const q = captureQueue(cam, { memory: 'dmabuf' });
     expect(() => q.attach(Array.from({ length: 33 }, () => one))).toThrow(
       expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/"count".*<= 32\. Received 33/) }),
     );
     expect(() => q.attach([one, one])).not.toThrow(); // nothing was kept: the queue takes buffers
     expect(q.buffers.length).toBe(2);
-    const mm = tracked(new DeviceQueue(cam, 'capture'));
+    const mm = captureQueue(cam);
     expect(() => mm.allocate(33)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
     expect(mm.buffers).toEqual([]);
   });
 
   test('allocating or attaching again without close() is EBUSY and keeps the buffers', async () => {
     using cam = openCamera();
-    const q = tracked(new DeviceQueue(cam, 'capture'));
+    const q = captureQueue(cam);
     try {
       const bufs = [...q.allocate(2)];
       expect(() => q.allocate(2)).toThrow(expect.objectContaining({ code: 'EBUSY', message: expect.stringMatching(/close\(\) it first/) }));
@@ -304,9 +315,9 @@ describe('DeviceQueue bad input: typed errors, nothing left locked', () => {
   test('the wrong call for the memory type is EINVAL; a bad queue or buffer list is a TypeError', () => {
     using cam = openCamera();
     expect(() => new DeviceQueue(cam, 'sideways' as never)).toThrow(TypeError);
-    const mm = tracked(new DeviceQueue(cam, 'capture'));
+    const mm = captureQueue(cam);
     expect(() => mm.attach([])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    const db = tracked(new DeviceQueue(cam, 'capture', { memory: 'dmabuf' }));
+    const db = captureQueue(cam, { memory: 'dmabuf' });
     expect(() => db.allocate(2)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => db.attach([])).toThrow(TypeError);
   });

@@ -63,9 +63,13 @@ describe('V4l2Device on vivid', () => {
     using cam = openCamera();
     const fmt = cam.setFormat('capture', { width: 640, height: 480, pixelformat: 'XR24' });
     cam.setFrameInterval('capture', 1, 60);
-    cam.requestBuffers('capture', 'dmabuf', 1);
-    using buf = cpuBuffer(Math.ceil(fmt.planes[0].sizeimage / 4096) * 4096);
+    // Two buffers: vivid starts the stream only with 2 queued on Linux 5.10 (vb2 min_buffers_needed).
+    cam.requestBuffers('capture', 'dmabuf', 2);
+    const size = Math.ceil(fmt.planes[0].sizeimage / 4096) * 4096;
+    using buf = cpuBuffer(size);
+    using other = cpuBuffer(size);
     cam.queueBuffer('capture', 'dmabuf', 0, { dmabufs: [buf] });
+    cam.queueBuffer('capture', 'dmabuf', 1, { dmabufs: [other] });
     cam.streamOn('capture');
     const got = await cam.dequeue('capture', 'dmabuf', { timeoutMs: 20_000 });
     expect(got.index).toBe(0);

@@ -22,8 +22,9 @@ export DMABUF_SYNC_CACHE="$CACHE"
 mkdir -p "$CACHE"
 
 # Modules the initramfs loads, with their dependencies, in this order (built-in ones are skipped):
-# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem.
-VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem)
+# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem,
+# vivid (the virtual V4L2 camera and output of the V4L2 tests; no options: video0..3, cheap to load).
+VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem vivid)
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
 # DMABUF_VM_DISPLAY: an emulated display (its DRM modules, device, QMP socket and screendump port).

@@ -111,6 +111,73 @@ export interface ForcedRelease {
   tags: bigint[];
 }
 
+/** Where a request goes in a mutex's wait queue, and what is queued ahead of it there (see queueSpot). */
+export interface QueueSpot {
+  /** The record after which it is inserted (-1: at the head). */
+  prev: number;
+  /** A conflicting request (not a watcher) is queued ahead of that place. */
+  conflictAhead: boolean;
+  /** One of those has a context (so it is older) that may kill or wound this one (not both ordered). */
+  olderCtxAhead: boolean;
+}
+const spot: QueueSpot = { prev: -1, conflictAhead: false, olderCtxAhead: false };
+
+/**
+ * The place in the wait queue of the mutex at `moff` of a request of context c (-1: none), as in the
+ * kernel's __ww_mutex_add_waiter: contexts in stamp order (oldest first), ctx-less requests FIFO at the
+ * tail; a context is put before the first younger context that follows the last older one, so ctx-less
+ * waiters between them keep their place. Watchers wait for nothing: nobody is behind them, requests go
+ * before trailing ones. The one rule of queue order: acquire queues by it, and recovery's rebuild places by
+ * it the waiters whose list it could not trust. Returns a scratch object (valid until the next call).
+ */
+export function queueSpot(t: Table, moff: number, c: number, write: boolean): QueueSpot {
+  const i32 = t.i32;
+  const coff = c >= 0 ? t.ctxOff(c) : -1;
+  const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
+  const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
+  let last = -1;
+  let cand = -1;
+  let conflictSeen = false;
+  let olderSeen = false;
+  let candConflict = false;
+  let candOlder = false;
+  let prev = -1;
+  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
+    const r = p - 1;
+    const roff = t.recOff(r);
+    if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
+      p = i32[roff + R_NEXT] as number;
+      continue;
+    }
+    const ctag = i32[roff + R_CTX] as number;
+    if (c >= 0 && ctag !== 0) {
+      if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
+      else if (cand < 0) {
+        cand = r;
+        candConflict = conflictSeen;
+        candOlder = olderSeen;
+        prev = last;
+      }
+    }
+    if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
+      conflictSeen = true;
+      if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
+    }
+    last = r;
+    p = i32[roff + R_NEXT] as number;
+  }
+  if (cand >= 0) {
+    spot.prev = prev;
+    spot.conflictAhead = candConflict;
+    spot.olderCtxAhead = c >= 0 && candOlder;
+  } else {
+    spot.prev = last;
+    spot.conflictAhead = conflictSeen;
+    spot.olderCtxAhead = c >= 0 && olderSeen;
+  }
+  return spot;
+}
+
 /** A new request of context c (-1: none) for mutex m. */
 export function acquire(k: Core, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
@@ -134,54 +201,11 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
   let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
   let olderCtxAhead = false; // a conflicting queued request with a context is ahead (so it is older)
   if (nwaiters !== 0) {
-    // Queue position as in the kernel's __ww_mutex_add_waiter: contexts in stamp order (oldest first),
-    // ctx-less requests FIFO at the tail; a context is put before the first younger context that follows
-    // the last older one, so ctx-less waiters between them keep their place.
-    const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
-    const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
-    let last = -1;
-    let cand = -1;
-    let conflictSeen = false;
-    let olderSeen = false;
-    let candConflict = false;
-    let candOlder = false;
-    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
-      const r = p - 1;
-      const roff = t.recOff(r);
-      if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
-        // A watcher waits for nothing: nobody is behind it (`last` skips it, so requests go before it).
-        p = i32[roff + R_NEXT] as number;
-        continue;
-      }
-      const ctag = i32[roff + R_CTX] as number;
-      if (c >= 0 && ctag !== 0) {
-        if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
-        else if (cand < 0) {
-          cand = r;
-          candConflict = conflictSeen;
-          candOlder = olderSeen;
-          prevOfInsert = last;
-        }
-      }
-      if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
-        conflictSeen = true;
-        if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
-      }
-      last = r;
-      p = i32[roff + R_NEXT] as number;
-    }
-    let conflictAhead: boolean;
-    if (cand >= 0) {
-      conflictAhead = candConflict;
-      olderCtxAhead = candOlder;
-    } else {
-      prevOfInsert = last;
-      conflictAhead = conflictSeen;
-      olderCtxAhead = olderSeen;
-    }
+    const at = queueSpot(t, moff, c, write);
+    prevOfInsert = at.prev;
     // A ctx-less request never passes anybody, and ww contexts only get ahead of younger ones.
-    if (conflictAhead) blocked = true;
-    if (c < 0) olderCtxAhead = false;
+    if (at.conflictAhead) blocked = true;
+    olderCtxAhead = at.olderCtxAhead;
   }
   if (!blocked) {
     const r = allocRecord(t);

@@ -46,7 +46,7 @@ import {
   R_SINCE,
   SLOT_USED,
 } from './layout';
-import { dropRef, freeMutexIfUnused, freeRecord, removeHold, removeWaiter } from './records';
+import { dropRef, freeMutexIfUnused, freeRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { debug, type Table } from './table';
 import { queueSpot } from './ww-rules';
 import type { Waker } from './waking';
@@ -229,22 +229,7 @@ export function rebuildTable(t: Table): void {
   const listed = waiters.filter((r) => queuePos[r] !== -1).sort((a, b) => (queuePos[a] as number) - (queuePos[b] as number));
   const unlisted = waiters.filter((r) => queuePos[r] === -1).sort((a, b) => since(a) - since(b));
   const tail = new Int32Array(t.nMutex).fill(-1);
-  const link = (r: number, prev: number): void => {
-    const roff = t.recOff(r);
-    const m = i32[roff + R_MUTEX] as number;
-    const moff = t.mutexOff(m);
-    if (prev < 0) {
-      i32[roff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
-      i32[moff + M_WAIT_HEAD] = r + 1;
-    } else {
-      const poff = t.recOff(prev);
-      i32[roff + R_NEXT] = i32[poff + R_NEXT] as number;
-      i32[poff + R_NEXT] = r + 1;
-    }
-    i32[moff + M_NWAITERS]++;
-    const ctag = i32[roff + R_CTX] as number;
-    if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = m + 1;
-  };
+  const link = (r: number, prev: number): void => linkWaiter(t, t.mutexOff(i32[t.recOff(r) + R_MUTEX] as number), r, prev);
   for (const r of listed) {
     const m = i32[t.recOff(r) + R_MUTEX] as number;
     link(r, tail[m] as number);

@@ -20,6 +20,8 @@ import {
   M_WRITE_HELD,
   RF_REF,
   RF_USED,
+  RF_WAITER,
+  RF_WATCH,
   RF_WRITE,
   R_CTX,
   R_CTX_NEXT,
@@ -55,6 +57,43 @@ export function allocRecord(t: Table): number {
     throw recordsFull(t);
   }
   return r;
+}
+
+/**
+ * Turns free record r into a queued request (watch: a watcher) of context c (-1: none) for mutex m, made by
+ * participant `part` at monotonic time `now`; not linked yet (linkWaiter).
+ */
+export function initWaitRecord(t: Table, r: number, m: number, c: number, write: boolean, watch: boolean, now: number, part: number): void {
+  const i32 = t.i32;
+  const roff = t.recOff(r);
+  i32[roff + R_FLAGS] = RF_USED | RF_WAITER | (watch ? RF_WATCH : 0) | (write ? RF_WRITE : 0);
+  i32[roff + R_CTX] = c + 1;
+  i32[roff + R_MUTEX] = m;
+  i32[roff + R_PART] = part;
+  i32[roff + R_CTX_NEXT] = 0;
+  t.f64[(roff + R_SINCE) >> 1] = now;
+  t.f64[(roff + R_DEADLINE) >> 1] = Infinity;
+  t.i64[(roff + R_TAG) >> 1] = 0n;
+}
+
+/**
+ * Links wait record w into the wait list of its mutex (at `moff`) after record `prev` (-1: at the head),
+ * counts it, and marks its context as waiting there.
+ */
+export function linkWaiter(t: Table, moff: number, w: number, prev: number): void {
+  const i32 = t.i32;
+  const woff = t.recOff(w);
+  if (prev < 0) {
+    i32[woff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
+    i32[moff + M_WAIT_HEAD] = w + 1;
+  } else {
+    const poff = t.recOff(prev);
+    i32[woff + R_NEXT] = i32[poff + R_NEXT] as number;
+    i32[poff + R_NEXT] = w + 1;
+  }
+  i32[moff + M_NWAITERS]++;
+  const ctag = i32[woff + R_CTX] as number;
+  if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = (i32[woff + R_MUTEX] as number) + 1;
 }
 
 /** The ENOSPC error of an empty record pool. */

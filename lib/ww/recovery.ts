@@ -20,7 +20,6 @@ import {
   C_HOLD_HEAD,
   C_NEXT_FREE,
   C_PART,
-  C_STAMP,
   C_WAITING_ON,
   H_FREE_CTX,
   H_FREE_REC,
@@ -36,6 +35,7 @@ import {
   RF_REF,
   RF_USED,
   RF_WAITER,
+  RF_WATCH,
   RF_WRITE,
   R_CTX,
   R_CTX_NEXT,
@@ -46,8 +46,9 @@ import {
   R_SINCE,
   SLOT_USED,
 } from './layout';
-import { dropRef, freeMutexIfUnused, freeRecord, removeHold, removeWaiter } from './records';
+import { dropRef, freeMutexIfUnused, freeRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { debug, type Table } from './table';
+import { queueSpot } from './ww-rules';
 import type { Waker } from './waking';
 
 /** Removes everything participant p left; returns how many records it removed. */
@@ -144,6 +145,24 @@ export function reapDead(t: Table, waker: Waker): number {
  */
 export function rebuildTable(t: Table): void {
   const i32 = t.i32;
+  // The old wait lists give the queue order (stamps and arrival times cannot: a ctx-less request queued
+  // between contexts keeps its place, and removals leave the rest as they were). Read them before they are
+  // cleared, trusting a link only to a waiter record of that mutex not seen before; a record that the dead
+  // owner was linking in or out is placed again below, by the rule acquire queues by.
+  const queuePos = new Int32Array(t.nRec).fill(-1);
+  let pos = 0;
+  for (let m = 0; m < t.nMutex; m++) {
+    const moff = t.mutexOff(m);
+    if (i32[moff + M_STATE] !== SLOT_USED) continue;
+    for (let p = i32[moff + M_WAIT_HEAD] as number; p > 0 && p <= t.nRec; ) {
+      const r = p - 1;
+      const roff = t.recOff(r);
+      const flags = i32[roff + R_FLAGS] as number;
+      if ((flags & RF_USED) === 0 || (flags & RF_WAITER) === 0 || i32[roff + R_MUTEX] !== m || queuePos[r] !== -1) break;
+      queuePos[r] = pos++;
+      p = i32[roff + R_NEXT] as number;
+    }
+  }
   for (let m = 0; m < t.nMutex; m++) {
     const moff = t.mutexOff(m);
     i32[moff + M_HOLD_HEAD] = 0;
@@ -203,26 +222,24 @@ export function rebuildTable(t: Table): void {
     }
   }
   i32[H_FREE_REC] = freeRec;
-  // Queues in the order the lock core keeps them: contexts by stamp, then ctx-less requests by arrival.
-  const key = (r: number): [number, number] => {
+  // Queues in the order they had: the listed waiters in list order, each appended; then the others (their
+  // insertion or removal was cut short) in arrival order, each where acquire would put it (queueSpot), a
+  // watcher at the head as watch() does.
+  const since = (r: number): number => t.f64[(t.recOff(r) + R_SINCE) >> 1] as number;
+  const listed = waiters.filter((r) => queuePos[r] !== -1).sort((a, b) => (queuePos[a] as number) - (queuePos[b] as number));
+  const unlisted = waiters.filter((r) => queuePos[r] === -1).sort((a, b) => since(a) - since(b));
+  const tail = new Int32Array(t.nMutex).fill(-1);
+  const link = (r: number, prev: number): void => linkWaiter(t, t.mutexOff(i32[t.recOff(r) + R_MUTEX] as number), r, prev);
+  for (const r of listed) {
+    const m = i32[t.recOff(r) + R_MUTEX] as number;
+    link(r, tail[m] as number);
+    tail[m] = r;
+  }
+  for (const r of unlisted) {
     const roff = t.recOff(r);
-    const ctag = i32[roff + R_CTX] as number;
-    return ctag !== 0 ? [0, t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number] : [1, t.f64[(roff + R_SINCE) >> 1] as number];
-  };
-  waiters.sort((a, b) => {
-    const [ka, va] = key(a);
-    const [kb, vb] = key(b);
-    return kb - ka || vb - va; // reversed: each is pushed at the head below
-  });
-  for (const r of waiters) {
-    const roff = t.recOff(r);
-    const m = i32[roff + R_MUTEX] as number;
-    const moff = t.mutexOff(m);
-    i32[roff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
-    i32[moff + M_WAIT_HEAD] = r + 1;
-    i32[moff + M_NWAITERS]++;
-    const ctag = i32[roff + R_CTX] as number;
-    if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = m + 1;
+    const flags = i32[roff + R_FLAGS] as number;
+    const moff = t.mutexOff(i32[roff + R_MUTEX] as number);
+    link(r, (flags & RF_WATCH) !== 0 ? -1 : queueSpot(t, moff, (i32[roff + R_CTX] as number) - 1, (flags & RF_WRITE) !== 0).prev);
   }
   debug('rebuilt lock table %s after its owner died inside the critical section', t.file.path);
 }

@@ -12,20 +12,15 @@ import {
   CF_WOUNDED,
   C_ACQUIRED,
   C_FLAGS,
-  C_HOLD_HEAD,
-  C_PART,
   C_REVOKED,
   C_STAMP,
   C_TOKEN,
   C_WAITING_ON,
   KIND_WAIT_DIE,
   M_HOLD_HEAD,
-  M_KEY,
   M_KIND,
-  M_OWNER_DIED,
   M_NHOLDERS,
   M_NWAITERS,
-  M_REFS,
   M_WAIT_HEAD,
   M_WRITE_HELD,
   P_PID,
@@ -48,9 +43,35 @@ import {
   R_SINCE,
   R_TAG,
 } from './layout';
-import { addHold, allocRecord, findHold, freeRecord, removeHold, removeWaiter } from './records';
+import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
+import {
+  clearKick,
+  ctxFirstHold,
+  ctxFlags,
+  ctxForced,
+  ctxOrdered,
+  ctxPart,
+  ctxWaitingOn,
+  firstHolder,
+  heldAgainst,
+  isHeld,
+  mutexKey,
+  markForced,
+  recCtx,
+  recCtxNext,
+  recDeadline,
+  recHold,
+  recMutex,
+  recNext,
+  recTag,
+  recUnlockedSeen,
+  recWaiting,
+  setRecTag,
+  takeOwnerDied,
+  unreferenced,
+} from './ww-view';
 import type { Waker } from './waking';
 
 // ---- result codes ----
@@ -84,13 +105,6 @@ export interface Core {
   victim: number;
 }
 
-/** Reads and clears the mutex's owner-died mark into k.ownerDied (at a grant). */
-function takeOwnerDied(k: Core, moff: number): void {
-  const i32 = k.t.i32;
-  k.ownerDied = i32[moff + M_OWNER_DIED] !== 0;
-  if (k.ownerDied) i32[moff + M_OWNER_DIED] = 0;
-}
-
 /**
  * Whether context slot c takes its mutexes in ascending key order (CF_ORDERED). Two ordered contexts never
  * wound or kill each other: neither can be waiting, directly or through the queue, on a lock the other needs
@@ -99,7 +113,7 @@ function takeOwnerDied(k: Core, moff: number): void {
  * ordinary ww rules break every cycle.
  */
 function isOrdered(t: Table, c: number): boolean {
-  return ((t.i32[t.ctxOff(c) + C_FLAGS] as number) & CF_ORDERED) !== 0;
+  return ctxOrdered(t, c);
 }
 
 /** What a forced release removed. */
@@ -109,6 +123,73 @@ export interface ForcedRelease {
   keys: bigint[];
   /** Non-zero tags of the removed holds (set with setHoldTag). */
   tags: bigint[];
+}
+
+/** Where a request goes in a mutex's wait queue, and what is queued ahead of it there (see queueSpot). */
+export interface QueueSpot {
+  /** The record after which it is inserted (-1: at the head). */
+  prev: number;
+  /** A conflicting request (not a watcher) is queued ahead of that place. */
+  conflictAhead: boolean;
+  /** One of those has a context (so it is older) that may kill or wound this one (not both ordered). */
+  olderCtxAhead: boolean;
+}
+const spot: QueueSpot = { prev: -1, conflictAhead: false, olderCtxAhead: false };
+
+/**
+ * The place in the wait queue of the mutex at `moff` of a request of context c (-1: none), as in the
+ * kernel's __ww_mutex_add_waiter: contexts in stamp order (oldest first), ctx-less requests FIFO at the
+ * tail; a context is put before the first younger context that follows the last older one, so ctx-less
+ * waiters between them keep their place. Watchers wait for nothing: nobody is behind them, requests go
+ * before trailing ones. The one rule of queue order: acquire queues by it, and recovery's rebuild places by
+ * it the waiters whose list it could not trust. Returns a scratch object (valid until the next call).
+ */
+export function queueSpot(t: Table, moff: number, c: number, write: boolean): QueueSpot {
+  const i32 = t.i32;
+  const coff = c >= 0 ? t.ctxOff(c) : -1;
+  const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
+  const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
+  let last = -1;
+  let cand = -1;
+  let conflictSeen = false;
+  let olderSeen = false;
+  let candConflict = false;
+  let candOlder = false;
+  let prev = -1;
+  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
+    const r = p - 1;
+    const roff = t.recOff(r);
+    if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
+      p = i32[roff + R_NEXT] as number;
+      continue;
+    }
+    const ctag = i32[roff + R_CTX] as number;
+    if (c >= 0 && ctag !== 0) {
+      if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
+      else if (cand < 0) {
+        cand = r;
+        candConflict = conflictSeen;
+        candOlder = olderSeen;
+        prev = last;
+      }
+    }
+    if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
+      conflictSeen = true;
+      if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
+    }
+    last = r;
+    p = i32[roff + R_NEXT] as number;
+  }
+  if (cand >= 0) {
+    spot.prev = prev;
+    spot.conflictAhead = candConflict;
+    spot.olderCtxAhead = c >= 0 && candOlder;
+  } else {
+    spot.prev = last;
+    spot.conflictAhead = conflictSeen;
+    spot.olderCtxAhead = c >= 0 && olderSeen;
+  }
+  return spot;
 }
 
 /** A new request of context c (-1: none) for mutex m. */
@@ -134,59 +215,16 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
   let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
   let olderCtxAhead = false; // a conflicting queued request with a context is ahead (so it is older)
   if (nwaiters !== 0) {
-    // Queue position as in the kernel's __ww_mutex_add_waiter: contexts in stamp order (oldest first),
-    // ctx-less requests FIFO at the tail; a context is put before the first younger context that follows
-    // the last older one, so ctx-less waiters between them keep their place.
-    const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
-    const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
-    let last = -1;
-    let cand = -1;
-    let conflictSeen = false;
-    let olderSeen = false;
-    let candConflict = false;
-    let candOlder = false;
-    for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
-      const r = p - 1;
-      const roff = t.recOff(r);
-      if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
-        // A watcher waits for nothing: nobody is behind it (`last` skips it, so requests go before it).
-        p = i32[roff + R_NEXT] as number;
-        continue;
-      }
-      const ctag = i32[roff + R_CTX] as number;
-      if (c >= 0 && ctag !== 0) {
-        if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
-        else if (cand < 0) {
-          cand = r;
-          candConflict = conflictSeen;
-          candOlder = olderSeen;
-          prevOfInsert = last;
-        }
-      }
-      if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
-        conflictSeen = true;
-        if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
-      }
-      last = r;
-      p = i32[roff + R_NEXT] as number;
-    }
-    let conflictAhead: boolean;
-    if (cand >= 0) {
-      conflictAhead = candConflict;
-      olderCtxAhead = candOlder;
-    } else {
-      prevOfInsert = last;
-      conflictAhead = conflictSeen;
-      olderCtxAhead = olderSeen;
-    }
+    const at = queueSpot(t, moff, c, write);
+    prevOfInsert = at.prev;
     // A ctx-less request never passes anybody, and ww contexts only get ahead of younger ones.
-    if (conflictAhead) blocked = true;
-    if (c < 0) olderCtxAhead = false;
+    if (at.conflictAhead) blocked = true;
+    olderCtxAhead = at.olderCtxAhead;
   }
   if (!blocked) {
     const r = allocRecord(t);
     addHold(t, m, moff, r, c, write, monoNow(), t.self);
-    takeOwnerDied(k, moff);
+    k.ownerDied = takeOwnerDied(t, moff);
     // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
     if (nwaiters !== 0) k.waker.wake(moff);
     t.unlock();
@@ -270,15 +308,13 @@ function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean
  */
 function prepareWait(k: Core, moff: number, c: number): void {
   const t = k.t;
-  const i32 = t.i32;
   let until = Infinity;
   let victim = -1;
   const now = monoNow();
-  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-    const roff = t.recOff(p - 1);
-    const d = t.f64[(roff + R_DEADLINE) >> 1] as number;
+  for (let r = firstHolder(t, moff); r >= 0; r = recNext(t, r)) {
+    const d = recDeadline(t, r);
     if (d < until) until = d;
-    if (d <= now && victim < 0 && i32[roff + R_CTX] !== c + 1) victim = (i32[roff + R_CTX] as number) - 1;
+    if (d <= now && victim < 0 && recCtx(t, r) !== c) victim = recCtx(t, r);
   }
   k.waitUntil = until;
   k.victim = victim;
@@ -412,7 +448,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   if (!blocked) {
     removeWaiter(t, moff, w);
     addHold(t, m, moff, w, c, write, monoNow(), t.self);
-    takeOwnerDied(k, moff);
+    k.ownerDied = takeOwnerDied(t, moff);
     // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
     k.waker.wake(moff);
     t.unlock();
@@ -434,11 +470,6 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   return WAITING;
 }
 
-/** Whether the mutex at `moff` has no holder that conflicts with a `write` (or read) request. */
-function unlockedFor(i32: Int32Array, moff: number, write: boolean): boolean {
-  return write ? i32[moff + M_NHOLDERS] === 0 : i32[moff + M_WRITE_HELD] === 0;
-}
-
 /**
  * waitUnlocked: GRANTED if mutex m has no holder conflicting with a `write` (or read) request now; else
  * queues a watch record (lastRecord; woken like a waiter, never granted, ahead of nobody) and returns
@@ -446,11 +477,10 @@ function unlockedFor(i32: Int32Array, moff: number, write: boolean): boolean {
  */
 export function watch(k: Core, m: number, write: boolean, w: number): number {
   const t = k.t;
-  const i32 = t.i32;
   const moff = t.mutexOff(m);
   t.lock();
   try {
-    if (unlockedFor(i32, moff, write) || (w >= 0 && ((i32[t.recOff(w) + R_FLAGS] as number) & RF_UNLOCKED) !== 0)) {
+    if (!heldAgainst(t, moff, write) || (w >= 0 && recUnlockedSeen(t, w))) {
       if (w >= 0) {
         removeWaiter(t, moff, w);
         freeRecord(t, w);
@@ -459,21 +489,11 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
     }
     if (w < 0) {
       w = allocRecord(t);
-      const woff = t.recOff(w);
-      i32[woff + R_FLAGS] = RF_USED | RF_WAITER | RF_WATCH | (write ? RF_WRITE : 0);
-      i32[woff + R_CTX] = 0;
-      i32[woff + R_MUTEX] = m;
-      i32[woff + R_PART] = t.self;
-      i32[woff + R_CTX_NEXT] = 0;
-      t.f64[(woff + R_SINCE) >> 1] = monoNow();
-      t.f64[(woff + R_DEADLINE) >> 1] = Infinity;
-      t.i64[(woff + R_TAG) >> 1] = 0n;
-      i32[woff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
-      i32[moff + M_WAIT_HEAD] = w + 1;
-      i32[moff + M_NWAITERS]++;
+      initWaitRecord(t, w, m, -1, write, true, monoNow(), t.self);
+      linkWaiter(t, moff, w, -1);
     }
     // Re-checked: a later change kicks it again if it concerns it (waking.ts).
-    Atomics.and(i32, t.recOff(w) + R_FLAGS, ~RF_KICK);
+    clearKick(t, w);
     k.lastRecord = w;
     k.waitUntil = Infinity;
     k.victim = -1;
@@ -488,7 +508,7 @@ export function cancel(k: Core, w: number, m: number): void {
   const t = k.t;
   const moff = t.mutexOff(m);
   t.lock();
-  if (((t.i32[t.recOff(w) + R_FLAGS] as number) & RF_WAITER) !== 0) {
+  if (recWaiting(t, w)) {
     removeWaiter(t, moff, w);
     freeRecord(t, w);
     k.waker.wake(moff);
@@ -499,30 +519,30 @@ export function cancel(k: Core, w: number, m: number): void {
 /** Releases context c's hold on m, or (c = -1) the ctx-less hold record r. */
 export function release(k: Core, m: number, c: number, r: number, maybeFree: (m: number) => void): number {
   const t = k.t;
-  const i32 = t.i32;
   const moff = t.mutexOff(m);
   t.lock();
   if (c >= 0) {
-    r = i32[moff + M_NHOLDERS] !== 0 ? findHold(t, moff, c) : -1;
+    r = isHeld(t, moff) ? findHold(t, moff, c) : -1;
     if (r < 0) {
-      const forced = ((i32[t.ctxOff(c) + C_FLAGS] as number) & CF_FORCED) !== 0;
+      const forced = ctxForced(t, c);
       t.unlock();
       return forced ? FORCED : NOT_HELD;
     }
-  } else {
-    const roff = t.recOff(r);
-    if (i32[roff + R_FLAGS] === 0 || ((i32[roff + R_FLAGS] as number) & RF_WAITER) !== 0 ||
-        i32[roff + R_MUTEX] !== m || i32[roff + R_CTX] !== 0) {
-      t.unlock();
-      return NOT_HELD;
-    }
+  } else if (!isCtxlessHold(t, r, m)) {
+    t.unlock();
+    return NOT_HELD;
   }
   removeHold(t, moff, r);
   freeRecord(t, r);
   k.waker.wake(moff);
-  if (i32[moff + M_REFS] === 0) maybeFree(m);
+  if (unreferenced(t, moff)) maybeFree(m);
   t.unlock();
   return GRANTED;
+}
+
+/** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */
+function isCtxlessHold(t: Table, r: number, m: number): boolean {
+  return recHold(t, r) && recMutex(t, r) === m && recCtx(t, r) < 0;
 }
 
 /** Sets the tag of c's hold on m; false if c does not hold m. */
@@ -530,7 +550,7 @@ export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean 
   const t = k.t;
   t.lock();
   const r = findHold(t, t.mutexOff(m), c);
-  if (r >= 0) t.i64[(t.recOff(r) + R_TAG) >> 1] = BigInt.asIntN(64, tag);
+  if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
   t.unlock();
   return r >= 0;
 }
@@ -549,11 +569,10 @@ export function holds(k: Core, m: number, c: number): boolean {
 /** The earliest deadline (monotonic ms) of context c's holds, Infinity if none. */
 export function earliestDeadline(k: Core, c: number): number {
   const t = k.t;
-  const i32 = t.i32;
   let d = Infinity;
   t.lock();
-  for (let p = i32[t.ctxOff(c) + C_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_CTX_NEXT] as number) {
-    const x = t.f64[(t.recOff(p - 1) + R_DEADLINE) >> 1] as number;
+  for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) {
+    const x = recDeadline(t, r);
     if (x < d) d = x;
   }
   t.unlock();
@@ -569,7 +588,7 @@ export function viewToken(k: Core, c: number): bigint {
   const off = t.ctxOff(c);
   t.lock();
   try {
-    if (((t.i32[off + C_FLAGS] as number) & CF_FORCED) !== 0) return 0n;
+    if (ctxForced(t, c)) return 0n;
     let token = t.i64[(off + C_TOKEN) >> 1] as bigint;
     if (token === 0n) {
       token = native.newRevocationToken();
@@ -616,13 +635,13 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
   const coff = t.ctxOff(c);
   t.lock();
   try {
-    const flags = i32[coff + C_FLAGS] as number;
+    const flags = ctxFlags(t, c);
     if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
-    const part = i32[coff + C_PART] as number;
+    const part = ctxPart(t, c);
     const foreign = i32[t.partOff(part) + P_PID] !== process.pid;
     let expired = false;
-    for (let p = i32[coff + C_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_CTX_NEXT] as number) {
-      if ((t.f64[(t.recOff(p - 1) + R_DEADLINE) >> 1] as number) <= now) {
+    for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) {
+      if (recDeadline(t, r) <= now) {
         expired = true;
         break;
       }
@@ -635,26 +654,24 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
         return null;
       }
     }
-    Atomics.or(i32, coff + C_FLAGS, CF_FORCED);
+    markForced(t, c);
     const keys: bigint[] = [];
     const tags: bigint[] = [];
-    while (i32[coff + C_HOLD_HEAD] !== 0) {
-      const r = (i32[coff + C_HOLD_HEAD] as number) - 1;
-      const roff = t.recOff(r);
-      const m = i32[roff + R_MUTEX] as number;
+    for (let r = ctxFirstHold(t, c); r >= 0; r = ctxFirstHold(t, c)) {
+      const m = recMutex(t, r);
       const moff = t.mutexOff(m);
-      keys.push(t.i64[(moff + M_KEY) >> 1] as bigint);
+      keys.push(mutexKey(t, moff));
       // Tags are addresses in the holder's process: only meaningful to a forcer of the same process.
-      const tag = t.i64[(roff + R_TAG) >> 1] as bigint;
+      const tag = recTag(t, r);
       if (tag !== 0n && !foreign) tags.push(tag);
       removeHold(t, moff, r);
       freeRecord(t, r);
       k.waker.wake(moff);
-      if (i32[moff + M_REFS] === 0) maybeFree(m);
+      if (unreferenced(t, moff)) maybeFree(m);
     }
     // If the forced context is waiting for another lock, wake it there so that it fails with ETIMEDOUT.
-    const on = i32[coff + C_WAITING_ON] as number;
-    if (on !== 0) k.waker.wake(t.mutexOff(on - 1));
+    const on = ctxWaitingOn(t, c);
+    if (on >= 0) k.waker.wake(t.mutexOff(on));
     return { ctxId: c, ctxName: ctxName(c), keys, tags };
   } finally {
     t.unlock();

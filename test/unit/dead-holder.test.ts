@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { WwClass } from '../../lib/ww/ww-class';
 import { CHANNEL_OWNER_DIED, WwMutex, queryLocks, takeOwnerDied } from '../../lib/ww/ww-mutex';
 import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
-import { checkTable, reapDead } from '../../lib/ww/recovery';
+import { checkTable, reapDead, rebuildTable } from '../../lib/ww/recovery';
 import { M_KEY, M_REFS, M_STATE, SLOT_USED } from '../../lib/ww/layout';
 
 jest.setTimeout(60_000);
@@ -221,4 +221,62 @@ test("a dead process's WwMutex objects do not keep their mutex slot: its referen
   await kill(child);
   expect(consistent()).toEqual([]);
   expect(slotOf()).toBe(-1);
+});
+
+test('a rebuild after a dead owner keeps the wait queue order: ctx-less waiters between contexts keep their place', async () => {
+  const m = new WwMutex(cls, nextKey++);
+  const waiter = new WwMutex(cls, m.key); // the ctx-less waiter's own object (ctx-less holds are per object)
+  await m.lock(null); // a ctx-less writer holds: nobody is wounded, everybody queues
+  const older = cls.acquireContext({ name: 'older' });
+  const younger = cls.acquireContext({ name: 'younger' });
+  const ctl = new AbortController();
+  const order: string[] = [];
+  const lockAs = (what: string, mm: WwMutex, ctx: typeof older | null): Promise<void> =>
+    mm.lock(ctx, 'write', { signal: ctl.signal }).then(() => void order.push(what), () => {});
+  const queue = (): string[] =>
+    queryLocks(DOMAIN).locks.find((l) => l.key === m.key)!.waiters.map((w) => w.ctxName || 'ctx-less');
+  const pOlder = lockAs('older', m, older);
+  await new Promise((r) => setImmediate(r));
+  const pCtxless = lockAs('ctx-less', waiter, null);
+  await new Promise((r) => setImmediate(r));
+  const pYounger = lockAs('younger', m, younger);
+  await new Promise((r) => setImmediate(r));
+  try {
+    // acquire's placement: the younger context arrived after the ctx-less request and queues behind it.
+    expect(queue()).toEqual(['older', 'ctx-less', 'younger']);
+    const t = store.t;
+    t.lock();
+    try {
+      rebuildTable(t);
+    } finally {
+      t.unlock();
+    }
+    expect(checkTable(t)).toEqual([]);
+    expect(queue()).toEqual(['older', 'ctx-less', 'younger']);
+    // And they are granted in that order.
+    m.unlock();
+    await pOlder;
+    m.unlock(older);
+    await pCtxless;
+    waiter.unlock();
+    await pYounger;
+    m.unlock(younger);
+    expect(order).toEqual(['older', 'ctx-less', 'younger']);
+  } finally {
+    // Whatever failed: nothing left queued or held.
+    ctl.abort();
+    await Promise.all([pOlder, pCtxless, pYounger]);
+    for (const [mm, ctx] of [[m, older], [m, younger]] as const) if (mm.isHeldBy(ctx)) mm.unlock(ctx);
+    for (const mm of [m, waiter]) {
+      try {
+        for (;;) mm.unlock();
+      } catch {
+        // none left
+      }
+    }
+    older.fini();
+    younger.fini();
+    waiter.dispose();
+    m.dispose();
+  }
 });

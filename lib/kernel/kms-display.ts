@@ -40,6 +40,17 @@ export interface KmsDisplayStats {
   flipWaits: number;
 }
 
+/** The arguments of native.kmsAtomicCommit for a page flip, reused from frame to frame. */
+interface FlipArgs {
+  objs: Uint32Array;
+  counts: Uint32Array;
+  props: Uint32Array;
+  values: Float64Array;
+}
+
+/** values[] index of the plane's FB_ID in FlipArgs (after the CRTC's OUT_FENCE_PTR); IN_FENCE_FD is last. */
+const FLIP_FB_INDEX = 1;
+
 /** Sysfs-free listing of the DRM cards. */
 function cardNodes(): string[] {
   try {
@@ -74,8 +85,15 @@ export class KmsDisplay {
   #onScreen: ScanoutBuffer | undefined;
   /** Our dup of the last flip's out-fence: the next non-blocking commit must wait for it (else EBUSY). */
   #lastFlip: SyncFile | undefined;
-  /** present() calls run one after another. */
+  /** present() calls run one after another: the tail of the queue, while one is under way. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** present() calls started and not yet settled (0: the next one starts at once, without queueing). */
+  #presenting = 0;
+  /**
+   * The page-flip commit's arrays (no modeset), built on the first flip: per frame only the values of
+   * FB_ID and IN_FENCE_FD change. [without in-fence, with in-fence].
+   */
+  #flipArgs: [FlipArgs, FlipArgs] | undefined;
   #stats: KmsDisplayStats = { presents: 0, flipWaits: 0 };
   /** Open users of this display (swap chains): close() closes them first. */
   readonly #users = new Set<{ close(): void }>();
@@ -248,8 +266,18 @@ export class KmsDisplay {
    * buffer gets the out-fence as a read fence. Calls run in order.
    */
   present(buffer: ScanoutBuffer, options: PresentOptions = {}): Promise<SyncFile> {
-    const run = this.#queue.then(() => this.#present(buffer, options));
-    this.#queue = run.catch(() => undefined);
+    // Nothing under way (the frame loop's case): start now, without a queue hop.
+    const run = this.#presenting === 0 ? this.#present(buffer, options) : this.#queue.then(() => this.#present(buffer, options));
+    this.#presenting++;
+    const settled = run.then(
+      () => {
+        this.#presenting--;
+      },
+      () => {
+        this.#presenting--;
+      },
+    );
+    this.#queue = settled;
     return run;
   }
 
@@ -263,7 +291,9 @@ export class KmsDisplay {
     if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
     const deadline = deadlineOf(options);
     if (options.signal?.aborted) throw abortError(options.signal);
-    if (this.#lastFlip && !this.#lastFlip.isSignaled()) {
+    // The previous flip's out-fence is in hand: one poll() says whether it latched; only if not, wait on it
+    // (uv_poll, resolved from its callback).
+    if (this.#lastFlip && !native.pollReady(this.#lastFlip.fd, native.constants.POLLIN)) {
       this.#stats.flipWaits++;
       const linked = linkSignals(options.signal, this.#closing.signal);
       try {
@@ -296,6 +326,7 @@ export class KmsDisplay {
 
   /** One atomic commit; returns the out-fence. */
   #commit(buffer: ScanoutBuffer, inFence: SyncFile | undefined): SyncFile {
+    if (this.#modeBlob !== 0) return this.#flip(buffer, inFence);
     const c = native.constants;
     const fd = this.fd;
     const p = this.#pipe.props;
@@ -345,6 +376,43 @@ export class KmsDisplay {
     }
     if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
     return SyncFile.adopt(outFd);
+  }
+
+  /** A page flip (the mode is set): the commit's arrays are built once and reused. */
+  #flip(buffer: ScanoutBuffer, inFence: SyncFile | undefined): SyncFile {
+    const args = (this.#flipArgs ??= [this.#makeFlipArgs(false), this.#makeFlipArgs(true)])[inFence ? 1 : 0];
+    args.values[FLIP_FB_INDEX] = buffer.fbId;
+    if (inFence) args.values[args.values.length - 1] = inFence.fd;
+    let outFd: number;
+    try {
+      outFd = native.kmsAtomicCommit(this.fd, args.objs, args.counts, args.props, args.values, native.constants.DRM_MODE_ATOMIC_NONBLOCK, 0);
+    } catch (err) {
+      const e = fromNative(err, `KmsDisplay.present (${this.driver})`);
+      if ((e as DmabufError).code === 'EACCES' || (e as DmabufError).code === 'EPERM') {
+        throw new DmabufError((e as DmabufError).code, `${e.message} — another process is DRM master of ${this.path} (a compositor or another test); stop it or use another card`, { cause: err });
+      }
+      throw e;
+    }
+    if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
+    return SyncFile.adopt(outFd);
+  }
+
+  /** The arrays of a page-flip commit: CRTC {OUT_FENCE_PTR}, plane {FB_ID, CRTC_ID, SRC_*, CRTC_*[, IN_FENCE_FD]}. */
+  #makeFlipArgs(fenced: boolean): FlipArgs {
+    const p = this.#pipe.props;
+    const props = [p.crtc.OUT_FENCE_PTR, p.plane.FB_ID, p.plane.CRTC_ID, p.plane.SRC_X, p.plane.SRC_Y, p.plane.SRC_W, p.plane.SRC_H,
+      p.plane.CRTC_X, p.plane.CRTC_Y, p.plane.CRTC_W, p.plane.CRTC_H];
+    const values = [0, 0, this.#pipe.crtcId, 0, 0, this.width * 65536, this.height * 65536, 0, 0, this.width, this.height];
+    if (fenced) {
+      props.push(p.plane.IN_FENCE_FD);
+      values.push(-1);
+    }
+    return {
+      objs: Uint32Array.of(this.#pipe.crtcId, this.#pipe.planeId),
+      counts: Uint32Array.of(1, props.length - 1),
+      props: Uint32Array.from(props),
+      values: Float64Array.from(values),
+    };
   }
 
   #addFb(handle: number, pitch: number, offset: number): number {

@@ -154,6 +154,8 @@ interface Batch {
   fds: Int32Array;
   /** poll() events meaning "no conflicting device fence" (firstPending). */
   pollEvents: Uint32Array;
+  /** POLLIN for every buffer: "no pending device writer" (toDeviceRead), made on first use. */
+  readEvents?: Uint32Array;
   cpu: Entry[];
   cpuFds: Int32Array;
   startFlags: Uint32Array;
@@ -194,6 +196,8 @@ export class DmabufSync {
   #ownerDied: DmaBuf[] = [];
   /** The per-lock syscall arguments, built once per set of buffers (get/put invalidate it). */
   #batch: Batch | undefined;
+  /** toDeviceRead() ran: the locks are held for a device, CPU access (map) is over until unlock(). */
+  #deviceOnly = false;
   readonly #forcedCallback = (): void => this.#onForced();
 
   /** Creates a sync object (same as DmabufSync.init). */
@@ -389,7 +393,7 @@ export class DmabufSync {
     }
     ctx.onForced(this.#forcedCallback);
     this.#state = 'locked';
-    debug('%s locked %d buffers', this.name, this.#entries.size);
+    if (debug.enabled) debug('%s locked %d buffers', this.name, this.#entries.size);
   }
 
   /**
@@ -402,6 +406,7 @@ export class DmabufSync {
     this.#noticeForced();
     if (this.#state === 'forced') throw this.#forcedError();
     if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
+    if (this.#deviceOnly) throw usageError('EPERM', `${this.name}: map() after the CPU access ended (toDeviceRead); unlock() and lock() again`);
     if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
     const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
@@ -417,6 +422,50 @@ export class DmabufSync {
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;
+  }
+
+  /**
+   * @internal Ends the CPU access of a locked sync but keeps its locks, for a device that now reads the
+   * buffers (SwapChain.present: the display). Releases the views from map() and closes the CPU cache
+   * brackets, as unlock() would, then waits for device writers that a read must follow (a GPU job attached
+   * after lock()); the locks stay held — exclusive where this sync writes, which is at least what a reader
+   * needs — so nobody can take the buffers between the CPU write and the device read. One transition in
+   * place of unlock() and a second sync's lock() for 'read'. map() is EPERM until unlock(), which ends the
+   * hold. On failure (a bad bracket, the deadline, an abort, the watchdog) every lock is released and the
+   * sync is idle.
+   */
+  async toDeviceRead(options?: LockOptions): Promise<void> {
+    this.#checkUsable('toDeviceRead');
+    this.#noticeForced();
+    if (this.#state === 'forced') {
+      this.#state = 'idle';
+      throw this.#forcedError();
+    }
+    if (this.#state !== 'locked' || this.#deviceOnly) {
+      throw usageError('EPERM', `${this.name}: toDeviceRead() while ${this.#deviceOnly ? 'already handed to the device' : this.#state}; lock() first`);
+    }
+    const ctx = this.#ctx!;
+    const batch = this.#batch!;
+    const errors: unknown[] = [];
+    this.#endCpuAll(errors);
+    this.#deviceOnly = true;
+    try {
+      if (errors.length > 0) throw errors[0];
+      const signal = optionsOf(options).signal;
+      let events = batch.readEvents;
+      if (events === undefined) events = batch.readEvents = new Uint32Array(batch.entries.length).fill(pollEvents('read'));
+      for (let i = firstPending(batch.fds, events); i >= 0; i = firstPending(batch.fds, events)) {
+        const e = batch.entries[i] as Entry;
+        const deadline = deadlineOf(options);
+        this.#fenceWaits++;
+        if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: 'read' });
+        await waitForFences(e.buf.fd, 'read', { signal, deadline });
+        if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device writers; raise maxHoldMs`);
+      }
+    } catch (err) {
+      if (this.#ctx === ctx) this.#releaseAll(ctx);
+      throw err;
+    }
   }
 
   /**
@@ -482,7 +531,7 @@ export class DmabufSync {
         { errors },
       );
     }
-    debug('%s unlocked', this.name);
+    if (debug.enabled) debug('%s unlocked', this.name);
   }
 
   /** `err` of one buffer's step, as a DmabufError that names the buffer. */
@@ -609,8 +658,18 @@ export class DmabufSync {
   /** Releases the mappings and closes every open bracket (one addon call when all are open). */
   #endCpuAll(errors: unknown[]): void {
     const batch = this.#batch;
-    for (const e of this.#entries.values()) this.#releaseMapping(e, errors);
-    if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
+    if (batch === undefined) {
+      for (const e of this.#entries.values()) this.#endCpuOne(e, errors);
+      return;
+    }
+    const cpu = batch.cpu;
+    let allStarted = cpu.length > 0;
+    for (let i = 0; i < cpu.length; i++) {
+      const e = cpu[i] as Entry;
+      if (e.mapping !== undefined) this.#releaseMapping(e, errors);
+      if (!e.started) allStarted = false;
+    }
+    if (allStarted) {
       try {
         syncEach(batch.cpuFds, batch.endFlags);
         for (const e of batch.cpu) e.started = false;
@@ -621,12 +680,18 @@ export class DmabufSync {
         errors.push(this.#bufferError(batch.cpu[failed] as Entry, 'closing the cache bracket', err));
       }
     }
-    for (const e of this.#entries.values()) {
-      try {
-        this.#endCpu(e);
-      } catch (err) {
-        errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
-      }
+    for (let i = 0; i < cpu.length; i++) {
+      const e = cpu[i] as Entry;
+      if (e.started || e.mapping !== undefined) this.#endCpuOne(e, errors);
+    }
+  }
+
+  /** #endCpu(e), its failure added to `errors`. */
+  #endCpuOne(e: Entry, errors: unknown[]): void {
+    try {
+      this.#endCpu(e);
+    } catch (err) {
+      errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
     }
   }
 
@@ -666,11 +731,14 @@ export class DmabufSync {
     const errors: unknown[] = [];
     this.#endCpuAll(errors);
     for (const err of errors) debug('%s: %s', this.name, (err as Error).message);
-    for (const e of this.#entries.values()) {
+    const entries = this.#batch?.entries ?? [...this.#entries.values()];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
       if (e.mutex.isHeldBy(ctx)) e.mutex.unlock(ctx);
     }
     ctx.fini();
     this.#ctx = undefined;
+    this.#deviceOnly = false;
     this.#state = 'idle';
   }
 
@@ -688,6 +756,7 @@ export class DmabufSync {
     const ctx = this.#ctx!;
     ctx.fini();
     this.#ctx = undefined;
+    this.#deviceOnly = false;
     this.#state = 'forced';
     debug('%s: forced off after %d ms', this.name, this.maxHoldMs);
   }

@@ -30,6 +30,7 @@ import { OwnedFd } from './owned-fd';
 import { isDmaBuf } from './fdinfo';
 import { deadlineOf, waitFdReady, type WaitOptions } from './fd-wait';
 import { abortError, argRangeError, argTypeError, DmabufError, fromNative, kernelCall, optionsOf } from '../errors';
+import { setDeadlineTimer } from '../deadline-timer';
 
 /** Options of receiveDmaBufs(). */
 export interface ReceiveDmaBufsOptions extends WaitOptions {
@@ -174,9 +175,8 @@ class SocketCall {
   /** Resolves as `promise` does, or rejects at the deadline, on abort, or when the socket closes. */
   bounded<T>(promise: Promise<T>, waitingFor: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const settle = (fn: () => void): void => {
-        if (timer) clearTimeout(timer);
+        cancelTimer();
         this.#interrupt.signal.removeEventListener('abort', onInterrupt);
         fn();
       };
@@ -186,9 +186,7 @@ class SocketCall {
         return;
       }
       this.#interrupt.signal.addEventListener('abort', onInterrupt, { once: true });
-      if (this.deadline !== Infinity) {
-        timer = setTimeout(() => settle(() => reject(this.#timeout(waitingFor))), Math.max(0, this.deadline - Date.now()));
-      }
+      const cancelTimer = setDeadlineTimer(this.deadline, () => settle(() => reject(this.#timeout(waitingFor))));
       promise.then((v) => settle(() => resolve(v)), (err: unknown) => settle(() => reject(err)));
     });
   }

@@ -5,6 +5,7 @@
  * itself on kernels without EXPORT_SYNC_FILE (POLLIN: no pending writers; POLLOUT: no pending fences).
  */
 import { native } from './native';
+import { setDeadlineTimer } from '../deadline-timer';
 import { abortError, argRangeError, argTypeError, checkSignal, fromNative, kernelCall, optionsOf, timeoutError } from '../errors';
 
 /** Bounds for a wait. `deadline` is absolute (Date.now() ms) and wins over `timeoutMs` when both are set. */
@@ -82,9 +83,8 @@ export function waitFdReady(fd: number, events: number, what: string, options?: 
   if (ready) return Promise.resolve();
   if (deadline <= Date.now()) return Promise.reject(timeoutError(what));
   return new Promise<void>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
     const finish = (err: Error | null): void => {
-      if (timer) clearTimeout(timer);
+      cancelTimer();
       signal?.removeEventListener('abort', onAbort);
       waiter.cancel();
       if (err) reject(err);
@@ -109,7 +109,7 @@ export function waitFdReady(fd: number, events: number, what: string, options?: 
       }
       finish(ready ? null : timeoutError(what));
     };
-    if (deadline !== Infinity) timer = setTimeout(onDeadline, Math.max(0, deadline - Date.now()));
+    const cancelTimer = setDeadlineTimer(deadline, onDeadline);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -92,9 +92,11 @@ export class SyncFile {
 
   /**
    * Resolves when every fence has signalled; never blocks the event loop. Rejects with code 'ETIMEDOUT'
-   * after `timeoutMs`, or with an AbortError when `signal` aborts.
+   * after `timeoutMs`, with an AbortError when `signal` aborts, and with EBADF once closed (a wait already
+   * under way keeps its own dup and still settles).
    */
   wait(options?: WaitOptions): Promise<void> {
+    if (this.closed) return Promise.reject(closedError('SyncFile'));
     return waitFdReady(this.fd, native.constants.POLLIN, 'a sync_file to signal', options);
   }
 

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, argTypeError, DmabufError, kernelCall } from '../errors';
+import { argRangeError, argTypeError, closedError, DmabufError, kernelCall } from '../errors';
 import { OwnedFd } from './owned-fd';
 import { DmaBuf } from './dma-buf';
 import { checkAccess, writes, type Access } from './access';
@@ -48,6 +48,7 @@ export class VgemBuffer {
   readonly handle: number;
   /** The PRIME-exported dma-buf. Closed by close(). */
   readonly dmaBuf: DmaBuf;
+  #closed = false;
 
   private constructor(device: VgemDevice, handle: number, dmaBuf: DmaBuf) {
     this.#device = device;
@@ -60,15 +61,31 @@ export class VgemBuffer {
     return new VgemBuffer(device, handle, dmaBuf);
   }
 
-  /** Attaches a fence to the buffer, as a device job that reads ('read') or writes ('write'/'rw') it. */
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Attaches a fence to the buffer, as a device job that reads ('read') or writes ('write'/'rw') it. EBADF
+   * once the buffer or its device is closed; EBUSY (vgem's rule) while a conflicting fence is unsignalled: a
+   * write fence needs every earlier fence signalled, a read fence every earlier write fence.
+   */
   attachFence(access: Access): VgemFence {
     checkAccess(access);
+    // The handle is gone after close(), and the device may have given its number to a newer buffer.
+    if (this.#closed) throw closedError('VgemBuffer');
     const id = kernelCall('VgemBuffer.attachFence', () => native.vgemFenceAttach(this.#device.fd, this.handle, writes(access)));
     return VgemFence.of(this.#device, id);
   }
 
-  /** Closes the dma-buf and the GEM handle. */
+  /**
+   * Closes the dma-buf and the GEM handle; idempotent. Closing the handle once only matters: the device
+   * reuses handle numbers, so a second GEM_CLOSE could close a newer buffer's handle.
+   */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.dmaBuf.close();
     if (!this.#device.closed) kernelCall('VgemBuffer.close', () => native.drmGemClose(this.#device.fd, this.handle));
   }

@@ -24,6 +24,7 @@ import { KmsDisplay, type PresentOptions } from '../kernel/kms-display';
 import type { ScanoutBuffer } from '../kernel/scanout-buffer';
 import { abortError, argRangeError, argTypeError, closedError, DmabufError, timeoutError, usageError } from '../errors';
 import { deadlineOf, linkSignals, type LinkedSignal, type WaitOptions } from '../kernel/fd-wait';
+import { setDeadlineTimer } from '../deadline-timer';
 
 /** Options of SwapChain.create(). */
 export interface SwapChainOptions {
@@ -387,9 +388,8 @@ export class SwapChain {
   /** Waits (no polling: woken by present/cancel) until a buffer is free, then takes it. */
   #waitForBuffer(deadline: number, signal: AbortSignal | undefined): Promise<ScanoutBuffer> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
+        cancelTimer();
         signal?.removeEventListener('abort', onAbort);
         this.#waiters = this.#waiters.filter((w) => w !== tryTake);
       };
@@ -409,12 +409,10 @@ export class SwapChain {
         cleanup();
         reject(abortError(signal!));
       };
-      if (deadline !== Infinity) {
-        timer = setTimeout(() => {
-          cleanup();
-          reject(timeoutError('a swap-chain buffer (every buffer is on screen or acquired: present() one)'));
-        }, Math.max(0, deadline - Date.now()));
-      }
+      const cancelTimer = setDeadlineTimer(deadline, () => {
+        cleanup();
+        reject(timeoutError('a swap-chain buffer (every buffer is on screen or acquired: present() one)'));
+      });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.push(tryTake);
     });

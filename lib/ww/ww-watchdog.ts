@@ -15,6 +15,7 @@ import { contextState, type AcquireContext } from './acquire-context';
 import { forcedChannel } from './lock-channels';
 import { monoNow, type ForcedRelease, type LockStore } from './lock-store';
 import { debug } from './table';
+import { timerDelay } from '../deadline-timer';
 import * as wt from 'node:worker_threads';
 
 /** Process-wide (per thread) hook run by the forcing thread: `tags` of the removed holds, forced `ctxId`. */
@@ -68,7 +69,8 @@ function arm(at: number): void {
   if (timer !== undefined) clearTimeout(timer);
   timerAt = at;
   // +1: setTimeout may fire up to 1 ms early; the check uses `<=`. Deadlines are on the shared monotonic clock.
-  timer = setTimeout(onTimer, Math.max(0, at - monoNow() + 1));
+  // Clamped to what a Node timer holds: an early fire finds nothing due and re-arms.
+  timer = setTimeout(onTimer, timerDelay(at - monoNow() + 1));
   if (blocked === 0) timer.unref();
 }
 

@@ -19,3 +19,14 @@ export function bracketFlags(access: Access, end: boolean): number {
 export function syncEach(fds: Int32Array, flags: Uint32Array): void {
   native.dmaBufSyncEach(fds, flags);
 }
+
+/**
+ * The uncontended lock of a batch in one addon call: one poll() over `fds` for `events` (as firstPending),
+ * and only if every buffer is ready, DMA_BUF_IOCTL_SYNC on syncFds[i] with syncFlags[i] (as syncEach).
+ * Returns -1 when both were done, else the index of the first buffer with a pending fence (no bracket was
+ * opened). Throws the addon's error: from the poll() with `index`, from an ioctl with `index` into syncFds
+ * and `synced: true` (the brackets before it are open). Callers wrap it (fromNative).
+ */
+export function startWhenReady(fds: Int32Array, events: Uint32Array, syncFds: Int32Array, syncFlags: Uint32Array): number {
+  return native.readyThenSyncEach(fds, events, syncFds, syncFlags);
+}

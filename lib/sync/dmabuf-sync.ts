@@ -34,7 +34,7 @@ import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
-import { bracketFlags, syncEach } from '../kernel/cache-bracket';
+import { bracketFlags, startWhenReady, syncEach } from '../kernel/cache-bracket';
 
 const debug = debuglog('dmabuf-sync');
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -377,8 +377,9 @@ export class DmabufSync {
       ctx.done();
       const died = takeOwnerDied(ctx);
       this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
-      // One poll() checks every buffer's fences; wait for the first pending one, then check again.
-      for (let i = firstPending(batch.fds, batch.pollEvents); i >= 0; i = firstPending(batch.fds, batch.pollEvents)) {
+      // One addon call checks every buffer's fences (one poll()) and, if none is pending, opens every CPU
+      // cache bracket; otherwise wait for the first pending one and check again.
+      for (let i = this.#startWhenReady(batch); i >= 0; i = this.#startWhenReady(batch)) {
         const e = batch.entries[i] as Entry;
         if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
@@ -386,7 +387,6 @@ export class DmabufSync {
         await waitForFences(e.buf.fd, e.access, { signal, deadline });
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
       }
-      this.#startCpu(batch);
     } catch (err) {
       this.#releaseAll(ctx);
       throw err;
@@ -642,17 +642,23 @@ export class DmabufSync {
     return batch;
   }
 
-  /** Opens every CPU buffer's cache bracket in one addon call; on a failure, the ones opened stay marked. */
-  #startCpu(batch: Batch): void {
-    if (batch.cpu.length === 0) return;
+  /**
+   * One addon call: polls every buffer for conflicting device fences and, when none is pending, opens every
+   * CPU buffer's cache bracket. Returns -1 when done, else the index (in batch.entries) of the first buffer
+   * with a pending fence, nothing opened. On a bracket failure the ones opened stay marked.
+   */
+  #startWhenReady(batch: Batch): number {
+    let i: number;
     try {
-      syncEach(batch.cpuFds, batch.startFlags);
-      for (const e of batch.cpu) e.started = true;
+      i = startWhenReady(batch.fds, batch.pollEvents, batch.cpuFds, batch.startFlags);
     } catch (err) {
+      if ((err as { synced?: boolean }).synced !== true) throw fromNative(err, 'polling dma-bufs for their device fences');
       const done = (err as { index?: number }).index ?? 0;
-      for (let i = 0; i < done; i++) (batch.cpu[i] as Entry).started = true;
+      for (let j = 0; j < done; j++) (batch.cpu[j] as Entry).started = true;
       throw fromNative(err, `${this.name}: opening the cache bracket`);
     }
+    if (i < 0) for (let j = 0; j < batch.cpu.length; j++) (batch.cpu[j] as Entry).started = true;
+    return i;
   }
 
   /** Releases the mappings and closes every open bracket (one addon call when all are open). */

@@ -353,44 +353,95 @@ export class DmabufSync {
    * then waits for conflicting device fences, then opens the CPU cache bracket. `timeoutMs` and `signal`
    * bound all of it with one deadline; a rejected lock leaves nothing held.
    */
-  async lock(options?: LockOptions): Promise<void> {
-    this.#checkUsable('lock');
-    if (this.#state !== 'idle') {
-      throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
+  lock(options?: LockOptions): Promise<void> {
+    // Not async: the uncontended lock (every mutex free, no fence pending) completes synchronously and
+    // returns a settled promise, without an async frame; only a wait goes through #lockSlow().
+    let batch: Batch;
+    let wait: boolean;
+    let signal: AbortSignal | undefined;
+    let deadline: number;
+    try {
+      this.#checkUsable('lock');
+      if (this.#state !== 'idle') {
+        throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
+      }
+      deadline = deadlineOf(options);
+      signal = optionsOf(options).signal;
+      if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
+      if (signal?.aborted) throw abortError(signal);
+      const w = optionsOf(options).wait ?? true;
+      if (typeof w !== 'boolean') throw argTypeError('options.wait', 'a boolean', w);
+      wait = w;
+      batch = (this.#batch ??= this.#makeBatch());
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const deadline = deadlineOf(options);
-    const signal = optionsOf(options).signal;
-    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
-    if (signal?.aborted) throw abortError(signal);
-    const wait = optionsOf(options).wait ?? true;
-    if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
-    const batch = (this.#batch ??= this.#makeBatch());
+    let ctx: AcquireContext;
+    try {
+      // Ordered: its buffers are taken in inode (key) order, so two syncs never wound or kill each other.
+      ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs, ordered: true });
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.#state = 'locking';
-    // Ordered: its buffers are taken in inode (key) order, so two syncs never wound or kill each other.
-    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs, ordered: true });
     this.#ctx = ctx;
     try {
-      if (!this.#tryAcquireAll(batch.entries, ctx)) {
-        if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
-        await this.#acquireAll(batch.entries, ctx, { signal, deadline });
+      if (this.#tryAcquireAll(batch.entries, ctx)) {
+        const pending = this.#acquired(batch, ctx);
+        if (pending < 0) {
+          this.#lockedNow(ctx);
+          return RESOLVED;
+        }
+        return this.#lockSlow(batch, ctx, { signal, deadline }, wait, pending);
       }
-      ctx.done();
-      const died = takeOwnerDied(ctx);
-      this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
-      // One addon call checks every buffer's fences (one poll()) and, if none is pending, opens every CPU
-      // cache bracket; otherwise wait for the first pending one and check again.
-      for (let i = this.#startWhenReady(batch); i >= 0; i = this.#startWhenReady(batch)) {
+      if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
+    } catch (err) {
+      this.#releaseAll(ctx);
+      return Promise.reject(err);
+    }
+    return this.#lockSlow(batch, ctx, { signal, deadline }, wait, undefined);
+  }
+
+  /**
+   * The rest of a lock() that has to wait: for the mutexes (`pending` undefined) and then for device
+   * fences, or only for the fences of entry `pending` onwards. Releases everything on failure.
+   */
+  async #lockSlow(batch: Batch, ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }, wait: boolean, pending: number | undefined): Promise<void> {
+    try {
+      let i = pending;
+      if (i === undefined) {
+        await this.#acquireAll(batch.entries, ctx, opts);
+        i = this.#acquired(batch, ctx);
+      }
+      // Wait for the first buffer with a pending fence, then check (and open the brackets) again.
+      for (; i >= 0; i = this.#startWhenReady(batch)) {
         const e = batch.entries[i] as Entry;
         if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
-        await waitForFences(e.buf.fd, e.access, { signal, deadline });
+        await waitForFences(e.buf.fd, e.access, opts);
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
       }
     } catch (err) {
       this.#releaseAll(ctx);
       throw err;
     }
+    this.#lockedNow(ctx);
+  }
+
+  /**
+   * Every mutex is held: ends the acquire phase, records owners that died, and makes the one addon call
+   * that checks the fences and opens the brackets. Returns -1 when locked, else the first pending entry.
+   */
+  #acquired(batch: Batch, ctx: AcquireContext): number {
+    ctx.done();
+    const died = takeOwnerDied(ctx);
+    this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
+    return this.#startWhenReady(batch);
+  }
+
+  /** The lock is complete: hooks the watchdog's force and marks it locked. */
+  #lockedNow(ctx: AcquireContext): void {
     ctx.onForced(this.#forcedCallback);
     this.#state = 'locked';
     if (debug.enabled) debug('%s locked %d buffers', this.name, this.#entries.size);
@@ -434,29 +485,46 @@ export class DmabufSync {
    * hold. On failure (a bad bracket, the deadline, an abort, the watchdog) every lock is released and the
    * sync is idle.
    */
-  async toDeviceRead(options?: LockOptions): Promise<void> {
-    this.#checkUsable('toDeviceRead');
-    this.#noticeForced();
-    if (this.#state === 'forced') {
-      this.#state = 'idle';
-      throw this.#forcedError();
-    }
-    if (this.#state !== 'locked' || this.#deviceOnly) {
-      throw usageError('EPERM', `${this.name}: toDeviceRead() while ${this.#deviceOnly ? 'already handed to the device' : this.#state}; lock() first`);
-    }
-    const ctx = this.#ctx!;
-    const batch = this.#batch!;
-    const errors: unknown[] = [];
-    this.#endCpuAll(errors);
-    this.#deviceOnly = true;
+  toDeviceRead(options?: LockOptions): Promise<void> {
+    // Not async: with no device writer pending (the frame loop's case) it completes synchronously.
     try {
-      if (errors.length > 0) throw errors[0];
+      this.#checkUsable('toDeviceRead');
+      this.#noticeForced();
+      if (this.#state === 'forced') {
+        this.#state = 'idle';
+        throw this.#forcedError();
+      }
+      if (this.#state !== 'locked' || this.#deviceOnly) {
+        throw usageError('EPERM', `${this.name}: toDeviceRead() while ${this.#deviceOnly ? 'already handed to the device' : this.#state}; lock() first`);
+      }
+      const ctx = this.#ctx!;
+      const batch = this.#batch!;
+      const errors: unknown[] = [];
+      this.#endCpuAll(errors);
+      this.#deviceOnly = true;
+      try {
+        if (errors.length > 0) throw errors[0];
+        let events = batch.readEvents;
+        if (events === undefined) events = batch.readEvents = new Uint32Array(batch.entries.length).fill(pollEvents('read'));
+        const i = firstPending(batch.fds, events);
+        if (i < 0) return RESOLVED;
+        return this.#waitForWriters(batch, ctx, events, i, options);
+      } catch (err) {
+        if (this.#ctx === ctx) this.#releaseAll(ctx);
+        throw err;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** toDeviceRead()'s wait for device writers, from entry `first` on; releases everything on failure. */
+  async #waitForWriters(batch: Batch, ctx: AcquireContext, events: Uint32Array, first: number, options: LockOptions | undefined): Promise<void> {
+    try {
       const signal = optionsOf(options).signal;
-      let events = batch.readEvents;
-      if (events === undefined) events = batch.readEvents = new Uint32Array(batch.entries.length).fill(pollEvents('read'));
-      for (let i = firstPending(batch.fds, events); i >= 0; i = firstPending(batch.fds, events)) {
+      const deadline = deadlineOf(options);
+      for (let i = first; i >= 0; i = firstPending(batch.fds, events)) {
         const e = batch.entries[i] as Entry;
-        const deadline = deadlineOf(options);
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: 'read' });
         await waitForFences(e.buf.fd, 'read', { signal, deadline });

@@ -266,62 +266,60 @@ export class KmsDisplay {
    * buffer gets the out-fence as a read fence. Calls run in order.
    */
   present(buffer: ScanoutBuffer, options: PresentOptions = {}): Promise<SyncFile> {
-    // Nothing under way (the frame loop's case): start now, without a queue hop.
-    const run = this.#presenting === 0 ? this.#present(buffer, options) : this.#queue.then(() => this.#present(buffer, options));
     this.#presenting++;
-    const settled = run.then(
-      () => {
-        this.#presenting--;
-      },
-      () => {
-        this.#presenting--;
-      },
-    );
-    this.#queue = settled;
+    // Nothing under way (the frame loop's case): start now, without a queue hop or a promise per call to
+    // track it (#present counts itself down); otherwise start once the last one has settled.
+    const run = this.#presenting === 1 ? this.#present(buffer, options) : this.#queue.then(() => this.#present(buffer, options), () => this.#present(buffer, options));
+    this.#queue = run;
     return run;
   }
 
   async #present(buffer: ScanoutBuffer, options: PresentOptions): Promise<SyncFile> {
-    if (this.closed) throw closedError('KmsDisplay');
-    if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer', 'a ScanoutBuffer from createBuffer() or importBuffer()', buffer);
-    if (buffer.closed) throw closedError('ScanoutBuffer');
-    if (!this.#buffers.has(buffer)) throw new DmabufError('EINVAL', 'present() of a buffer made by another KmsDisplay; make it with this display');
-    const inFence = options.inFence;
-    if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('options.inFence', 'a SyncFile', inFence);
-    if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
-    const deadline = deadlineOf(options);
-    if (options.signal?.aborted) throw abortError(options.signal);
-    // The previous flip's out-fence is in hand: one poll() says whether it latched; only if not, wait on it
-    // (uv_poll, resolved from its callback).
-    if (this.#lastFlip && !native.pollReady(this.#lastFlip.fd, native.constants.POLLIN)) {
-      this.#stats.flipWaits++;
-      const linked = linkSignals(options.signal, this.#closing.signal);
-      try {
-        await this.#lastFlip.wait({ deadline, signal: linked.signal });
-      } catch (err) {
-        if (this.closed) throw closedError('KmsDisplay');
-        throw err;
-      } finally {
-        linked.dispose();
-      }
-      if (this.closed) throw closedError('KmsDisplay');
-      if (buffer.closed) throw closedError('ScanoutBuffer');
-    }
-    const outFence = this.#commit(buffer, inFence);
-    const replaced = this.#onScreen;
-    this.#onScreen = buffer;
-    this.#lastFlip?.close();
-    this.#lastFlip = undefined;
+    // Counted in #presenting until settled (present() starts the next one at once when this was the last).
     try {
-      this.#lastFlip = outFence.dup();
-      // The display reads `replaced` until this flip latches: writers of it must wait for the out-fence.
-      if (replaced && replaced !== buffer && !replaced.closed) importFence(replaced.dmaBuf.fd, outFence, 'read');
-    } catch (err) {
-      outFence.close();
-      throw err;
+      if (this.closed) throw closedError('KmsDisplay');
+      if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer', 'a ScanoutBuffer from createBuffer() or importBuffer()', buffer);
+      if (buffer.closed) throw closedError('ScanoutBuffer');
+      if (!this.#buffers.has(buffer)) throw new DmabufError('EINVAL', 'present() of a buffer made by another KmsDisplay; make it with this display');
+      const inFence = options.inFence;
+      if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('options.inFence', 'a SyncFile', inFence);
+      if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
+      const deadline = deadlineOf(options);
+      if (options.signal?.aborted) throw abortError(options.signal);
+      // The previous flip's out-fence is in hand: one poll() says whether it latched; only if not, wait on it
+      // (uv_poll, resolved from its callback).
+      if (this.#lastFlip && !native.pollReady(this.#lastFlip.fd, native.constants.POLLIN)) {
+        this.#stats.flipWaits++;
+        const linked = linkSignals(options.signal, this.#closing.signal);
+        try {
+          await this.#lastFlip.wait({ deadline, signal: linked.signal });
+        } catch (err) {
+          if (this.closed) throw closedError('KmsDisplay');
+          throw err;
+        } finally {
+          linked.dispose();
+        }
+        if (this.closed) throw closedError('KmsDisplay');
+        if (buffer.closed) throw closedError('ScanoutBuffer');
+      }
+      const outFence = this.#commit(buffer, inFence);
+      const replaced = this.#onScreen;
+      this.#onScreen = buffer;
+      this.#lastFlip?.close();
+      this.#lastFlip = undefined;
+      try {
+        this.#lastFlip = outFence.dup();
+        // The display reads `replaced` until this flip latches: writers of it must wait for the out-fence.
+        if (replaced && replaced !== buffer && !replaced.closed) importFence(replaced.dmaBuf.fd, outFence, 'read');
+      } catch (err) {
+        outFence.close();
+        throw err;
+      }
+      this.#stats.presents++;
+      return outFence;
+    } finally {
+      this.#presenting--;
     }
-    this.#stats.presents++;
-    return outFence;
   }
 
   /** One atomic commit; returns the out-fence. */

@@ -1,6 +1,7 @@
 /**
  * The CPU cache bracket of a set of dma-bufs: DMA_BUF_IOCTL_SYNC START before CPU access and END after, for
- * many buffers in one addon call (the lock and unlock hot paths call this once each).
+ * many buffers in one addon call: the lock opens them together with its fence check (startWhenReady), the
+ * unlock closes them (syncEach).
  */
 import { native } from './native';
 import { syncFlags, type Access } from './access';

@@ -72,6 +72,8 @@ void ArgBatch(const Napi::CallbackInfo& info, Napi::Int32Array* fds, Napi::Uint3
   throw e;
 }
 
+long PollFirstUnready(const Napi::CallbackInfo& info, const Napi::Int32Array& fds, const Napi::Uint32Array& events);
+
 // firstUnready(fds, events) -> index of the first fd for which poll() (one call, timeout 0, over all of
 // them) reports none of its events[i] ready, or -1 when every fd is ready. On a dma-buf, POLLIN means its
 // write fences are signalled and POLLOUT that all are: the same fence sets EXPORT_SYNC_FILE exports for READ
@@ -81,6 +83,11 @@ Napi::Value FirstUnready(const Napi::CallbackInfo& info) {
   Napi::Int32Array fds;
   Napi::Uint32Array events;
   ArgBatch(info, &fds, &events);
+  return Napi::Number::New(info.Env(), static_cast<double>(PollFirstUnready(info, fds, events)));
+}
+
+// The poll() of firstUnready: index of the first fd whose events are not ready, or -1.
+long PollFirstUnready(const Napi::CallbackInfo& info, const Napi::Int32Array& fds, const Napi::Uint32Array& events) {
   const size_t n = fds.ElementLength();
   struct pollfd stack[16];
   std::vector<struct pollfd> heap;
@@ -102,9 +109,9 @@ Napi::Value FirstUnready(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < n; i++) {
     if (p[i].revents & POLLNVAL) ThrowBatchErrno(info.Env(), EBADF, "poll", i);
     if (p[i].revents & POLLERR) ThrowBatchErrno(info.Env(), EIO, "poll", i);
-    if (!(p[i].revents & p[i].events)) return Napi::Number::New(info.Env(), static_cast<double>(i));
+    if (!(p[i].revents & p[i].events)) return static_cast<long>(i);
   }
-  return Napi::Number::New(info.Env(), -1);
+  return -1;
 }
 
 // dmaBufSyncEach(fds, flags): DMA_BUF_IOCTL_SYNC on each fd with flags[i], in order. On a failure the error
@@ -122,6 +129,45 @@ void DmaBufSyncEach(const Napi::CallbackInfo& info) {
   }
 }
 
+// readyThenSyncEach(fds, events, syncFds, syncFlags) -> the whole uncontended lock of a batch in one call:
+// firstUnready(fds, events); if every fd is ready, dmaBufSyncEach(syncFds, syncFlags) and -1, otherwise the
+// index of the first unready fd and no ioctl made. Errors as theirs: a poll() failure carries `index`, a
+// DMA_BUF_IOCTL_SYNC failure carries `index` into syncFds and `synced: true` (the elements before it were
+// done, the rest were not).
+Napi::Value ReadyThenSyncEach(const Napi::CallbackInfo& info) {
+  Napi::Int32Array fds;
+  Napi::Uint32Array events;
+  ArgBatch(info, &fds, &events);
+  if (info.Length() < 4 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(info.Env(), "The \"syncFds\" argument must be an Int32Array");
+  }
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowTypeError(info.Env(), "The \"syncFlags\" argument must be a Uint32Array");
+  }
+  Napi::Int32Array syncFds = info[2].As<Napi::Int32Array>();
+  Napi::Uint32Array syncFlags = info[3].As<Napi::Uint32Array>();
+  if (syncFds.ElementLength() != syncFlags.ElementLength()) {
+    ThrowRangeError(info.Env(), "The \"syncFds\" and \"syncFlags\" arguments must have the same length");
+  }
+  for (size_t i = 0; i < syncFds.ElementLength(); i++) {
+    if (syncFds[i] < 0) ThrowRangeError(info.Env(), "The \"syncFds\" argument must hold fds >= 0");
+  }
+  long unready = PollFirstUnready(info, fds, events);
+  if (unready >= 0) return Napi::Number::New(info.Env(), static_cast<double>(unready));
+  for (size_t i = 0; i < syncFds.ElementLength(); i++) {
+    struct dma_buf_sync sync = {};
+    sync.flags = syncFlags[i];
+    if (Ioctl(syncFds[i], DMA_BUF_IOCTL_SYNC, &sync, true) == -1) {
+      int err = errno;
+      Napi::Error e = ErrnoError(info.Env(), err, "ioctl(DMA_BUF_IOCTL_SYNC)");
+      e.Set("index", Napi::Number::New(info.Env(), static_cast<double>(i)));
+      e.Set("synced", Napi::Boolean::New(info.Env(), true));
+      throw e;
+    }
+  }
+  return Napi::Number::New(info.Env(), -1);
+}
+
 }  // namespace
 
 void InitDmaBuf(Napi::Env env, Napi::Object exports) {
@@ -130,6 +176,7 @@ void InitDmaBuf(Napi::Env env, Napi::Object exports) {
   exports.Set("importSyncFile", Napi::Function::New(env, ImportSyncFile, "importSyncFile"));
   exports.Set("firstUnready", Napi::Function::New(env, FirstUnready, "firstUnready"));
   exports.Set("dmaBufSyncEach", Napi::Function::New(env, DmaBufSyncEach, "dmaBufSyncEach"));
+  exports.Set("readyThenSyncEach", Napi::Function::New(env, ReadyThenSyncEach, "readyThenSyncEach"));
 }
 
 }  // namespace dmabuf_sync

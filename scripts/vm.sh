@@ -50,7 +50,7 @@ command_script() {
     echo "mkdir -p /tmp/.dmabuf-prebuild && ln -s $(q "$PREBUILDS") /tmp/.dmabuf-prebuild/prebuilds"
     echo "export DMABUF_SYNC_PREBUILD=/tmp/.dmabuf-prebuild"
   fi
-  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_)' || true); do
+  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_|DEMO_)' || true); do
     [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
   done
   echo "cd $(q "$PWD") || exit 125"

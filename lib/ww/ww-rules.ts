@@ -29,19 +29,11 @@ import {
   P_REVOKE_TOKEN,
   RF_KICK,
   RF_UNLOCKED,
-  RF_USED,
-  RF_WAITER,
   RF_WATCH,
   RF_WRITE,
   R_CTX,
-  R_CTX_NEXT,
-  R_DEADLINE,
   R_FLAGS,
-  R_MUTEX,
   R_NEXT,
-  R_PART,
-  R_SINCE,
-  R_TAG,
 } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
@@ -241,25 +233,9 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
   }
   // Queue a wait record.
   const w = allocRecord(t);
+  initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
+  linkWaiter(t, moff, w, prevOfInsert);
   const woff = t.recOff(w);
-  i32[woff + R_FLAGS] = RF_USED | RF_WAITER | (write ? RF_WRITE : 0);
-  i32[woff + R_CTX] = c + 1;
-  i32[woff + R_MUTEX] = m;
-  i32[woff + R_PART] = t.self;
-  i32[woff + R_CTX_NEXT] = 0;
-  t.f64[(woff + R_SINCE) >> 1] = monoNow();
-  t.f64[(woff + R_DEADLINE) >> 1] = Infinity;
-  t.i64[(woff + R_TAG) >> 1] = 0n;
-  if (prevOfInsert < 0) {
-    i32[woff + R_NEXT] = i32[moff + M_WAIT_HEAD] as number;
-    i32[moff + M_WAIT_HEAD] = w + 1;
-  } else {
-    const poff = t.recOff(prevOfInsert);
-    i32[woff + R_NEXT] = i32[poff + R_NEXT] as number;
-    i32[poff + R_NEXT] = w + 1;
-  }
-  i32[moff + M_NWAITERS]++;
-  if (c >= 0) i32[coff + C_WAITING_ON] = m + 1;
   // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
   if (i32[woff + R_NEXT] !== 0) k.waker.wake(moff);
   prepareWait(k, moff, c);

@@ -21,7 +21,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, DmabufError, KmsDisplay, SwapChain, V4l2Device, VgemDevice, WwClass, type ScanoutBuffer, type WwClassKind } from '../lib';
-import { canSnap, snap } from './vm-screen';
+import { canSnap, pixelAt, snap } from './vm-screen';
 import { writePng } from './png';
 
 const ITERATIONS = Number(process.env.DEMO_ITERATIONS ?? 200);
@@ -299,12 +299,8 @@ async function camera(): Promise<void> {
       `fence waits: ${fenceWaits}, lock waits: ${lockWaits}, copies: 0`);
     if (canSnap()) {
       const shot = await snap('demo-camera');
-      const at = (x: number, y: number): number => {
-        const i = (y * shot.width + x) * 3;
-        return (shot.rgb[i]! << 16) | (shot.rgb[i + 1]! << 8) | shot.rgb[i + 2]!;
-      };
       // The overlay's panel corner is ours; the camera's picture is around it.
-      if (at(OVERLAY.x + 1, OVERLAY.y + 1) !== OVERLAY.panel) throw new Error('the overlay is not on screen');
+      if (pixelAt(shot, OVERLAY.x + 1, OVERLAY.y + 1) !== OVERLAY.panel) throw new Error('the overlay is not on screen');
       const file = path.join(process.env.DMABUF_VM_SNAPDIR!, 'demo-camera.png');
       writePng(file, shot);
       console.log(`   the emulated screen after the last frame: ${file} (${shot.width}x${shot.height} PNG; overlay checked on screen)`);

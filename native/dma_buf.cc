@@ -47,21 +47,23 @@ void ImportSyncFile(const Napi::CallbackInfo& info) {
   }
 }
 
-// Reads info[0] (Int32Array of fds) and info[1] (Uint32Array of flags, same length).
-void ArgBatch(const Napi::CallbackInfo& info, Napi::Int32Array* fds, Napi::Uint32Array* flags) {
-  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowTypeError(info.Env(), "The \"fds\" argument must be an Int32Array");
+// Reads info[at] (Int32Array of fds, named `fdsName`) and info[at + 1] (Uint32Array of flags, same length,
+// named `flagsName`).
+void ArgBatch(const Napi::CallbackInfo& info, Napi::Int32Array* fds, Napi::Uint32Array* flags, size_t at = 0,
+              const std::string& fdsName = "fds", const std::string& flagsName = "flags") {
+  if (info.Length() < at + 2 || !info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(info.Env(), "The \"" + fdsName + "\" argument must be an Int32Array");
   }
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    ThrowTypeError(info.Env(), "The \"flags\" argument must be a Uint32Array");
+  if (!info[at + 1].IsTypedArray() || info[at + 1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowTypeError(info.Env(), "The \"" + flagsName + "\" argument must be a Uint32Array");
   }
-  *fds = info[0].As<Napi::Int32Array>();
-  *flags = info[1].As<Napi::Uint32Array>();
+  *fds = info[at].As<Napi::Int32Array>();
+  *flags = info[at + 1].As<Napi::Uint32Array>();
   if (fds->ElementLength() != flags->ElementLength()) {
-    ThrowRangeError(info.Env(), "The \"fds\" and \"flags\" arguments must have the same length");
+    ThrowRangeError(info.Env(), "The \"" + fdsName + "\" and \"" + flagsName + "\" arguments must have the same length");
   }
   for (size_t i = 0; i < fds->ElementLength(); i++) {
-    if ((*fds)[i] < 0) ThrowRangeError(info.Env(), "The \"fds\" argument must hold fds >= 0");
+    if ((*fds)[i] < 0) ThrowRangeError(info.Env(), "The \"" + fdsName + "\" argument must hold fds >= 0");
   }
 }
 
@@ -116,17 +118,26 @@ long PollFirstUnready(const Napi::CallbackInfo& info, const Napi::Int32Array& fd
 
 // dmaBufSyncEach(fds, flags): DMA_BUF_IOCTL_SYNC on each fd with flags[i], in order. On a failure the error
 // carries `index`: elements before it were done, it and those after were not.
-void DmaBufSyncEach(const Napi::CallbackInfo& info) {
-  Napi::Int32Array fds;
-  Napi::Uint32Array flags;
-  ArgBatch(info, &fds, &flags);
+// The loop of dmaBufSyncEach; `synced` marks its errors as from readyThenSyncEach's SYNC part.
+void SyncEach(Napi::Env env, const Napi::Int32Array& fds, const Napi::Uint32Array& flags, bool synced) {
   for (size_t i = 0; i < fds.ElementLength(); i++) {
     struct dma_buf_sync sync = {};
     sync.flags = flags[i];
     if (Ioctl(fds[i], DMA_BUF_IOCTL_SYNC, &sync, true) == -1) {
-      ThrowBatchErrno(info.Env(), errno, "ioctl(DMA_BUF_IOCTL_SYNC)", i);
+      int err = errno;
+      Napi::Error e = ErrnoError(env, err, "ioctl(DMA_BUF_IOCTL_SYNC)");
+      e.Set("index", Napi::Number::New(env, static_cast<double>(i)));
+      if (synced) e.Set("synced", Napi::Boolean::New(env, true));
+      throw e;
     }
   }
+}
+
+void DmaBufSyncEach(const Napi::CallbackInfo& info) {
+  Napi::Int32Array fds;
+  Napi::Uint32Array flags;
+  ArgBatch(info, &fds, &flags);
+  SyncEach(info.Env(), fds, flags, false);
 }
 
 // readyThenSyncEach(fds, events, syncFds, syncFlags) -> the whole uncontended lock of a batch in one call:
@@ -138,33 +149,12 @@ Napi::Value ReadyThenSyncEach(const Napi::CallbackInfo& info) {
   Napi::Int32Array fds;
   Napi::Uint32Array events;
   ArgBatch(info, &fds, &events);
-  if (info.Length() < 4 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowTypeError(info.Env(), "The \"syncFds\" argument must be an Int32Array");
-  }
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    ThrowTypeError(info.Env(), "The \"syncFlags\" argument must be a Uint32Array");
-  }
-  Napi::Int32Array syncFds = info[2].As<Napi::Int32Array>();
-  Napi::Uint32Array syncFlags = info[3].As<Napi::Uint32Array>();
-  if (syncFds.ElementLength() != syncFlags.ElementLength()) {
-    ThrowRangeError(info.Env(), "The \"syncFds\" and \"syncFlags\" arguments must have the same length");
-  }
-  for (size_t i = 0; i < syncFds.ElementLength(); i++) {
-    if (syncFds[i] < 0) ThrowRangeError(info.Env(), "The \"syncFds\" argument must hold fds >= 0");
-  }
+  Napi::Int32Array syncFds;
+  Napi::Uint32Array syncFlags;
+  ArgBatch(info, &syncFds, &syncFlags, 2, "syncFds", "syncFlags");
   long unready = PollFirstUnready(info, fds, events);
   if (unready >= 0) return Napi::Number::New(info.Env(), static_cast<double>(unready));
-  for (size_t i = 0; i < syncFds.ElementLength(); i++) {
-    struct dma_buf_sync sync = {};
-    sync.flags = syncFlags[i];
-    if (Ioctl(syncFds[i], DMA_BUF_IOCTL_SYNC, &sync, true) == -1) {
-      int err = errno;
-      Napi::Error e = ErrnoError(info.Env(), err, "ioctl(DMA_BUF_IOCTL_SYNC)");
-      e.Set("index", Napi::Number::New(info.Env(), static_cast<double>(i)));
-      e.Set("synced", Napi::Boolean::New(info.Env(), true));
-      throw e;
-    }
-  }
+  SyncEach(info.Env(), syncFds, syncFlags, true);
   return Napi::Number::New(info.Env(), -1);
 }
 

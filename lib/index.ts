@@ -39,6 +39,8 @@ export {
 export { CHANNEL_ACQUIRED, CHANNEL_BACKOFF, CHANNEL_CONTENDED, CHANNEL_FORCED_UNLOCK } from './ww/lock-channels';
 export { KmsDisplay, type KmsDisplayOpenOptions, type PresentOptions, type KmsDisplayStats } from './kernel/kms-display';
 export { ScanoutBuffer } from './kernel/scanout-buffer';
+/** @internal What KmsDisplay hands a ScanoutBuffer it makes (trimmed from the published .d.ts). */
+export type { ScanoutOwner, ScanoutGeometry } from './kernel/scanout-buffer';
 export { SwapChain, Frame, type SwapChainOptions, type SwapChainStats } from './sync/swap-chain';
 export {
   V4l2Device,

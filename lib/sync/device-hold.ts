@@ -58,6 +58,8 @@ export class DeviceQueue {
   #stuck: DmabufError | undefined;
   /** Aborted when the watchdog stops the queue: ends the pending dequeue() waits. */
   #stop = new AbortController();
+  /** DMABUF output queues: the bytes of each plane that hold a frame (the format's sizeimage), QBUF's default. */
+  #payload: number[] | undefined;
 
   /** A queue of `dev`; no buffers yet. */
   constructor(dev: V4l2Device, queue: V4l2Queue, options?: DeviceQueueOptions) {
@@ -113,12 +115,22 @@ export class DeviceQueue {
     }
     for (const b of bufs) this.#bufs.push(b.dup());
     this.#owned = true;
+    // V4L2 takes an output DMABUF's bytesused 0 as "none" (the length of an imported plane is unknown until
+    // QBUF), and drivers refuse an empty frame: default to the format's frame size, fixed while buffers exist.
+    if (!isCaptureQueue(this.#queue)) {
+      try {
+        this.#payload = this.#dev.format(this.#queue).planes.map((p) => p.sizeimage);
+      } catch {
+        this.#payload = undefined; // QBUF reports what is wrong
+      }
+    }
   }
 
   /**
    * Queues buffer `index` once it is ours to give: locks it for the device (write on capture, read on
    * output), waiting for other holders and for its device fences, then QBUF. The hold lasts until it is
-   * dequeued or the stream stops. A failed QBUF releases the hold.
+   * dequeued or the stream stops. A failed QBUF releases the hold. `bytesused` (output queues): the bytes of
+   * each plane that hold the frame; default the whole plane (MMAP) or the format's frame size (DMABUF).
    */
   async queue(index: number, options?: WaitOptions & { bytesused?: number[] }): Promise<void> {
     const buf = this.#bufs[index];
@@ -137,14 +149,30 @@ export class DeviceQueue {
       throw new DmabufError('EBUSY', `buffer ${index} was queued meanwhile`);
     }
     try {
-      this.#dev.queueBuffer(this.#queue, this.#memory, index, { dmabufs: this.#memory === 'dmabuf' ? [buf] : undefined, bytesused: o.bytesused });
+      const bytesused = o.bytesused ?? (this.#memory === 'dmabuf' ? this.#payload : undefined);
+      this.#dev.queueBuffer(this.#queue, this.#memory, index, { dmabufs: this.#memory === 'dmabuf' ? [buf] : undefined, bytesused });
     } catch (err) {
       await sync.unlock().catch(() => undefined);
       sync.fini();
-      throw err;
+      throw this.#memory === 'dmabuf' && (err as { code?: unknown }).code === 'EFAULT' ? this.#unmappableError(index, buf, err) : err;
     }
     this.#holds.set(index, sync);
     sync.setForcedListener(() => this.#onHoldForced(index, sync));
+  }
+
+  /**
+   * QBUF of an imported buffer failed with EFAULT: videobuf2 could not map it for the device's DMA. The one
+   * cause on a working device is a queue that needs physically contiguous memory (videobuf2-dma-contig, on a
+   * device without an IOMMU) given a buffer of scattered pages (udmabuf, vgem, shmem-backed exports).
+   */
+  #unmappableError(index: number, buf: DmaBuf, err: unknown): DmabufError {
+    return new DmabufError(
+      'EFAULT',
+      `${this.#dev.path} refused dma-buf inode ${buf.inode} (${buf.exporter}) as ${this.#queue} buffer #${index}: QBUF could not map ` +
+        'it for the device (EFAULT). This queue needs physically contiguous memory (a dma-contig driver) and the buffer is made of ' +
+        "scattered pages; use the device's own buffers (memory: 'mmap', exported) or allocate from a contiguous heap (CMA)",
+      { cause: err, errno: (err as { errno?: number }).errno, syscall: 'ioctl(VIDIOC_QBUF)' },
+    );
   }
 
   /**
@@ -267,6 +295,7 @@ export class DeviceQueue {
     await this.streamOff().catch(() => undefined);
     if (this.#owned) this.#freeDeviceBuffers();
     this.#owned = false;
+    this.#payload = undefined;
     this.#closeBufs();
   }
 

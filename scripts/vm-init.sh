@@ -7,8 +7,7 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-# One module a line, then its options (word-split on purpose: insmod takes each as one argument).
-while read -r m opts; do insmod "$m" $opts || echo "insmod $m $opts failed"; done < /modules.order
+for m in $(cat /modules.order); do insmod "$m" || echo "insmod $m failed"; done
 port() { for p in /sys/class/virtio-ports/*; do [ "$(cat "$p/name")" = "$1" ] && echo "/dev/${p##*/}"; done; }
 OUT=$(port out); STATUS=$(port status)
 RUN=$(sed -n 's/.*dmabufvm\.run=\([^ ]*\).*/\1/p' /proc/cmdline)

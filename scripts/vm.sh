@@ -23,12 +23,8 @@ mkdir -p "$CACHE"
 
 # Modules the initramfs loads, with their dependencies, in this order (built-in ones are skipped):
 # 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem,
-# vivid (the virtual V4L2 camera and output of the V4L2 tests, cheap to load).
+# vivid (the virtual V4L2 camera and output of the V4L2 tests; no options: video0..3, cheap to load).
 VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem vivid)
-# Module options, by module name. vivid: instance 0 is vivid's default (video0..3: capture, output, VBI; vmalloc
-# queues that import any dma-buf); instance 1 is one capture node whose queue uses dma-contig (allocators=1),
-# which refuses a dma-buf made of scattered pages: the V4L2 tests' refused DMABUF import.
-declare -A VM_MODULE_OPTIONS=([vivid]="n_devs=2 node_types=0xe1d3d,0x1 allocators=0,1")
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
 # DMABUF_VM_DISPLAY: an emulated display (its DRM modules, device, QMP socket and screendump port).
@@ -131,8 +127,7 @@ if [ ! -s "$INITRD" ]; then
       *.zst) zstd -qdc "$ko" > "$STAGE/mod/$out" ;;
       *) cp "$ko" "$STAGE/mod/$out" ;;
     esac
-    name=$(basename "$ko" | sed 's/\.ko.*$//')
-    echo "/mod/$out${VM_MODULE_OPTIONS[$name]:+ ${VM_MODULE_OPTIONS[$name]}}" >> "$STAGE/modules.order"
+    echo "/mod/$out" >> "$STAGE/modules.order"
   done
   cp "$HERE/vm-init.sh" "$STAGE/init"; chmod +x "$STAGE/init"
   (cd "$STAGE" && find . | cpio -o -H newc --quiet) > "$INITRD.tmp"

@@ -154,25 +154,10 @@ export class DeviceQueue {
     } catch (err) {
       await sync.unlock().catch(() => undefined);
       sync.fini();
-      throw this.#memory === 'dmabuf' && (err as { code?: unknown }).code === 'EFAULT' ? this.#unmappableError(index, buf, err) : err;
+      throw err;
     }
     this.#holds.set(index, sync);
     sync.setForcedListener(() => this.#onHoldForced(index, sync));
-  }
-
-  /**
-   * QBUF of an imported buffer failed with EFAULT: videobuf2 could not map it for the device's DMA. The one
-   * cause on a working device is a queue that needs physically contiguous memory (videobuf2-dma-contig, on a
-   * device without an IOMMU) given a buffer of scattered pages (udmabuf, vgem, shmem-backed exports).
-   */
-  #unmappableError(index: number, buf: DmaBuf, err: unknown): DmabufError {
-    return new DmabufError(
-      'EFAULT',
-      `${this.#dev.path} refused dma-buf inode ${buf.inode} (${buf.exporter}) as ${this.#queue} buffer #${index}: QBUF could not map ` +
-        'it for the device (EFAULT). This queue needs physically contiguous memory (a dma-contig driver) and the buffer is made of ' +
-        "scattered pages; use the device's own buffers (memory: 'mmap', exported) or allocate from a contiguous heap (CMA)",
-      { cause: err, errno: (err as { errno?: number }).errno, syscall: 'ioctl(VIDIOC_QBUF)' },
-    );
   }
 
   /**

@@ -69,7 +69,10 @@ export function fourcc(code: string): number {
 export interface V4l2QueueOptions {
   /** For 'dmabuf' memory: the buffer (one per plane) the device reads or writes. */
   dmabufs?: DmaBuf[];
-  /** For output queues: the bytes of each plane that hold data (default: the whole plane). */
+  /**
+   * For output queues: the bytes of each plane that hold data. Default: the whole plane for MMAP; for DMABUF
+   * the kernel takes the plane's length from the call, which is 0, so pass it (DeviceQueue passes the format's).
+   */
   bytesused?: number[];
 }
 

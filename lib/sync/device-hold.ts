@@ -5,20 +5,27 @@
  * device finishes buffers one by one, and one context per buffer lets each be released at its own DQBUF;
  * docs/design.md argues it). The lock also waits for the buffer's implicit fences, since V4L2 does not.
  * STREAMOFF and close() release every hold; a dead process's holds are recovered by the lock store.
+ * A device that keeps a buffer past maxHoldMs is stuck: when the watchdog forces its hold off, the queue is
+ * stopped (STREAMOFF, so the device no longer writes or reads the buffers others may now lock), every hold
+ * released, and its pending and next dequeue() reject with ETIMEDOUT until streamOn() again.
  */
+import { debuglog } from 'node:util';
 import { DmaBuf } from '../kernel/dma-buf';
-import type { WaitOptions } from '../kernel/fd-wait';
+import { linkSignals, type WaitOptions } from '../kernel/fd-wait';
 import { isCaptureQueue, type V4l2BufferInfo, type V4l2Device, type V4l2Memory, type V4l2Queue } from '../kernel/v4l2-device';
 import { DmabufError, argTypeError, optionsOf } from '../errors';
 import { DmabufSync, type DmabufSyncOptions } from './dmabuf-sync';
+
+const debug = debuglog('dmabuf-sync');
 
 /** Options of DeviceQueue. */
 export interface DeviceQueueOptions extends Pick<DmabufSyncOptions, 'domain' | 'group' | 'wwClass'> {
   /**
    * Watchdog bound on one device hold, in ms (default 10 000): how long a buffer may stay queued, from QBUF
-   * to DQBUF. A queue of N buffers at F frames/s holds each for about N/F s (longer before STREAMON); past
-   * the bound the watchdog forces the hold off and other users may lock the buffer while the device still
-   * owns it. Raise it for deep queues, slow frame rates or buffers queued long before STREAMON.
+   * to DQBUF. A queue of N buffers at F frames/s holds each for about N/F s (longer before STREAMON). Past
+   * the bound the device counts as stuck: the watchdog forces the hold off (other users proceed), the queue
+   * is stopped (STREAMOFF) and its holds released, and dequeue() rejects with ETIMEDOUT until streamOn().
+   * Raise it for deep queues, slow frame rates or buffers queued long before STREAMON.
    */
   maxHoldMs?: number;
   /** The memory of the queue's buffers (default 'mmap': the device allocates them and exports dma-bufs). */
@@ -47,6 +54,12 @@ export class DeviceQueue {
   readonly #bufs: DmaBuf[] = [];
   readonly #holds = new Map<number, DmabufSync>();
   #owned = false;
+  /** Set when the watchdog stopped the queue (a stuck device): what dequeue() rejects with until streamOn(). */
+  #stuck: DmabufError | undefined;
+  /** Aborted when the watchdog stops the queue: ends the pending dequeue() waits. */
+  #stop = new AbortController();
+  /** DMABUF output queues: the bytes of each plane that hold a frame (the format's sizeimage), QBUF's default. */
+  #payload: number[] | undefined;
 
   /** A queue of `dev`; no buffers yet. */
   constructor(dev: V4l2Device, queue: V4l2Queue, options?: DeviceQueueOptions) {
@@ -102,12 +115,22 @@ export class DeviceQueue {
     }
     for (const b of bufs) this.#bufs.push(b.dup());
     this.#owned = true;
+    // V4L2 takes an output DMABUF's bytesused 0 as "none" (the length of an imported plane is unknown until
+    // QBUF), and drivers refuse an empty frame: default to the format's frame size, fixed while buffers exist.
+    if (!isCaptureQueue(this.#queue)) {
+      try {
+        this.#payload = this.#dev.format(this.#queue).planes.map((p) => p.sizeimage);
+      } catch {
+        this.#payload = undefined; // QBUF reports what is wrong
+      }
+    }
   }
 
   /**
    * Queues buffer `index` once it is ours to give: locks it for the device (write on capture, read on
    * output), waiting for other holders and for its device fences, then QBUF. The hold lasts until it is
-   * dequeued or the stream stops. A failed QBUF releases the hold.
+   * dequeued or the stream stops. A failed QBUF releases the hold. `bytesused` (output queues): the bytes of
+   * each plane that hold the frame; default the whole plane (MMAP) or the format's frame size (DMABUF).
    */
   async queue(index: number, options?: WaitOptions & { bytesused?: number[] }): Promise<void> {
     const buf = this.#bufs[index];
@@ -126,20 +149,93 @@ export class DeviceQueue {
       throw new DmabufError('EBUSY', `buffer ${index} was queued meanwhile`);
     }
     try {
-      this.#dev.queueBuffer(this.#queue, this.#memory, index, { dmabufs: this.#memory === 'dmabuf' ? [buf] : undefined, bytesused: o.bytesused });
+      const bytesused = o.bytesused ?? (this.#memory === 'dmabuf' ? this.#payload : undefined);
+      this.#dev.queueBuffer(this.#queue, this.#memory, index, { dmabufs: this.#memory === 'dmabuf' ? [buf] : undefined, bytesused });
     } catch (err) {
       await sync.unlock().catch(() => undefined);
       sync.fini();
       throw err;
     }
     this.#holds.set(index, sync);
+    sync.setForcedListener(() => this.#onHoldForced(index, sync));
   }
 
-  /** Waits for the device to finish a buffer (DQBUF) and releases the device's hold on it. */
+  /**
+   * Waits for the device to finish a buffer (DQBUF) and releases the device's hold on it. Rejects with
+   * ETIMEDOUT when the watchdog found the device stuck (a buffer held past maxHoldMs) and stopped the queue,
+   * now or before, until streamOn() starts it again.
+   */
   async dequeue(options?: WaitOptions): Promise<DequeuedBuffer> {
-    const info = await this.#dev.dequeue(this.#queue, this.#memory, options);
+    this.#throwIfStuck();
+    const o = optionsOf(options);
+    const linked = linkSignals(o.signal, this.#stop.signal);
+    let info: V4l2BufferInfo;
+    try {
+      info = await this.#dev.dequeue(this.#queue, this.#memory, { ...o, signal: linked.signal });
+    } catch (err) {
+      // Stopped by the watchdog: the wait was aborted, or woke on the stopped queue (POLLERR → EINVAL).
+      this.#throwIfStuck();
+      throw err;
+    } finally {
+      linked.dispose();
+    }
+    const sync = this.#holds.get(info.index);
+    if (sync?.state === 'forced') {
+      // Returned in the same turn as the watchdog forced its hold: others may have locked it meanwhile.
+      throw this.#stopStuck(info.index, sync);
+    }
     await this.#release(info.index);
     return { index: info.index, buf: this.#bufs[info.index] as DmaBuf, info };
+  }
+
+  /**
+   * The watchdog forced the hold of buffer `index` off: the device kept it past maxHoldMs, so it is stuck
+   * (a camera whose source stopped, a hung output). Other lockers proceed now, so the device must no longer
+   * touch any buffer of the queue: STREAMOFF at once (V4L2 gives every queued buffer back), then release
+   * every hold and end the dequeue waits with ETIMEDOUT. Runs in this thread, from the watchdog's timer or
+   * from the call that noticed the force; the holds are released in a microtask, outside the lock core's
+   * force path.
+   */
+  #onHoldForced(index: number, sync: DmabufSync): void {
+    if (this.#holds.get(index) === sync) this.#stopStuck(index, sync); // else released meanwhile (DQBUF, STREAMOFF, stopped)
+  }
+
+  /** #onHoldForced's work; returns the error the queue's dequeue() calls reject with. */
+  #stopStuck(index: number, sync: DmabufSync): DmabufError {
+    const what = `${this.#dev.path} ${this.#queue} queue`;
+    let stopped = 'the queue was stopped (STREAMOFF) and its buffers given back';
+    try {
+      if (!this.#dev.closed) this.#dev.streamOff(this.#queue);
+    } catch (err) {
+      stopped = `STREAMOFF failed (${(err as Error).message}): close the device`;
+    }
+    const stuck = new DmabufError(
+      'ETIMEDOUT',
+      `${what}: the device held buffer #${index} longer than maxHoldMs (${sync.maxHoldMs} ms) without returning it, ` +
+        `so the watchdog forced its lock off and other users went on; ${stopped}. Check the source (signal, ` +
+        'cable, driver errors), or raise maxHoldMs for slow frame rates or deep queues, then queue the buffers and streamOn() again',
+    );
+    debug('%s', stuck.message);
+    this.#stuck = stuck;
+    const holds = [...this.#holds.values()];
+    this.#holds.clear();
+    this.#stop.abort(stuck);
+    queueMicrotask(() => {
+      for (const s of holds) {
+        // A forced hold's unlock() reports the force (ETIMEDOUT): already said above. unlock() runs synchronously.
+        s.unlock().catch(() => undefined);
+        try {
+          s.fini();
+        } catch (err) {
+          debug('%s: %s', s.name, (err as Error).message);
+        }
+      }
+    });
+    return stuck;
+  }
+
+  #throwIfStuck(): void {
+    if (this.#stuck) throw this.#stuck;
   }
 
   async #release(index: number): Promise<void> {
@@ -153,9 +249,18 @@ export class DeviceQueue {
     }
   }
 
-  /** Starts the queue (STREAMON). */
+  /** Starts the queue (STREAMON); after a watchdog stop, dequeue() works again from here. */
   streamOn(): void {
     this.#dev.streamOn(this.#queue);
+    if (this.#stuck) {
+      this.#stuck = undefined;
+      this.#stop = new AbortController();
+    }
+  }
+
+  /** Whether the watchdog stopped this queue (a device hold outlived maxHoldMs) and streamOn() has not run since. */
+  get stuck(): boolean {
+    return this.#stuck !== undefined;
   }
 
   /** STREAMOFF: the device gives every queued buffer back; their holds are released. */
@@ -175,6 +280,7 @@ export class DeviceQueue {
     await this.streamOff().catch(() => undefined);
     if (this.#owned) this.#freeDeviceBuffers();
     this.#owned = false;
+    this.#payload = undefined;
     this.#closeBufs();
   }
 

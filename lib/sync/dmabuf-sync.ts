@@ -199,6 +199,8 @@ export class DmabufSync {
   /** toDeviceRead() ran: the locks are held for a device, CPU access (map) is over until unlock(). */
   #deviceOnly = false;
   readonly #forcedCallback = (): void => this.#onForced();
+  /** Run (in this thread) each time the watchdog forces a lock of this sync off (setForcedListener). */
+  #forcedListener: (() => void) | undefined;
 
   /** Creates a sync object (same as DmabufSync.init). */
   constructor(options?: DmabufSyncOptions) {
@@ -473,6 +475,16 @@ export class DmabufSync {
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;
+  }
+
+  /**
+   * @internal Sets the function run in this thread when the watchdog forces this sync's locks off, once per
+   * forced lock(), right after the sync has given up its access (state 'forced'): the holder's timer runs it
+   * at the deadline even if nobody calls this sync (a device hold: DeviceQueue stops the stream). Undefined
+   * removes it. It must not throw (a throw is reported as a warning).
+   */
+  setForcedListener(listener: (() => void) | undefined): void {
+    this.#forcedListener = listener;
   }
 
   /**
@@ -833,6 +845,14 @@ export class DmabufSync {
     this.#deviceOnly = false;
     this.#state = 'forced';
     debug('%s: forced off after %d ms', this.name, this.maxHoldMs);
+    const listener = this.#forcedListener;
+    if (listener !== undefined) {
+      try {
+        listener();
+      } catch (err) {
+        process.emitWarning(`dmabuf-sync forced listener of ${this.name} threw: ${String(err)}`, 'DmabufSyncWarning');
+      }
+    }
   }
 
   /** Another thread may have forced us off before our own timer ran: catch up before acting. */

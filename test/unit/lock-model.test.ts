@@ -10,6 +10,17 @@
  *
  * Deterministic: a fixed fast-check seed (FC_SEED overrides it), printed with the shrunk command list on failure;
  * FC_RUNS sets the number of runs per class (longer explorations).
+ *
+ * Second part, exhaustive: every table state reachable in a few steps by 3 contexts (unordered, or the last
+ * two ordered) and a ctx-less task on 2 mutexes, read and write, for both classes, driven through the rules'
+ * own entry points (acquire, poll, cancel, release), with each waiter re-checked when kicked, as its thread
+ * would. Each state's verdicts (grant, back-off, wound, queue order) are checked against the model, and the
+ * wake-up rule itself: right after every step, forEachReady kicks a waiter exactly when its re-check (poll)
+ * would act (grant, back off, wound), so that no wake-up is lost and nobody is woken for nothing (the one
+ * exception: a lockSlow waiter, which does not wound, may be kicked for a wound). Steps: lock, lockSlow,
+ * tryLock, unlock, abort; states are merged by what the model holds (holders, queues, wounds). ENUM_DEPTH sets
+ * the depth (default 4: about 8000 states and 40000 steps per class and ordering; watchers are left to the
+ * random part).
  */
 import fc from 'fast-check';
 import { AcquireContext } from '../../lib/ww/acquire-context';
@@ -17,8 +28,11 @@ import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex } from '../../lib/ww/ww-mutex';
 import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
 import { checkTable } from '../../lib/ww/recovery';
-import { CAPACITY_ENV } from '../../lib/ww/layout';
-import { LockModel, type Kind, type Mode, type Outcome } from '../helpers/lock-model';
+import { CAPACITY_ENV, CF_WOUNDED, KIND_WAIT_DIE, KIND_WOUND_WAIT, RF_KICK, R_FLAGS } from '../../lib/ww/layout';
+import { EALREADY, EDEADLK, F_TRY, F_WW, GRANTED, WAITING, WOULD_BLOCK } from '../../lib/ww/lock-store';
+import { forEachReady } from '../../lib/ww/ww-rules';
+import { firstWaiter, recNext } from '../../lib/ww/ww-view';
+import { LockModel, type Hold, type Kind, type Mode, type Outcome, type Waiter } from '../helpers/lock-model';
 
 jest.setTimeout(120_000);
 
@@ -563,6 +577,288 @@ describe.each([
       }),
       { seed: SEED, numRuns: RUNS },
     );
+    expect(checkTable(store.t)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Exhaustive enumeration of small tables, over the rules' entry points (see the header).
+
+const ENUM_DEPTH = Number(process.env.ENUM_DEPTH ?? 4);
+const ENUM_CTX = 3;
+
+/** A request the enumeration made, and how it stands. */
+interface EnumReq {
+  id: number;
+  actor: string;
+  /** Context slot, -1 for the ctx-less task. */
+  c: number;
+  key: number;
+  write: boolean;
+  /** lock() (F_WW) rather than lockSlow(). */
+  ww: boolean;
+  /** Its wait record while pending. */
+  w: number;
+}
+
+/** One state of the enumeration: the model, the real requests, and the store's words. */
+interface EnumNode {
+  model: LockModel;
+  reqs: EnumReq[];
+  /** Ctx-less hold record per key (the ctx-less task releases by record). */
+  ctxlessHold: number[];
+  words: Uint8Array;
+}
+
+function cloneModel(m: LockModel): LockModel {
+  const n = new LockModel(m.kind, m.keys);
+  m.holders.forEach((hs, i) => (n.holders[i] as Hold[]).push(...hs.map((h) => ({ ...h }))));
+  m.queues.forEach((q, i) => (n.queues[i] as Waiter[]).push(...q.map((w) => ({ ...w }))));
+  for (const a of m.wounded) n.wounded.add(a);
+  for (const [k, v] of m.outcomes) n.outcomes.set(k, v);
+  for (const [k, v] of m.lastKey) n.lastKey.set(k, v);
+  return n;
+}
+
+/** The state as the model has it, without request ids (two paths to one state are one state). */
+function stateKey(m: LockModel): string {
+  const hs = m.holders.map((h) => h.map((x) => `${x.actor}:${x.mode}`).sort().join(','));
+  const qs = m.queues.map((q) => q.map((x) => `${x.actor}:${x.mode}:${x.ww ? 'ww' : 'slow'}`).join(','));
+  return JSON.stringify([hs, qs, [...m.wounded].sort(), [...m.lastKey].map(([a, k]) => `${a}>${k}`).sort()]);
+}
+
+describe.each([
+  ['wound-wait', 0],
+  ['wait-die', 0],
+  ['wound-wait', 2],
+  ['wait-die', 2],
+] as const)('enumeration: %s, %d of 3 contexts ordered', (kind, ordered) => {
+  test(`every state up to depth ${ENUM_DEPTH}: verdicts match the model; forEachReady kicks exactly the waiters whose poll acts`, () => {
+    const t = store.t;
+    const u8 = new Uint8Array(t.buffer);
+    const kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
+    const mutexes = [store.openMutex(undefined, kindId), store.openMutex(undefined, kindId)];
+    const keys = mutexes.map((m) => store.mutexKey(m));
+    const ctxs = Array.from({ length: ENUM_CTX }, (_, i) => store.openContext(kindId, `e${i}`, 0, i >= ENUM_CTX - ordered));
+    const names = ctxs.map((_, i) => `e${i}`);
+    const holdOfCtx = (i: number, write: boolean): Hold => ({
+      actor: names[i] as string,
+      stamp: store.ctxStamp(ctxs[i] as number),
+      mode: write ? 'write' : 'read',
+      ordered: i >= ENUM_CTX - ordered,
+    });
+    const start = u8.slice();
+    const visited = new Map<string, number>();
+    let steps = 0;
+    let kickChecks = 0;
+
+    const fail = (path: string[], what: string, got: unknown, want: unknown): void => {
+      expect({ path, what, got }).toEqual({ path, what, got: want });
+    };
+
+    /** The waiters of mutex slot m in queue order. */
+    const waitersOf = (m: number): number[] => {
+      const out: number[] = [];
+      for (let r = firstWaiter(t, t.mutexOff(m)); r >= 0; r = recNext(t, r)) out.push(r);
+      return out;
+    };
+    const woundedFlags = (): number[] => ctxs.map((c) => store.ctxFlags(c) & CF_WOUNDED);
+
+    /** Polls request q as its thread would after a kick; updates its outcome. Returns poll's code. */
+    const pollReq = (q: EnumReq, out: Map<number, Outcome>): number => {
+      const code = store.poll(q.w, mutexes[q.key] as number, q.c, q.write, q.ww ? F_WW : 0);
+      if (code === GRANTED) out.set(q.id, 'granted');
+      else if (code === EDEADLK) out.set(q.id, 'EDEADLK');
+      else if (code !== WAITING) out.set(q.id, `code ${code}` as Outcome);
+      return code;
+    };
+
+    /**
+     * Right after a step: for every waiter, whether forEachReady kicks it, and whether its poll would act
+     * (anything but WAITING, or a wound), each from this same state.
+     */
+    const checkKicks = (n: EnumNode, out: Map<number, Outcome>, path: string[]): void => {
+      const here = u8.slice();
+      mutexes.forEach((m) => {
+        const kicked = new Set<number>();
+        forEachReady(t, t.mutexOff(m), (r) => kicked.add(r));
+        for (const w of waitersOf(m)) {
+          const q = n.reqs.find((x) => x.w === w && out.get(x.id) === 'pending') as EnumReq;
+          const before = woundedFlags().join();
+          const code = pollReq(q, new Map());
+          const acts = code !== WAITING || woundedFlags().join() !== before;
+          u8.set(here);
+          kickChecks++;
+          if (kicked.has(w) !== acts && !(kicked.has(w) && !q.ww)) {
+            fail(path, `waiter ${q.actor} k${q.key}: kicked by forEachReady vs poll acts`, kicked.has(w), acts);
+          }
+        }
+      });
+    };
+
+    /** Polls every kicked waiter (mutex by mutex, queue order) until none is kicked. */
+    const settle = (n: EnumNode, out: Map<number, Outcome>): void => {
+      for (let round = 0, again = true; again; round++) {
+        if (round > 100) fail([], 'settle rounds', round, '<= 100');
+        again = false;
+        for (const m of mutexes) {
+          for (const w of waitersOf(m)) {
+            if (((t.i32[t.recOff(w) + R_FLAGS] as number) & RF_KICK) === 0) continue;
+            const q = n.reqs.find((x) => x.w === w && out.get(x.id) === 'pending') as EnumReq;
+            if (pollReq(q, out) === GRANTED && q.c < 0) n.ctxlessHold[q.key] = store.lastRecord;
+            again = true;
+          }
+        }
+      }
+    };
+
+    /** Compares the real table with the model. */
+    const compare = (n: EnumNode, out: Map<number, Outcome>, path: string[]): void => {
+      const actorOf = (c: number): string => (c < 0 ? 'l0' : (names[ctxs.indexOf(c)] as string));
+      const snap = store.query();
+      const real = mutexes.map((_m, key) => {
+        const lock = snap.locks.find((l) => l.key === keys[key]);
+        return {
+          holders: (lock?.holders ?? []).map((h) => `${h.ctxName === '' ? 'l0' : h.ctxName}:${h.mode}`).sort(),
+          waiters: (lock?.waiters ?? []).map((h) => `${h.ctxName === '' ? 'l0' : h.ctxName}:${h.mode}`),
+        };
+      });
+      const model = n.model.holders.map((hs, key) => ({
+        holders: hs.map((h) => `${h.actor}:${h.mode}`).sort(),
+        waiters: (n.model.queues[key] as Waiter[]).map((w) => `${w.actor}:${w.mode}`),
+      }));
+      if (JSON.stringify(real) !== JSON.stringify(model)) fail(path, 'holders and queues', real, model);
+      const ctxReal = ctxs.map((c) => `${actorOf(c)} acquired ${store.ctxAcquired(c)} wounded ${(store.ctxFlags(c) & CF_WOUNDED) !== 0}`);
+      const ctxModel = names.map((a) => `${a} acquired ${n.model.acquired(a)} wounded ${n.model.wounded.has(a)}`);
+      if (JSON.stringify(ctxReal) !== JSON.stringify(ctxModel)) fail(path, 'contexts', ctxReal, ctxModel);
+      const outReal = n.reqs.map((q) => `#${q.id} ${out.get(q.id)}`);
+      const outModel = n.reqs.map((q) => `#${q.id} ${n.model.outcomes.get(q.id)}`);
+      if (JSON.stringify(outReal) !== JSON.stringify(outModel)) fail(path, 'outcomes', outReal, outModel);
+    };
+
+    type Step = { name: string; run: (n: EnumNode, out: Map<number, Outcome>) => void };
+
+    /** The steps possible from state n. */
+    const stepsFrom = (n: EnumNode): Step[] => {
+      const list: Step[] = [];
+      const pendingOf = (actor: string): EnumReq | undefined => n.reqs.find((q) => q.actor === actor && n.model.outcomes.get(q.id) === 'pending');
+      const request = (actor: string, c: number, key: number, write: boolean, how: 'lock' | 'slow' | 'try'): Step => ({
+        name: `${how}(${actor}, k${key}, ${write ? 'write' : 'read'})`,
+        run: (x, out) => {
+          const i = names.indexOf(actor);
+          const hold: Hold = c < 0 ? { actor, stamp: null, mode: write ? 'write' : 'read' } : holdOfCtx(i, write);
+          const code = store.acquire(mutexes[key] as number, c, write, how === 'lock' ? F_WW : how === 'try' ? F_TRY : 0);
+          if (how === 'try') {
+            const want = x.model.holds(actor, key) ? EALREADY : x.model.tryLock(hold, key) ? GRANTED : WOULD_BLOCK;
+            if (code !== want) fail([], `${actor} tryLock k${key}`, code, want);
+            return;
+          }
+          const q: EnumReq = { id: x.reqs.length, actor, c, key, write, ww: how === 'lock', w: code === WAITING ? store.lastRecord : -1 };
+          x.reqs.push(q);
+          if (x.model.holds(actor, key)) {
+            x.model.outcomes.set(q.id, 'EALREADY');
+            out.set(q.id, code === EALREADY ? 'EALREADY' : (`code ${code}` as Outcome));
+            return;
+          }
+          x.model.request(q.id, hold, key, c >= 0 && how === 'lock', false);
+          out.set(q.id, code === GRANTED ? 'granted' : code === EDEADLK ? 'EDEADLK' : code === WAITING ? 'pending' : (`code ${code}` as Outcome));
+          if (code === GRANTED && c < 0) x.ctxlessHold[key] = store.lastRecord;
+        },
+      });
+      names.forEach((actor, i) => {
+        const c = ctxs[i] as number;
+        const p = pendingOf(actor);
+        if (p !== undefined) {
+          list.push({
+            name: `abort(${actor})`,
+            run: (x, out) => {
+              store.cancel(p.w, mutexes[p.key] as number, c);
+              out.set(p.id, 'ABORT_ERR');
+              x.model.abort(p.id);
+            },
+          });
+          return;
+        }
+        for (let key = 0; key < mutexes.length; key++) {
+          if (n.model.holds(actor, key)) {
+            list.push({
+              name: `unlock(${actor}, k${key})`,
+              run: (x) => {
+                const code = store.release(mutexes[key] as number, c, -1);
+                if (code !== GRANTED) fail([], `${actor} unlock k${key}`, code, GRANTED);
+                x.model.unlock(actor, key);
+              },
+            });
+          }
+          for (const write of [false, true]) {
+            if (n.model.outOfOrder(holdOfCtx(i, write), key)) continue;
+            list.push(request(actor, c, key, write, 'lock'));
+            if (n.model.acquired(actor) === 0) list.push(request(actor, c, key, write, 'slow'));
+            list.push(request(actor, c, key, write, 'try'));
+          }
+        }
+      });
+      const p = pendingOf('l0');
+      if (p !== undefined) {
+        list.push({
+          name: 'abort(l0)',
+          run: (x, out) => {
+            store.cancel(p.w, mutexes[p.key] as number, -1);
+            out.set(p.id, 'ABORT_ERR');
+            x.model.abort(p.id);
+          },
+        });
+      } else {
+        for (let key = 0; key < mutexes.length; key++) {
+          if (n.model.holds('l0', key)) {
+            list.push({
+              name: `unlock(l0, k${key})`,
+              run: (x) => {
+                const code = store.release(mutexes[key] as number, -1, x.ctxlessHold[key] as number);
+                if (code !== GRANTED) fail([], `l0 unlock k${key}`, code, GRANTED);
+                x.model.unlock('l0', key);
+              },
+            });
+          } else if (n.model.acquired('l0') === 0) {
+            for (const write of [false, true]) list.push(request('l0', -1, key, write, 'lock'));
+          }
+        }
+      }
+      return list;
+    };
+
+    const explore = (n: EnumNode, depth: number, path: string[]): void => {
+      if (depth === 0) return;
+      for (const st of stepsFrom(n)) {
+        u8.set(n.words);
+        const x: EnumNode = { model: cloneModel(n.model), reqs: n.reqs.map((q) => ({ ...q })), ctxlessHold: [...n.ctxlessHold], words: n.words };
+        const out = new Map<number, Outcome>();
+        for (const q of x.reqs) out.set(q.id, n.model.outcomes.get(q.id) as Outcome);
+        const here = [...path, st.name];
+        st.run(x, out);
+        steps++;
+        checkKicks(x, out, here);
+        settle(x, out);
+        compare(x, out, here);
+        const key = stateKey(x.model);
+        if ((visited.get(key) ?? -1) >= depth - 1) continue;
+        visited.set(key, depth - 1);
+        x.words = u8.slice();
+        explore(x, depth - 1, here);
+      }
+    };
+
+    try {
+      explore({ model: new LockModel(kind, keys), reqs: [], ctxlessHold: [-1, -1], words: start }, ENUM_DEPTH, []);
+    } finally {
+      u8.set(start);
+      for (const c of ctxs) store.closeContext(c);
+      for (const m of mutexes) store.closeMutex(m);
+    }
+    if (process.env.ENUM_LOG) process.stderr.write(`enumeration ${kind} ${ordered}: depth ${ENUM_DEPTH}, ${visited.size} states, ${steps} steps, ${kickChecks} kick checks\n`);
+    // Enough was explored to mean something (and the counts show in a failure's context).
+    expect({ states: visited.size > 200, kickChecks: kickChecks > 100 }).toEqual({ states: true, kickChecks: true });
+    expect(steps).toBeGreaterThan(0);
     expect(checkTable(store.t)).toEqual([]);
   });
 });

@@ -4,7 +4,8 @@
  * the ordered-context exemption), one summary of what is queued ahead of a request, one pure decision
  * (verdict) that acquire, poll and forEachReady all ask, and the wound as a separate act (woundHolders);
  * queue order in one place (queueSpot); release, force off an expired holder. docs/design.md "Lock core"
- * gives the argument. Every function takes the table lock itself and never awaits; waiting is the caller's.
+ * gives the argument. Every operation is one critical section (Table.critical: released on every exit, a throw included) and
+ * never awaits; waiting is the caller's.
  * @internal
  */
 import { CF_FORCED, CF_USED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
@@ -263,53 +264,40 @@ export function queueSpot(t: Table, moff: number, c: number): QueueSpot {
 export function acquire(k: Core, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  if (c >= 0 && isHeld(t, moff) && findHold(t, moff, c) >= 0) {
-    t.unlock();
-    return EALREADY;
-  }
-  const queued = hasWaiters(t, moff);
-  let prev = -1; // record after which a waiter would be inserted (-1: at the head)
-  let ahead = 0;
-  if (queued) {
-    const at = queueSpot(t, moff, c);
-    prev = at.prev;
-    ahead = at.ahead;
-  }
-  const v = verdict(t, moff, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW);
-  if (v === V_FORCED) {
-    t.unlock();
-    return FORCED;
-  }
-  if (v === V_GRANT) {
-    const r = allocRecord(t);
-    addHold(t, m, moff, r, c, write, monoNow(), t.self);
-    k.ownerDied = takeOwnerDied(t, moff);
-    // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
-    if (queued) k.waker.wake(moff);
-    t.unlock();
-    k.lastRecord = r;
-    return GRANTED;
-  }
-  if ((flags & F_TRY) !== 0) {
-    t.unlock();
-    return WOULD_BLOCK;
-  }
-  if (v === V_BACKOFF) {
-    t.unlock();
-    return EDEADLK;
-  }
-  if (v === V_WOUND) woundHolders(k, moff, c);
-  // Queue a wait record.
-  const w = allocRecord(t);
-  initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
-  linkWaiter(t, moff, w, prev);
-  // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
-  if (recNext(t, w) >= 0) k.waker.wake(moff);
-  prepareWait(k, moff, c);
-  t.unlock();
-  k.lastRecord = w;
-  return WAITING;
+  return t.critical(() => {
+    if (c >= 0 && isHeld(t, moff) && findHold(t, moff, c) >= 0) return EALREADY;
+    const queued = hasWaiters(t, moff);
+    let prev = -1; // record after which a waiter would be inserted (-1: at the head)
+    let ahead = 0;
+    if (queued) {
+      const at = queueSpot(t, moff, c);
+      prev = at.prev;
+      ahead = at.ahead;
+    }
+    const v = verdict(t, moff, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW);
+    if (v === V_FORCED) return FORCED;
+    if (v === V_GRANT) {
+      const r = allocRecord(t);
+      addHold(t, m, moff, r, c, write, monoNow(), t.self);
+      k.ownerDied = takeOwnerDied(t, moff);
+      // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
+      if (queued) k.waker.wake(moff);
+      k.lastRecord = r;
+      return GRANTED;
+    }
+    if ((flags & F_TRY) !== 0) return WOULD_BLOCK;
+    if (v === V_BACKOFF) return EDEADLK;
+    if (v === V_WOUND) woundHolders(k, moff, c);
+    // Queue a wait record.
+    const w = allocRecord(t);
+    initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
+    linkWaiter(t, moff, w, prev);
+    // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
+    if (recNext(t, w) >= 0) k.waker.wake(moff);
+    prepareWait(k, moff, c);
+    k.lastRecord = w;
+    return WAITING;
+  });
 }
 
 /**
@@ -358,34 +346,32 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
 export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  let ahead = 0;
-  for (let r = firstWaiter(t, moff); r >= 0 && r !== w; r = recNext(t, r)) if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
-  const v = verdict(t, moff, c, write, ahead, (flags & F_WW) !== 0);
-  if (v === V_GRANT) {
-    removeWaiter(t, moff, w);
-    addHold(t, m, moff, w, c, write, monoNow(), t.self);
-    k.ownerDied = takeOwnerDied(t, moff);
-    // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
-    k.waker.wake(moff);
-    t.unlock();
-    k.lastRecord = w;
-    return GRANTED;
-  }
-  if (v === V_FORCED || v === V_BACKOFF) {
-    removeWaiter(t, moff, w);
-    freeRecord(t, w);
-    // A writer leaving the queue can unblock readers behind it.
-    k.waker.wake(moff);
-    t.unlock();
-    return v === V_FORCED ? FORCED : EDEADLK;
-  }
-  if (v === V_WOUND) woundHolders(k, moff, c);
-  // Re-checked: a later change kicks it again if it concerns it (waking.ts).
-  clearKick(t, w);
-  prepareWait(k, moff, c);
-  t.unlock();
-  return WAITING;
+  return t.critical(() => {
+    let ahead = 0;
+    for (let r = firstWaiter(t, moff); r >= 0 && r !== w; r = recNext(t, r)) if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
+    const v = verdict(t, moff, c, write, ahead, (flags & F_WW) !== 0);
+    if (v === V_GRANT) {
+      removeWaiter(t, moff, w);
+      addHold(t, m, moff, w, c, write, monoNow(), t.self);
+      k.ownerDied = takeOwnerDied(t, moff);
+      // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
+      k.waker.wake(moff);
+      k.lastRecord = w;
+      return GRANTED;
+    }
+    if (v === V_FORCED || v === V_BACKOFF) {
+      removeWaiter(t, moff, w);
+      freeRecord(t, w);
+      // A writer leaving the queue can unblock readers behind it.
+      k.waker.wake(moff);
+      return v === V_FORCED ? FORCED : EDEADLK;
+    }
+    if (v === V_WOUND) woundHolders(k, moff, c);
+    // Re-checked: a later change kicks it again if it concerns it (waking.ts).
+    clearKick(t, w);
+    prepareWait(k, moff, c);
+    return WAITING;
+  });
 }
 
 /**
@@ -396,8 +382,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
 export function watch(k: Core, m: number, write: boolean, w: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  try {
+  return t.critical(() => {
     if (!heldAgainst(t, moff, write) || (w >= 0 && recUnlockedSeen(t, w))) {
       if (w >= 0) {
         removeWaiter(t, moff, w);
@@ -416,46 +401,34 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
     k.waitUntil = Infinity;
     k.victim = -1;
     return WAITING;
-  } finally {
-    t.unlock();
-  }
+  });
 }
 
 /** Removes waiter w of mutex m (timeout, abort). */
 export function cancel(k: Core, w: number, m: number): void {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  if (recWaiting(t, w)) {
+  t.critical(() => {
+    if (!recWaiting(t, w)) return;
     removeWaiter(t, moff, w);
     freeRecord(t, w);
     k.waker.wake(moff);
-  }
-  t.unlock();
+  });
 }
 
 /** Releases context c's hold on m, or (c = -1) the ctx-less hold record r. */
 export function release(k: Core, m: number, c: number, r: number, maybeFree: (m: number) => void): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  if (c >= 0) {
-    r = isHeld(t, moff) ? findHold(t, moff, c) : -1;
-    if (r < 0) {
-      const forced = ctxForced(t, c);
-      t.unlock();
-      return forced ? FORCED : NOT_HELD;
-    }
-  } else if (!isCtxlessHold(t, r, m)) {
-    t.unlock();
-    return NOT_HELD;
-  }
-  removeHold(t, moff, r);
-  freeRecord(t, r);
-  k.waker.wake(moff);
-  if (unreferenced(t, moff)) maybeFree(m);
-  t.unlock();
-  return GRANTED;
+  return t.critical(() => {
+    const h = c >= 0 ? (isHeld(t, moff) ? findHold(t, moff, c) : -1) : isCtxlessHold(t, r, m) ? r : -1;
+    if (h < 0) return c >= 0 && ctxForced(t, c) ? FORCED : NOT_HELD;
+    removeHold(t, moff, h);
+    freeRecord(t, h);
+    k.waker.wake(moff);
+    if (unreferenced(t, moff)) maybeFree(m);
+    return GRANTED;
+  });
 }
 
 /** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */
@@ -466,11 +439,11 @@ function isCtxlessHold(t: Table, r: number, m: number): boolean {
 /** Sets the tag of c's hold on m; false if c does not hold m. */
 export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean {
   const t = k.t;
-  t.lock();
-  const r = findHold(t, t.mutexOff(m), c);
-  if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
-  t.unlock();
-  return r >= 0;
+  return t.critical(() => {
+    const r = findHold(t, t.mutexOff(m), c);
+    if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
+    return r >= 0;
+  });
 }
 
 /** Whether context c holds mutex m. */
@@ -478,23 +451,17 @@ export function holds(k: Core, m: number, c: number): boolean {
   const t = k.t;
   const moff = t.mutexOff(m);
   if (Atomics.load(t.i32, moff + M_NHOLDERS) === 0) return false;
-  t.lock();
-  const r = findHold(t, moff, c);
-  t.unlock();
-  return r >= 0;
+  return t.critical(() => findHold(t, moff, c) >= 0);
 }
 
 /** The earliest deadline (monotonic ms) of context c's holds, Infinity if none. */
 export function earliestDeadline(k: Core, c: number): number {
   const t = k.t;
-  let d = Infinity;
-  t.lock();
-  for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) {
-    const x = recDeadline(t, r);
-    if (x < d) d = x;
-  }
-  t.unlock();
-  return d;
+  return t.critical(() => {
+    let d = Infinity;
+    for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) d = Math.min(d, recDeadline(t, r));
+    return d;
+  });
 }
 
 /**
@@ -504,8 +471,7 @@ export function earliestDeadline(k: Core, c: number): number {
 export function viewToken(k: Core, c: number): bigint {
   const t = k.t;
   const off = t.ctxOff(c);
-  t.lock();
-  try {
+  return t.critical(() => {
     if (ctxForced(t, c)) return 0n;
     let token = t.i64[(off + C_TOKEN) >> 1] as bigint;
     if (token === 0n) {
@@ -513,9 +479,7 @@ export function viewToken(k: Core, c: number): bigint {
       t.i64[(off + C_TOKEN) >> 1] = token;
     }
     return token;
-  } finally {
-    t.unlock();
-  }
+  });
 }
 
 /**
@@ -551,8 +515,7 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
   const i32 = t.i32;
   if (!Number.isInteger(c) || c < 0 || c >= t.nCtx) return null;
   const coff = t.ctxOff(c);
-  t.lock();
-  try {
+  return t.critical((): ForcedRelease | null => {
     const flags = ctxFlags(t, c);
     if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
     const part = ctxPart(t, c);
@@ -591,7 +554,5 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
     const on = ctxWaitingOn(t, c);
     if (on >= 0) k.waker.wake(t.mutexOff(on));
     return { ctxId: c, ctxName: ctxName(c), keys, tags };
-  } finally {
-    t.unlock();
-  }
+  });
 }

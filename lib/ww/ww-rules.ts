@@ -8,7 +8,7 @@
  * never awaits; waiting is the caller's.
  * @internal
  */
-import { CF_FORCED, CF_USED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
+import { CF_FORCED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
@@ -128,6 +128,15 @@ function aheadWith(t: Table, ahead: number, r: number): number {
   return ahead | (recWrite(t, r) ? kinds | (kinds << 1) : kinds);
 }
 
+/**
+ * The bits of a summary that verdict() reads for a `write` (or read) request: once a summary has them all,
+ * more requests ahead cannot change the verdict (poll stops walking the queue there).
+ */
+function decidingBits(write: boolean): number {
+  const kinds = A_ANY | A_CTX | A_UNORDERED;
+  return write ? kinds : kinds << 1;
+}
+
 /** Whether a conflicting request is in the summary `ahead` of a `write` (or read) request. */
 function conflictAhead(ahead: number, write: boolean): boolean {
   return (ahead & (write ? A_ANY : A_ANY << 1)) !== 0;
@@ -171,15 +180,17 @@ export const V_FORCED = 4;
  * act, as the kernel's __ww_mutex_wound is apart from the check).
  */
 export function verdict(t: Table, moff: number, c: number, write: boolean, ahead: number, ww: boolean): number {
-  if (c >= 0 && ctxForced(t, c)) return V_FORCED;
+  const flags = c >= 0 ? ctxFlags(t, c) : 0;
+  if ((flags & CF_FORCED) !== 0) return V_FORCED;
   if (!heldAgainst(t, moff, write) && !conflictAhead(ahead, write)) return V_GRANT;
   if (c < 0 || !ww) return V_WAIT;
+  const holding = ctxAcquired(t, c) > 0;
   if (isWaitDie(t, moff)) {
-    if (ctxAcquired(t, c) === 0) return V_WAIT;
+    if (!holding) return V_WAIT;
     return rivalAhead(t, ahead, c, write) || holderOutranks(t, moff, c) ? V_BACKOFF : V_WAIT;
   }
-  if (ctxAcquired(t, c) > 0 && ctxWounded(t, c)) return V_BACKOFF;
-  return woundableHolder(t, moff, c) >= 0 ? V_WOUND : V_WAIT;
+  if (holding && (flags & CF_WOUNDED) !== 0) return V_BACKOFF;
+  return woundableHolder(t, firstHolder(t, moff), c) >= 0 ? V_WOUND : V_WAIT;
 }
 
 /** Whether a holder of the mutex at `moff` outranks context c (wait-die: c dies for it). */
@@ -191,9 +202,9 @@ function holderOutranks(t: Table, moff: number, c: number): boolean {
   return false;
 }
 
-/** The first hold (from r on) of the mutex whose context context c outranks and is not wounded yet, or -1. */
-function woundableHolder(t: Table, moff: number, c: number, from = firstHolder(t, moff)): number {
-  for (let r = from; r >= 0; r = recNext(t, r)) {
+/** The first hold, from hold r on along its mutex's list, whose context c outranks and is not wounded yet; -1 if none. */
+function woundableHolder(t: Table, r: number, c: number): number {
+  for (; r >= 0; r = recNext(t, r)) {
     const h = recCtx(t, r);
     if (h >= 0 && !ctxWounded(t, h) && outranks(t, c, h)) return r;
   }
@@ -206,7 +217,7 @@ function woundableHolder(t: Table, moff: number, c: number, from = firstHolder(t
  */
 function woundHolders(k: Core, moff: number, c: number): void {
   const t = k.t;
-  for (let r = woundableHolder(t, moff, c); r >= 0; r = woundableHolder(t, moff, c, recNext(t, r))) {
+  for (let r = woundableHolder(t, firstHolder(t, moff), c); r >= 0; r = woundableHolder(t, recNext(t, r), c)) {
     const h = recCtx(t, r);
     markWounded(t, h);
     const on = ctxWaitingOn(t, h);
@@ -264,7 +275,9 @@ export function queueSpot(t: Table, moff: number, c: number): QueueSpot {
 export function acquire(k: Core, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  return t.critical(() => {
+  // Table.critical(body) inline: a closure per call costs on the hot path.
+  t.lock();
+  try {
     if (c >= 0 && isHeld(t, moff) && findHold(t, moff, c) >= 0) return EALREADY;
     const queued = hasWaiters(t, moff);
     let prev = -1; // record after which a waiter would be inserted (-1: at the head)
@@ -297,7 +310,9 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     prepareWait(k, moff, c);
     k.lastRecord = w;
     return WAITING;
-  });
+  } finally {
+    t.unlock();
+  }
 }
 
 /**
@@ -346,9 +361,15 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
 export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  return t.critical(() => {
+  // Table.critical(body) inline: a closure per call costs on the hot path.
+  t.lock();
+  try {
+  // The summary of what is queued ahead of w, as far as it can still matter.
+    const all = decidingBits(write);
     let ahead = 0;
-    for (let r = firstWaiter(t, moff); r >= 0 && r !== w; r = recNext(t, r)) if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
+    for (let r = firstWaiter(t, moff); r >= 0 && r !== w && (ahead & all) !== all; r = recNext(t, r)) {
+      if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
+    }
     const v = verdict(t, moff, c, write, ahead, (flags & F_WW) !== 0);
     if (v === V_GRANT) {
       removeWaiter(t, moff, w);
@@ -371,7 +392,9 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
     clearKick(t, w);
     prepareWait(k, moff, c);
     return WAITING;
-  });
+  } finally {
+    t.unlock();
+  }
 }
 
 /**
@@ -420,7 +443,9 @@ export function cancel(k: Core, w: number, m: number): void {
 export function release(k: Core, m: number, c: number, r: number, maybeFree: (m: number) => void): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  return t.critical(() => {
+  // Table.critical(body) inline: a closure per call costs on the hot path.
+  t.lock();
+  try {
     const h = c >= 0 ? (isHeld(t, moff) ? findHold(t, moff, c) : -1) : isCtxlessHold(t, r, m) ? r : -1;
     if (h < 0) return c >= 0 && ctxForced(t, c) ? FORCED : NOT_HELD;
     removeHold(t, moff, h);
@@ -428,7 +453,9 @@ export function release(k: Core, m: number, c: number, r: number, maybeFree: (m:
     k.waker.wake(moff);
     if (unreferenced(t, moff)) maybeFree(m);
     return GRANTED;
-  });
+  } finally {
+    t.unlock();
+  }
 }
 
 /** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */

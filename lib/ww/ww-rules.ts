@@ -8,7 +8,7 @@
  * never awaits; waiting is the caller's.
  * @internal
  */
-import { CF_FORCED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
+import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
@@ -22,7 +22,6 @@ import {
   ctxPart,
   ctxStamp,
   ctxWaitingOn,
-  ctxWounded,
   firstHolder,
   firstWaiter,
   hasWaiters,
@@ -102,13 +101,14 @@ function ctxLess(t: Table, a: number, b: number): boolean {
 }
 
 /**
- * Whether context a may kill (wait-die) or wound (wound-wait) context b: a is older, and they are not
- * both ordered. Two ordered contexts never wound or kill each other: neither can be waiting, directly or
- * through the queue, on a lock the other needs to get out of its way, since each waits only for keys above
- * all it holds (docs/design.md, "Ordered contexts").
+ * Whether a context of stamp `aStamp` (ordered: `aOrdered`) may kill (wait-die) or wound (wound-wait) one of
+ * stamp `bStamp` (`bOrdered`): it is older, and they are not both ordered. Two ordered contexts never wound
+ * or kill each other: neither can be waiting, directly or through the queue, on a lock the other needs to
+ * get out of its way, since each waits only for keys above all it holds (docs/design.md, "Ordered
+ * contexts"). On values the callers read once per walk over a mutex's holders.
  */
-function outranks(t: Table, a: number, b: number): boolean {
-  return ctxLess(t, a, b) && !(ctxOrdered(t, a) && ctxOrdered(t, b));
+function outranks(aStamp: number, aOrdered: boolean, bStamp: number, bOrdered: boolean): boolean {
+  return aStamp < bStamp && !(aOrdered && bOrdered);
 }
 
 // ---- what is queued ahead of a request: one summary ----
@@ -155,15 +155,15 @@ function rivalAhead(t: Table, ahead: number, c: number, write: boolean): boolean
 // ---- the decision ----
 
 /** verdict(): the request may take the lock now. */
-export const V_GRANT = 0;
+const V_GRANT = 0;
 /** verdict(): the request waits (and a waiter is left asleep: nothing to do for it). */
-export const V_WAIT = 1;
+const V_WAIT = 1;
 /** verdict(): the request waits, after wounding the younger holders (woundHolders); wound-wait only. */
-export const V_WOUND = 2;
+const V_WOUND = 2;
 /** verdict(): the context must back off (EDEADLK): wait-die died, or wound-wait was wounded. */
-export const V_BACKOFF = 3;
+const V_BACKOFF = 3;
 /** verdict(): the context was forced off its locks by the watchdog. */
-export const V_FORCED = 4;
+const V_FORCED = 4;
 
 /**
  * The one decision of the ww rules for a request of context c (-1: none) in mode `write` on the mutex at
@@ -195,18 +195,24 @@ export function verdict(t: Table, moff: number, c: number, write: boolean, ahead
 
 /** Whether a holder of the mutex at `moff` outranks context c (wait-die: c dies for it). */
 function holderOutranks(t: Table, moff: number, c: number): boolean {
+  const stamp = ctxStamp(t, c);
+  const ordered = ctxOrdered(t, c);
   for (let r = firstHolder(t, moff); r >= 0; r = recNext(t, r)) {
     const h = recCtx(t, r);
-    if (h >= 0 && outranks(t, h, c)) return true;
+    if (h >= 0 && outranks(ctxStamp(t, h), ctxOrdered(t, h), stamp, ordered)) return true;
   }
   return false;
 }
 
 /** The first hold, from hold r on along its mutex's list, whose context c outranks and is not wounded yet; -1 if none. */
 function woundableHolder(t: Table, r: number, c: number): number {
+  const stamp = ctxStamp(t, c);
+  const ordered = ctxOrdered(t, c);
   for (; r >= 0; r = recNext(t, r)) {
     const h = recCtx(t, r);
-    if (h >= 0 && !ctxWounded(t, h) && outranks(t, c, h)) return r;
+    if (h < 0) continue;
+    const hf = ctxFlags(t, h);
+    if ((hf & CF_WOUNDED) === 0 && outranks(stamp, ordered, ctxStamp(t, h), (hf & CF_ORDERED) !== 0)) return r;
   }
   return -1;
 }

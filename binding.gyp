@@ -16,7 +16,8 @@
         "native/kms.cc",
         "native/store.cc",
         "native/futex.cc",
-        "native/fd_passing.cc"
+        "native/fd_passing.cc",
+        "native/v4l2.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

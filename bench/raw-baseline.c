@@ -40,7 +40,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef HAVE_VGEM
 // The headers may be the kernel's include/uapi copies, not run through headers_install: strip __user.
 #ifndef __user
 #define __user
@@ -48,7 +47,6 @@
 #include <drm.h>
 #include <drm_mode.h>
 #include <vgem_drm.h>
-#endif
 
 static void die(const char *what) {
   fprintf(stderr, "raw-baseline: %s: %s\n", what, strerror(errno));
@@ -205,7 +203,6 @@ static int bench_futex(int reps, long settle_us) {
   return 0;
 }
 
-#ifdef HAVE_VGEM
 static int vgem_open(void) {
   char path[64];
   for (int i = 0; i < 16; i++) {
@@ -455,26 +452,15 @@ static int bench_flip(int frames) {
   free(lat);
   return 0;
 }
-#endif
 
 int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "lock")) return bench_lock(atoi(argv[2]), atof(argv[3]), argc > 4 ? argv[4] : "rw");
   if (argc >= 3 && !strcmp(argv[1], "wake")) {
-#ifdef HAVE_VGEM
     return bench_wake(atoi(argv[2]), argc > 3 ? atof(argv[3]) : 5.0);
-#else
-    fprintf(stderr, "raw-baseline: built without the DRM UAPI headers (no vgem)\n");
-    return 2;
-#endif
   }
   if (argc >= 3 && !strcmp(argv[1], "futex")) return bench_futex(atoi(argv[2]), argc > 3 ? atol(argv[3]) : 1000);
   if (argc >= 3 && !strcmp(argv[1], "flip")) {
-#ifdef HAVE_VGEM
     return bench_flip(atoi(argv[2]));
-#else
-    fprintf(stderr, "raw-baseline: built without the DRM UAPI headers (no KMS)\n");
-    return 2;
-#endif
   }
   fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames> | futex <reps> [settle_us]\n");
   return 2;

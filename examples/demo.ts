@@ -12,11 +12,16 @@
  *  4. A KMS display as a device reader: N frames animated through a SwapChain (the CPU draws a frame while
  *     the display scans out another; each flip's out-fence orders the next write into the replaced buffer),
  *     then the emulated screen is saved as a PNG (in the test VM with DMABUF_VM_DISPLAY set).
+ *  5. Camera → CPU → display with no copy: vivid's capture buffers are the framebuffers. The camera holds a
+ *     buffer's write lock from before QBUF until DQBUF (it has no fences: only our locks order it), the CPU
+ *     locks the captured frame and draws an overlay into it in place, the display scans it out, and the
+ *     buffer goes back to the camera only after the next flip. Needs a display that imports dma-bufs
+ *     (cirrus in the test VM); the screen is saved as demo-camera.png.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import * as path from 'node:path';
-import { DmaBuf, DmabufSync, KmsDisplay, SwapChain, VgemDevice, WwClass, type WwClassKind } from '../lib';
-import { canSnap, snap } from './vm-screen';
+import { DeviceQueue, DmaBuf, DmabufSync, DmabufError, KmsDisplay, SwapChain, V4l2Device, VgemDevice, WwClass, type ScanoutBuffer, type WwClassKind } from '../lib';
+import { canSnap, pixelAt, snap } from './vm-screen';
 import { writePng } from './png';
 
 const ITERATIONS = Number(process.env.DEMO_ITERATIONS ?? 200);
@@ -204,12 +209,121 @@ async function display(): Promise<void> {
   }
 }
 
+/** The overlay step 5 draws into a captured frame: a dark panel with a bar per frame, bits of the frame number. */
+const OVERLAY = { x: 16, y: 16, w: 256, h: 48, panel: 0x202020, bar: 0x00ff60 };
+
+function drawOverlay(px: Uint32Array, pitch: number, n: number): void {
+  const row = pitch / 4;
+  for (let y = OVERLAY.y; y < OVERLAY.y + OVERLAY.h; y++) {
+    for (let x = OVERLAY.x; x < OVERLAY.x + OVERLAY.w; x++) {
+      const bit = Math.floor((x - OVERLAY.x) / 16); // 16 bits of the frame number, most significant first
+      px[y * row + x] = y >= OVERLAY.y + 8 && y < OVERLAY.y + OVERLAY.h - 8 && (n >> (15 - bit)) & 1 ? OVERLAY.bar : OVERLAY.panel;
+    }
+  }
+}
+
+async function camera(): Promise<void> {
+  const frames = Number(process.env.DEMO_CAMERA_FRAMES ?? 60);
+  const skip = (why: string): void => console.log(`5. camera → display: skipped — ${why}`);
+  let kms: KmsDisplay;
+  try {
+    kms = KmsDisplay.open();
+  } catch (err) {
+    skip((err as Error).message);
+    return;
+  }
+  let cam: V4l2Device | undefined;
+  let queue: DeviceQueue | undefined;
+  const screens: ScanoutBuffer[] = [];
+  const syncs: DmabufSync[] = [];
+  try {
+    try {
+      cam = V4l2Device.open({ driver: 'vivid', capabilities: V4l2Device.constants.V4L2_CAP_VIDEO_CAPTURE });
+    } catch (err) {
+      skip(`${(err as Error).message} (modprobe vivid)`);
+      return;
+    }
+    // The camera's frames are the framebuffers: the display's size, or the smallest size the camera offers
+    // that covers it (vivid's webcam has 1280x720 and 1920x1080, not cirrus's 1024x768), shown top-left.
+    let format = cam.setFormat('capture', { width: kms.width, height: kms.height, pixelformat: 'XR24' }, { exact: false });
+    if (format.width < kms.width || format.height < kms.height) {
+      format = cam.setFormat('capture', { width: 1920, height: 1080, pixelformat: 'XR24' }, { exact: false });
+    }
+    if (format.width < kms.width || format.height < kms.height) {
+      skip(`the camera captures at most ${format.width}x${format.height}, smaller than the ${kms.width}x${kms.height} screen`);
+      return;
+    }
+    cam.setFrameInterval('capture', 1, 60); // vivid's webcam input defaults to 5 frames/s
+    const pitch = format.planes[0]!.bytesperline;
+    queue = new DeviceQueue(cam, 'capture');
+    const bufs = queue.allocate(3);
+    try {
+      for (const b of bufs) screens.push(kms.importBuffer(b, { pitch }));
+    } catch (err) {
+      if (!(err instanceof DmabufError)) throw err;
+      skip(`${err.message} (in the test VM: DMABUF_VM_DISPLAY=cirrus)`);
+      return;
+    }
+    for (const b of bufs) {
+      const s = DmabufSync.init({ name: 'overlay' });
+      s.get(b, 'rw');
+      syncs.push(s);
+    }
+    for (let i = 0; i < bufs.length; i++) await queue.queue(i, { timeoutMs: 5000 });
+    queue.streamOn();
+    const started = Date.now();
+    let shown = -1;
+    let lockWaits = 0;
+    for (let n = 0; n < frames; n++) {
+      const { index, buf } = await queue.dequeue({ timeoutMs: 5000 }); // the camera's lock ends with DQBUF
+      const sync = syncs[index]!;
+      try {
+        await sync.lock({ wait: false });
+      } catch (err) {
+        if ((err as DmabufError).code !== 'EBUSY') throw err;
+        lockWaits++;
+        await sync.lock({ timeoutMs: 5000 });
+      }
+      drawOverlay(new Uint32Array(sync.map(buf).buffer), pitch, n); // in place: the frame is never copied
+      await sync.unlock();
+      (await kms.present(screens[index]!)).close();
+      // The frame shown before this one is off screen once this flip is done: queue() waits for the flip's
+      // read fence, so the camera never writes a buffer the display still reads.
+      if (shown >= 0) await queue.queue(shown, { timeoutMs: 5000 });
+      shown = index;
+    }
+    const elapsed = Date.now() - started;
+    const fenceWaits = syncs.reduce((a, s) => a + s.stats.fenceWaits, 0);
+    console.log(`5. camera → display: ${frames} frames from ${cam.capability.driver} ${format.width}x${format.height} through ${kms.driver} ` +
+      `in ${elapsed} ms (${((frames * 1000) / elapsed).toFixed(1)} frames/s), an overlay drawn into each frame in place; ` +
+      `fence waits: ${fenceWaits}, lock waits: ${lockWaits}, copies: 0`);
+    if (canSnap()) {
+      const shot = await snap('demo-camera');
+      // The overlay's panel corner is ours; the camera's picture is around it.
+      if (pixelAt(shot, OVERLAY.x + 1, OVERLAY.y + 1) !== OVERLAY.panel) throw new Error('the overlay is not on screen');
+      const file = path.join(process.env.DMABUF_VM_SNAPDIR!, 'demo-camera.png');
+      writePng(file, shot);
+      console.log(`   the emulated screen after the last frame: ${file} (${shot.width}x${shot.height} PNG; overlay checked on screen)`);
+    }
+  } finally {
+    for (const s of syncs) s.fini();
+    await queue?.close();
+    for (const s of screens) s.close();
+    cam?.close();
+    kms.close();
+  }
+}
+
 async function main(): Promise<void> {
-  await abba('wait-die', 'overlap');
-  await abba('wound-wait', 'abba');
-  await pipeline();
-  await watchdog();
-  await display();
+  const steps = (process.env.DEMO_STEPS ?? '1,2,3,4,5').split(',');
+  if (steps.includes('1')) {
+    await abba('wait-die', 'overlap');
+    await abba('wound-wait', 'abba');
+  }
+  if (steps.includes('2')) await pipeline();
+  if (steps.includes('3')) await watchdog();
+  if (steps.includes('4')) await display();
+  if (steps.includes('5')) await camera();
 }
 
 main().catch((err) => {

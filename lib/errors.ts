@@ -76,7 +76,7 @@ interface NativeErrorLike {
  * @param what the library operation that failed, e.g. 'DmaBuf.syncStart'
  */
 export function fromNative(err: unknown, what: string): Error {
-  if (err instanceof DmabufError || err instanceof TypeError || err instanceof RangeError) return err;
+  if (err instanceof DmabufError || isArgumentError(err)) return err as Error;
   const e = (err ?? {}) as NativeErrorLike;
   const code = typeof e.code === 'string' ? e.code : 'EIO';
   const syscall = typeof e.syscall === 'string' ? e.syscall : undefined;
@@ -87,6 +87,16 @@ export function fromNative(err: unknown, what: string): Error {
     syscall,
     cause: err,
   });
+}
+
+/**
+ * A TypeError/RangeError, also one made in another realm (jest runs the library in a vm context while the
+ * addon's functions, and so the errors they throw, belong to the main one: `instanceof` is false there).
+ */
+function isArgumentError(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError) return true;
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return typeof e === 'object' && e !== null && (e.name === 'TypeError' || e.name === 'RangeError') && typeof e.code === 'string' && e.code.startsWith('ERR_');
 }
 
 /** Calls `fn`, turning addon errors into DmabufErrors for `what`. */

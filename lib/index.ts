@@ -40,3 +40,24 @@ export { CHANNEL_ACQUIRED, CHANNEL_BACKOFF, CHANNEL_CONTENDED, CHANNEL_FORCED_UN
 export { KmsDisplay, type KmsDisplayOpenOptions, type PresentOptions, type KmsDisplayStats } from './kernel/kms-display';
 export { ScanoutBuffer } from './kernel/scanout-buffer';
 export { SwapChain, Frame, type SwapChainOptions, type SwapChainStats } from './sync/swap-chain';
+export {
+  V4l2Device,
+  fourcc,
+  type V4l2OpenOptions,
+  type V4l2Queue,
+  type V4l2Memory,
+  type V4l2QueueOptions,
+  type V4l2Capability,
+  type V4l2Format,
+  type V4l2FormatDesc,
+  type V4l2Control,
+  type V4l2Io,
+  type V4l2BufferInfo,
+  type V4l2Event,
+  type V4l2BufferPlane,
+  type V4l2PlaneFormat,
+  type V4l2Constants,
+  type V4l2FrameInterval,
+  type V4l2BufferRange,
+} from './kernel/v4l2-device';
+export { DeviceQueue, captureFrames, type DeviceQueueOptions, type DequeuedBuffer, type CapturedFrame } from './sync/device-hold';

@@ -22,6 +22,7 @@ Napi::Object Constants(Napi::Env env) {
   c.Set("PAGE_SIZE", Napi::Number::New(env, static_cast<double>(PageSize())));
   KmsConstants(env, c);
   FdPassingConstants(env, c);
+  V4l2Constants(env, c);
   c.Freeze();
   return c;
 }
@@ -39,6 +40,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitStore(env, exports);
   InitFutex(env, exports);
   InitFdPassing(env, exports);
+  InitV4l2(env, exports);
   return exports;
 }
 

@@ -23,6 +23,9 @@ void InitFutex(Napi::Env env, Napi::Object exports);     // futex.cc
 void InitFdPassing(Napi::Env env, Napi::Object exports);  // fd_passing.cc
 // Adds AF_UNIX, SOCK_STREAM and SCM_MAX_FD to the constants object.
 void FdPassingConstants(Napi::Env env, Napi::Object constants);  // fd_passing.cc
+void InitV4l2(Napi::Env env, Napi::Object exports);      // v4l2.cc
+// Adds the V4L2 buffer types, memory types, capability and flag bits, pixel formats.
+void V4l2Constants(Napi::Env env, Napi::Object constants);  // v4l2.cc
 
 // mapping.cc: replaces every active mapping carrying revocation `token` by scratch memory (any thread),
 // and remembers the token. Returns how many it replaced, or -errno.

@@ -19,16 +19,20 @@ if [ ! -f dist/bench/run.js ] || [ ! -f build/Release/dmabuf_sync.node ]; then
   npm run --silent build
 fi
 
-# The C baseline: same syscalls as one lock/unlock, plus the vgem fence wake latency when DRM headers exist.
-# (The C program takes them from the system: the compiler's own drm/, linux-libc-dev-amd64-cross's on x64, or
-# the kernel's include/uapi/drm that fetch-kernel.sh keeps.)
+# The C baseline: the same syscalls as our paths (lock/unlock, vgem fence wake, KMS flips). It takes the DRM
+# UAPI from the system: the compiler's own drm/, linux-libc-dev-amd64-cross's on x64 (Debian's amd64
+# linux-libc-dev has none), or the kernel's include/uapi/drm that fetch-kernel.sh keeps.
 drm=""
 triple=$("${CC:-cc}" -dumpmachine 2>/dev/null || true)
 for d in ${triple:+"/usr/$triple/include/drm"} /usr/include/drm "${DMABUF_SYNC_CACHE:-$HOME/.cache/dmabuf-sync}/uapi/drm"; do
   if [ -f "$d/vgem_drm.h" ] && [ -f "$d/drm.h" ]; then drm=$d; break; fi
 done
-cflags=(-O2 -Wall -pthread)
-[ -n "$drm" ] && cflags+=(-DHAVE_VGEM "-I$drm")
+if [ -z "$drm" ]; then
+  echo "bench: the C baseline needs the kernel's DRM UAPI headers (drm.h, drm_mode.h, vgem_drm.h): install" >&2
+  echo "       linux-libc-dev (on Debian amd64: linux-libc-dev-amd64-cross), or run scripts/fetch-kernel.sh" >&2
+  exit 1
+fi
+cflags=(-O2 -Wall -pthread "-I$drm")
 if [ ! -x bench/raw-baseline ] || [ bench/raw-baseline.c -nt bench/raw-baseline ]; then
   "${CC:-cc}" "${cflags[@]}" -o bench/raw-baseline bench/raw-baseline.c
 fi

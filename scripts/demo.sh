@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # npm run demo: builds if needed, then runs examples/demo on real dma-bufs (here if this host has udmabuf and
-# vgem, otherwise in the test VM, with an emulated display: DMABUF_VM_DISPLAY, default bochs; the screen
-# after the demo's last frame is saved as demo-output/demo-screen.png).
+# vgem, otherwise in the test VM, with an emulated display; the screens are saved in demo-output/:
+# demo-screen.png after the swap chain's last frame (step 4, bochs by default) and demo-camera.png after the
+# camera → display step (step 5, on cirrus: of the VM's displays only cirrus scans out a camera's dma-bufs).
+# DMABUF_VM_DISPLAY=<virtio|bochs|cirrus> runs every step once on that display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/examples/demo.js ] && [ -f build/Release/dmabuf_sync.node ] || { bash scripts/fetch-kernel.sh >/dev/null; npm run --silent build; }
@@ -10,4 +12,8 @@ if sh scripts/has-devices.sh; then
 fi
 echo "demo: this host lacks udmabuf/vgem; running in the test VM" >&2
 mkdir -p demo-output
-DMABUF_VM_DISPLAY="${DMABUF_VM_DISPLAY:-bochs}" DMABUF_VM_SNAPDIR="$PWD/demo-output" exec bash scripts/vm.sh node dist/examples/demo.js
+if [ -n "${DMABUF_VM_DISPLAY:-}" ]; then
+  DMABUF_VM_SNAPDIR="$PWD/demo-output" exec bash scripts/vm.sh node dist/examples/demo.js
+fi
+DEMO_STEPS=1,2,3,4 DMABUF_VM_DISPLAY=bochs DMABUF_VM_SNAPDIR="$PWD/demo-output" bash scripts/vm.sh node dist/examples/demo.js
+DEMO_STEPS=5 DMABUF_VM_DISPLAY=cirrus DMABUF_VM_SNAPDIR="$PWD/demo-output" exec bash scripts/vm.sh node dist/examples/demo.js

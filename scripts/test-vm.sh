@@ -15,7 +15,8 @@ rm -f "$RESULTS"
 # Emulated arm runs several times slower than emulated x64: a longer per-test timeout there.
 timeout_ms=120000
 case "${DMABUF_VM_ARCH:-x64}" in arm64 | arm) timeout_ms=600000; export DMABUF_VM_TIMEOUT="${DMABUF_VM_TIMEOUT:-3600}" ;; esac
-jest=(node_modules/.bin/jest --selectProjects vm --runInBand --testTimeout=$timeout_ms --json)
+# --logHeapUsage: each file prints the heap it left, so a run the VM kernel kills for memory shows its growth.
+jest=(node_modules/.bin/jest --selectProjects vm --runInBand --logHeapUsage --testTimeout=$timeout_ms --json)
 label="${DMABUF_VM_ARCH:-x64}/${DMABUF_VM_KERNEL:-6.12}"
 
 if [ -z "${DMABUF_VM_ARCH:-}${DMABUF_VM_KERNEL:-}" ] && sh scripts/has-devices.sh --heap; then

@@ -60,6 +60,12 @@ cp /cmd.sh $T/tmp/.dmabufvm-cmd.sh
 # "R" on the status port tells the host the VM booted and the command started (a boot failure is retried).
 echo R > "$STATUS"
 chroot $T /bin/sh /tmp/.dmabufvm-cmd.sh > "$OUT" 2>&1 < /dev/null
-echo "$?" > "$STATUS"
+rc=$?
+# A command killed by a signal (the OOM killer's SIGKILL, a crash): say what the kernel saw.
+if [ "$rc" -ge 128 ]; then
+  { echo "--- the VM's kernel log (the command exited $rc) ---"; dmesg | grep -E -A3 'Out of memory|oom-kill|Killed process|segfault|BUG:|WARNING:' | tail -40
+    grep -E 'MemTotal|MemAvailable|Shmem:' /proc/meminfo; } > "$OUT" 2>&1
+fi
+echo "$rc" > "$STATUS"
 sync
 poweroff -f

@@ -8,7 +8,7 @@
 #   DMABUF_VM_ARCH=arm64 DMABUF_VM_KERNEL=6.12 scripts/vm.sh node -p process.arch
 #
 # Environment: DMABUF_VM_ARCH (x64 | arm64 | arm, default x64), DMABUF_VM_KERNEL (6.12 | 6.1 | 5.10, default
-# 6.12), DMABUF_VM_TIMEOUT (seconds, default 1800), DMABUF_VM_MEM (default 3G), DMABUF_VM_SMP (default 2),
+# 6.12), DMABUF_VM_TIMEOUT (seconds, default 1800), DMABUF_VM_MEM (default 4G), DMABUF_VM_SMP (default 2),
 # DMABUF_SYNC_CACHE (default ~/.cache/dmabuf-sync), DMABUF_VM_PREBUILD=1 (x64: load prebuilds/linux-x64, the
 # addon the package ships, instead of build/Release; the arm VMs always do), DMABUF_VM_DISPLAY (virtio |
 # bochs | cirrus: an emulated display, see scripts/vm-display.sh). The kernel console goes to $DMABUF_SYNC_CACHE/console.log
@@ -22,8 +22,9 @@ export DMABUF_SYNC_CACHE="$CACHE"
 mkdir -p "$CACHE"
 
 # Modules the initramfs loads, with their dependencies, in this order (built-in ones are skipped):
-# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem.
-VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem)
+# 9p for the host root, virtio_pci/virtio_console for the 9p and result ports (modules on 6.1 and 5.10), vgem,
+# vivid (the virtual V4L2 camera and output of the V4L2 tests; no options: video0..3, cheap to load).
+VM_MODULES=(virtio_pci virtio_console 9p 9pnet_virtio vgem vivid)
 # Extra QEMU arguments (devices) for every run.
 QEMU_EXTRA=()
 # DMABUF_VM_DISPLAY: an emulated display (its DRM modules, device, QMP socket and screendump port).
@@ -49,7 +50,7 @@ command_script() {
     echo "mkdir -p /tmp/.dmabuf-prebuild && ln -s $(q "$PREBUILDS") /tmp/.dmabuf-prebuild/prebuilds"
     echo "export DMABUF_SYNC_PREBUILD=/tmp/.dmabuf-prebuild"
   fi
-  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_)' || true); do
+  for v in CI NODE_OPTIONS FORCE_COLOR NO_COLOR TERM NODE_DEBUG $(compgen -e | grep -E '^(DMABUF_|JEST_|DEMO_)' || true); do
     [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
   done
   echo "cd $(q "$PWD") || exit 125"
@@ -160,7 +161,7 @@ boot() {
   display_start
   timeout --foreground -k 10 "${DMABUF_VM_TIMEOUT:-1800}" "$QEMU" \
     -nodefaults -no-user-config -display none -monitor none -no-reboot \
-    "${machine[@]}" -accel tcg,thread=multi -smp "${DMABUF_VM_SMP:-2}" -m "${DMABUF_VM_MEM:-3G}" \
+    "${machine[@]}" -accel tcg,thread=multi -smp "${DMABUF_VM_SMP:-2}" -m "${DMABUF_VM_MEM:-4G}" \
     -kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
     -append "console=$console quiet loglevel=3 panic=-1 dmabufvm.run=$RUN" \
     -serial "file:$CONSOLE_LOG" \

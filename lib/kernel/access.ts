@@ -10,11 +10,9 @@ import { argTypeError } from '../errors';
 /** How a task will touch a buffer. */
 export type Access = 'read' | 'write' | 'rw';
 
-const ACCESSES: readonly Access[] = ['read', 'write', 'rw'];
-
 /** Throws a TypeError (code ERR_INVALID_ARG_TYPE) unless `access` is 'read', 'write' or 'rw'. */
 export function checkAccess(access: unknown, name = 'access'): Access {
-  if (typeof access === 'string' && (ACCESSES as readonly string[]).includes(access)) return access as Access;
+  if (access === 'read' || access === 'write' || access === 'rw') return access;
   throw argTypeError(name, "'read', 'write' or 'rw'", access);
 }
 

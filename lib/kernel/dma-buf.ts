@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { native } from './native';
-import { argRangeError, argTypeError, DmabufError, kernelCall, optionsOf } from '../errors';
+import { argRangeError, argTypeError, DmabufError, fromNative, kernelCall, optionsOf } from '../errors';
 import { OwnedFd, checkFd } from './owned-fd';
 import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
@@ -140,13 +140,22 @@ export class DmaBuf {
   /** Opens the CPU cache bracket (DMA_BUF_IOCTL_SYNC START) for `access`; pair it with syncEnd(). */
   syncStart(access: Access): void {
     const flags = native.constants.DMA_BUF_SYNC_START | syncFlags(checkAccess(access));
-    kernelCall('DmaBuf.syncStart', () => native.dmaBufSync(this.fd, flags));
+    // Inline try/catch rather than kernelCall(): no closure per call on this hot path.
+    try {
+      native.dmaBufSync(this.fd, flags);
+    } catch (err) {
+      throw fromNative(err, 'DmaBuf.syncStart');
+    }
   }
 
   /** Closes the CPU cache bracket (DMA_BUF_IOCTL_SYNC END) for `access`. */
   syncEnd(access: Access): void {
     const flags = native.constants.DMA_BUF_SYNC_END | syncFlags(checkAccess(access));
-    kernelCall('DmaBuf.syncEnd', () => native.dmaBufSync(this.fd, flags));
+    try {
+      native.dmaBufSync(this.fd, flags);
+    } catch (err) {
+      throw fromNative(err, 'DmaBuf.syncEnd');
+    }
   }
 
   /**

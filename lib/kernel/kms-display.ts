@@ -40,6 +40,17 @@ export interface KmsDisplayStats {
   flipWaits: number;
 }
 
+/** The arguments of native.kmsAtomicCommit for a page flip, reused from frame to frame. */
+interface FlipArgs {
+  objs: Uint32Array;
+  counts: Uint32Array;
+  props: Uint32Array;
+  values: Float64Array;
+}
+
+/** values[] index of the plane's FB_ID in FlipArgs (after the CRTC's OUT_FENCE_PTR); IN_FENCE_FD is last. */
+const FLIP_FB_INDEX = 1;
+
 /** Sysfs-free listing of the DRM cards. */
 function cardNodes(): string[] {
   try {
@@ -74,8 +85,15 @@ export class KmsDisplay {
   #onScreen: ScanoutBuffer | undefined;
   /** Our dup of the last flip's out-fence: the next non-blocking commit must wait for it (else EBUSY). */
   #lastFlip: SyncFile | undefined;
-  /** present() calls run one after another. */
+  /** present() calls run one after another: the tail of the queue, while one is under way. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** present() calls started and not yet settled (0: the next one starts at once, without queueing). */
+  #presenting = 0;
+  /**
+   * The page-flip commit's arrays (no modeset), built on the first flip: per frame only the values of
+   * FB_ID and IN_FENCE_FD change. [without in-fence, with in-fence].
+   */
+  #flipArgs: [FlipArgs, FlipArgs] | undefined;
   #stats: KmsDisplayStats = { presents: 0, flipWaits: 0 };
   /** Open users of this display (swap chains): close() closes them first. */
   readonly #users = new Set<{ close(): void }>();
@@ -248,54 +266,65 @@ export class KmsDisplay {
    * buffer gets the out-fence as a read fence. Calls run in order.
    */
   present(buffer: ScanoutBuffer, options: PresentOptions = {}): Promise<SyncFile> {
-    const run = this.#queue.then(() => this.#present(buffer, options));
-    this.#queue = run.catch(() => undefined);
+    this.#presenting++;
+    // Nothing under way (the frame loop's case): start now, without a queue hop or a promise per call to
+    // track it (#present counts itself down); otherwise start once the last one has settled.
+    const run = this.#presenting === 1 ? this.#present(buffer, options) : this.#queue.then(() => this.#present(buffer, options), () => this.#present(buffer, options));
+    this.#queue = run;
     return run;
   }
 
   async #present(buffer: ScanoutBuffer, options: PresentOptions): Promise<SyncFile> {
-    if (this.closed) throw closedError('KmsDisplay');
-    if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer', 'a ScanoutBuffer from createBuffer() or importBuffer()', buffer);
-    if (buffer.closed) throw closedError('ScanoutBuffer');
-    if (!this.#buffers.has(buffer)) throw new DmabufError('EINVAL', 'present() of a buffer made by another KmsDisplay; make it with this display');
-    const inFence = options.inFence;
-    if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('options.inFence', 'a SyncFile', inFence);
-    if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
-    const deadline = deadlineOf(options);
-    if (options.signal?.aborted) throw abortError(options.signal);
-    if (this.#lastFlip && !this.#lastFlip.isSignaled()) {
-      this.#stats.flipWaits++;
-      const linked = linkSignals(options.signal, this.#closing.signal);
-      try {
-        await this.#lastFlip.wait({ deadline, signal: linked.signal });
-      } catch (err) {
-        if (this.closed) throw closedError('KmsDisplay');
-        throw err;
-      } finally {
-        linked.dispose();
-      }
-      if (this.closed) throw closedError('KmsDisplay');
-      if (buffer.closed) throw closedError('ScanoutBuffer');
-    }
-    const outFence = this.#commit(buffer, inFence);
-    const replaced = this.#onScreen;
-    this.#onScreen = buffer;
-    this.#lastFlip?.close();
-    this.#lastFlip = undefined;
+    // Counted in #presenting until settled (present() starts the next one at once when this was the last).
     try {
-      this.#lastFlip = outFence.dup();
-      // The display reads `replaced` until this flip latches: writers of it must wait for the out-fence.
-      if (replaced && replaced !== buffer && !replaced.closed) importFence(replaced.dmaBuf.fd, outFence, 'read');
-    } catch (err) {
-      outFence.close();
-      throw err;
+      if (this.closed) throw closedError('KmsDisplay');
+      if (!(buffer instanceof ScanoutBuffer)) throw argTypeError('buffer', 'a ScanoutBuffer from createBuffer() or importBuffer()', buffer);
+      if (buffer.closed) throw closedError('ScanoutBuffer');
+      if (!this.#buffers.has(buffer)) throw new DmabufError('EINVAL', 'present() of a buffer made by another KmsDisplay; make it with this display');
+      const inFence = options.inFence;
+      if (inFence !== undefined && !(inFence instanceof SyncFile)) throw argTypeError('options.inFence', 'a SyncFile', inFence);
+      if (inFence?.closed) throw new DmabufError('EBADF', 'present(): inFence is closed; keep it open until present() resolves');
+      const deadline = deadlineOf(options);
+      if (options.signal?.aborted) throw abortError(options.signal);
+      // The previous flip's out-fence is in hand: one poll() says whether it latched; only if not, wait on it
+      // (uv_poll, resolved from its callback).
+      if (this.#lastFlip && !native.pollReady(this.#lastFlip.fd, native.constants.POLLIN)) {
+        this.#stats.flipWaits++;
+        const linked = linkSignals(options.signal, this.#closing.signal);
+        try {
+          await this.#lastFlip.wait({ deadline, signal: linked.signal });
+        } catch (err) {
+          if (this.closed) throw closedError('KmsDisplay');
+          throw err;
+        } finally {
+          linked.dispose();
+        }
+        if (this.closed) throw closedError('KmsDisplay');
+        if (buffer.closed) throw closedError('ScanoutBuffer');
+      }
+      const outFence = this.#commit(buffer, inFence);
+      const replaced = this.#onScreen;
+      this.#onScreen = buffer;
+      this.#lastFlip?.close();
+      this.#lastFlip = undefined;
+      try {
+        this.#lastFlip = outFence.dup();
+        // The display reads `replaced` until this flip latches: writers of it must wait for the out-fence.
+        if (replaced && replaced !== buffer && !replaced.closed) importFence(replaced.dmaBuf.fd, outFence, 'read');
+      } catch (err) {
+        outFence.close();
+        throw err;
+      }
+      this.#stats.presents++;
+      return outFence;
+    } finally {
+      this.#presenting--;
     }
-    this.#stats.presents++;
-    return outFence;
   }
 
   /** One atomic commit; returns the out-fence. */
   #commit(buffer: ScanoutBuffer, inFence: SyncFile | undefined): SyncFile {
+    if (this.#modeBlob !== 0) return this.#flip(buffer, inFence);
     const c = native.constants;
     const fd = this.fd;
     const p = this.#pipe.props;
@@ -345,6 +374,43 @@ export class KmsDisplay {
     }
     if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
     return SyncFile.adopt(outFd);
+  }
+
+  /** A page flip (the mode is set): the commit's arrays are built once and reused. */
+  #flip(buffer: ScanoutBuffer, inFence: SyncFile | undefined): SyncFile {
+    const args = (this.#flipArgs ??= [this.#makeFlipArgs(false), this.#makeFlipArgs(true)])[inFence ? 1 : 0];
+    args.values[FLIP_FB_INDEX] = buffer.fbId;
+    if (inFence) args.values[args.values.length - 1] = inFence.fd;
+    let outFd: number;
+    try {
+      outFd = native.kmsAtomicCommit(this.fd, args.objs, args.counts, args.props, args.values, native.constants.DRM_MODE_ATOMIC_NONBLOCK, 0);
+    } catch (err) {
+      const e = fromNative(err, `KmsDisplay.present (${this.driver})`);
+      if ((e as DmabufError).code === 'EACCES' || (e as DmabufError).code === 'EPERM') {
+        throw new DmabufError((e as DmabufError).code, `${e.message} — another process is DRM master of ${this.path} (a compositor or another test); stop it or use another card`, { cause: err });
+      }
+      throw e;
+    }
+    if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
+    return SyncFile.adopt(outFd);
+  }
+
+  /** The arrays of a page-flip commit: CRTC {OUT_FENCE_PTR}, plane {FB_ID, CRTC_ID, SRC_*, CRTC_*[, IN_FENCE_FD]}. */
+  #makeFlipArgs(fenced: boolean): FlipArgs {
+    const p = this.#pipe.props;
+    const props = [p.crtc.OUT_FENCE_PTR, p.plane.FB_ID, p.plane.CRTC_ID, p.plane.SRC_X, p.plane.SRC_Y, p.plane.SRC_W, p.plane.SRC_H,
+      p.plane.CRTC_X, p.plane.CRTC_Y, p.plane.CRTC_W, p.plane.CRTC_H];
+    const values = [0, 0, this.#pipe.crtcId, 0, 0, this.width * 65536, this.height * 65536, 0, 0, this.width, this.height];
+    if (fenced) {
+      props.push(p.plane.IN_FENCE_FD);
+      values.push(-1);
+    }
+    return {
+      objs: Uint32Array.of(this.#pipe.crtcId, this.#pipe.planeId),
+      counts: Uint32Array.of(1, props.length - 1),
+      props: Uint32Array.from(props),
+      values: Float64Array.from(values),
+    };
   }
 
   #addFb(handle: number, pitch: number, offset: number): number {

@@ -138,6 +138,12 @@ export interface NativeBinding {
    * before it were done, the rest were not.
    */
   dmaBufSyncEach(fds: Int32Array, flags: Uint32Array): void;
+  /**
+   * firstUnready(fds, events); only when it is -1 (every fd ready), dmaBufSyncEach(syncFds, syncFlags):
+   * the uncontended lock of a batch in one call. Returns firstUnready's index (no ioctl made when >= 0).
+   * A poll() failure throws with `index`; an ioctl failure with `index` into syncFds and `synced: true`.
+   */
+  readyThenSyncEach(fds: Int32Array, events: Uint32Array, syncFds: Int32Array, syncFlags: Uint32Array): number;
   /** SYNC_IOC_FILE_INFO, both calls (count, then fences). */
   syncFileInfo(fd: number): NativeSyncFileInfo;
   /** SYNC_IOC_MERGE: a new sync_file fd signalled when both are. */

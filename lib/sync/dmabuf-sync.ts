@@ -34,7 +34,7 @@ import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
-import { bracketFlags, syncEach } from '../kernel/cache-bracket';
+import { bracketFlags, startWhenReady, syncEach } from '../kernel/cache-bracket';
 
 const debug = debuglog('dmabuf-sync');
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -154,6 +154,8 @@ interface Batch {
   fds: Int32Array;
   /** poll() events meaning "no conflicting device fence" (firstPending). */
   pollEvents: Uint32Array;
+  /** POLLIN for every buffer: "no pending device writer" (toDeviceRead), made on first use. */
+  readEvents?: Uint32Array;
   cpu: Entry[];
   cpuFds: Int32Array;
   startFlags: Uint32Array;
@@ -194,6 +196,8 @@ export class DmabufSync {
   #ownerDied: DmaBuf[] = [];
   /** The per-lock syscall arguments, built once per set of buffers (get/put invalidate it). */
   #batch: Batch | undefined;
+  /** toDeviceRead() ran: the locks are held for a device, CPU access (map) is over until unlock(). */
+  #deviceOnly = false;
   readonly #forcedCallback = (): void => this.#onForced();
 
   /** Creates a sync object (same as DmabufSync.init). */
@@ -349,47 +353,98 @@ export class DmabufSync {
    * then waits for conflicting device fences, then opens the CPU cache bracket. `timeoutMs` and `signal`
    * bound all of it with one deadline; a rejected lock leaves nothing held.
    */
-  async lock(options?: LockOptions): Promise<void> {
-    this.#checkUsable('lock');
-    if (this.#state !== 'idle') {
-      throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
+  lock(options?: LockOptions): Promise<void> {
+    // Not async: the uncontended lock (every mutex free, no fence pending) completes synchronously and
+    // returns a settled promise, without an async frame; only a wait goes through #lockSlow().
+    let batch: Batch;
+    let wait: boolean;
+    let signal: AbortSignal | undefined;
+    let deadline: number;
+    try {
+      this.#checkUsable('lock');
+      if (this.#state !== 'idle') {
+        throw usageError('EBUSY', `${this.name}: lock() while ${this.#state}; unlock() before locking again`);
+      }
+      deadline = deadlineOf(options);
+      signal = optionsOf(options).signal;
+      if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
+      if (signal?.aborted) throw abortError(signal);
+      const w = optionsOf(options).wait ?? true;
+      if (typeof w !== 'boolean') throw argTypeError('options.wait', 'a boolean', w);
+      wait = w;
+      batch = (this.#batch ??= this.#makeBatch());
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const deadline = deadlineOf(options);
-    const signal = optionsOf(options).signal;
-    if (this.#entries.size === 0) throw usageError('EINVAL', `${this.name}: lock() with no buffers; add them with get() first`);
-    if (signal?.aborted) throw abortError(signal);
-    const wait = optionsOf(options).wait ?? true;
-    if (typeof wait !== 'boolean') throw argTypeError('options.wait', 'a boolean', wait);
-    const batch = (this.#batch ??= this.#makeBatch());
+    let ctx: AcquireContext;
+    try {
+      // Ordered: its buffers are taken in inode (key) order, so two syncs never wound or kill each other.
+      ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs, ordered: true });
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.#state = 'locking';
-    // Ordered: its buffers are taken in inode (key) order, so two syncs never wound or kill each other.
-    const ctx = this.wwClass.acquireContext({ name: this.name, maxHoldMs: this.maxHoldMs, ordered: true });
     this.#ctx = ctx;
     try {
-      if (!this.#tryAcquireAll(batch.entries, ctx)) {
-        if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
-        await this.#acquireAll(batch.entries, ctx, { signal, deadline });
+      if (this.#tryAcquireAll(batch.entries, ctx)) {
+        const pending = this.#acquired(batch, ctx);
+        if (pending < 0) {
+          this.#lockedNow(ctx);
+          return RESOLVED;
+        }
+        return this.#lockSlow(batch, ctx, { signal, deadline }, wait, pending);
       }
-      ctx.done();
-      const died = takeOwnerDied(ctx);
-      this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
-      // One poll() checks every buffer's fences; wait for the first pending one, then check again.
-      for (let i = firstPending(batch.fds, batch.pollEvents); i >= 0; i = firstPending(batch.fds, batch.pollEvents)) {
+      if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
+    } catch (err) {
+      this.#releaseAll(ctx);
+      return Promise.reject(err);
+    }
+    return this.#lockSlow(batch, ctx, { signal, deadline }, wait, undefined);
+  }
+
+  /**
+   * The rest of a lock() that has to wait: for the mutexes (`pending` undefined) and then for device
+   * fences, or only for the fences of entry `pending` onwards. Releases everything on failure.
+   */
+  async #lockSlow(batch: Batch, ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }, wait: boolean, pending: number | undefined): Promise<void> {
+    try {
+      let i = pending;
+      if (i === undefined) {
+        await this.#acquireAll(batch.entries, ctx, opts);
+        i = this.#acquired(batch, ctx);
+      }
+      // Wait for the first buffer with a pending fence, then check (and open the brackets) again.
+      for (; i >= 0; i = this.#startWhenReady(batch)) {
         const e = batch.entries[i] as Entry;
         if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
-        await waitForFences(e.buf.fd, e.access, { signal, deadline });
+        await waitForFences(e.buf.fd, e.access, opts);
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
       }
-      this.#startCpu(batch);
     } catch (err) {
       this.#releaseAll(ctx);
       throw err;
     }
+    this.#lockedNow(ctx);
+  }
+
+  /**
+   * Every mutex is held: ends the acquire phase, records owners that died, and makes the one addon call
+   * that checks the fences and opens the brackets. Returns -1 when locked, else the first pending entry.
+   */
+  #acquired(batch: Batch, ctx: AcquireContext): number {
+    ctx.done();
+    const died = takeOwnerDied(ctx);
+    this.#ownerDied = died.length === 0 ? [] : batch.entries.filter((e) => died.includes(e.buf.inode)).map((e) => e.buf);
+    return this.#startWhenReady(batch);
+  }
+
+  /** The lock is complete: hooks the watchdog's force and marks it locked. */
+  #lockedNow(ctx: AcquireContext): void {
     ctx.onForced(this.#forcedCallback);
     this.#state = 'locked';
-    debug('%s locked %d buffers', this.name, this.#entries.size);
+    if (debug.enabled) debug('%s locked %d buffers', this.name, this.#entries.size);
   }
 
   /**
@@ -402,6 +457,7 @@ export class DmabufSync {
     this.#noticeForced();
     if (this.#state === 'forced') throw this.#forcedError();
     if (this.#state !== 'locked') throw usageError('EPERM', `${this.name}: map() while not locked; lock() first`);
+    if (this.#deviceOnly) throw usageError('EPERM', `${this.name}: map() after the CPU access ended (toDeviceRead); unlock() and lock() again`);
     if (!(buf instanceof DmaBuf)) throw argTypeError('buf', 'a DmaBuf', buf);
     const e = this.#entries.get(buf.inode);
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
@@ -417,6 +473,67 @@ export class DmabufSync {
       e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
     }
     return e.mapping;
+  }
+
+  /**
+   * @internal Ends the CPU access of a locked sync but keeps its locks, for a device that now reads the
+   * buffers (SwapChain.present: the display). Releases the views from map() and closes the CPU cache
+   * brackets, as unlock() would, then waits for device writers that a read must follow (a GPU job attached
+   * after lock()); the locks stay held — exclusive where this sync writes, which is at least what a reader
+   * needs — so nobody can take the buffers between the CPU write and the device read. One transition in
+   * place of unlock() and a second sync's lock() for 'read'. map() is EPERM until unlock(), which ends the
+   * hold. On failure (a bad bracket, the deadline, an abort, the watchdog) every lock is released and the
+   * sync is idle.
+   */
+  toDeviceRead(options?: LockOptions): Promise<void> {
+    // Not async: with no device writer pending (the frame loop's case) it completes synchronously.
+    try {
+      this.#checkUsable('toDeviceRead');
+      this.#noticeForced();
+      if (this.#state === 'forced') {
+        this.#state = 'idle';
+        throw this.#forcedError();
+      }
+      if (this.#state !== 'locked' || this.#deviceOnly) {
+        throw usageError('EPERM', `${this.name}: toDeviceRead() while ${this.#deviceOnly ? 'already handed to the device' : this.#state}; lock() first`);
+      }
+      const ctx = this.#ctx!;
+      const batch = this.#batch!;
+      const errors: unknown[] = [];
+      this.#endCpuAll(errors);
+      this.#deviceOnly = true;
+      try {
+        if (errors.length > 0) throw errors[0];
+        let events = batch.readEvents;
+        if (events === undefined) events = batch.readEvents = new Uint32Array(batch.entries.length).fill(pollEvents('read'));
+        const i = firstPending(batch.fds, events);
+        if (i < 0) return RESOLVED;
+        return this.#waitForWriters(batch, ctx, events, i, options);
+      } catch (err) {
+        if (this.#ctx === ctx) this.#releaseAll(ctx);
+        throw err;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** toDeviceRead()'s wait for device writers, from entry `first` on; releases everything on failure. */
+  async #waitForWriters(batch: Batch, ctx: AcquireContext, events: Uint32Array, first: number, options: LockOptions | undefined): Promise<void> {
+    try {
+      const signal = optionsOf(options).signal;
+      const deadline = deadlineOf(options);
+      for (let i = first; i >= 0; i = firstPending(batch.fds, events)) {
+        const e = batch.entries[i] as Entry;
+        this.#fenceWaits++;
+        if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: 'read' });
+        await waitForFences(e.buf.fd, 'read', { signal, deadline });
+        if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device writers; raise maxHoldMs`);
+      }
+    } catch (err) {
+      if (this.#ctx === ctx) this.#releaseAll(ctx);
+      throw err;
+    }
   }
 
   /**
@@ -482,7 +599,7 @@ export class DmabufSync {
         { errors },
       );
     }
-    debug('%s unlocked', this.name);
+    if (debug.enabled) debug('%s unlocked', this.name);
   }
 
   /** `err` of one buffer's step, as a DmabufError that names the buffer. */
@@ -593,24 +710,40 @@ export class DmabufSync {
     return batch;
   }
 
-  /** Opens every CPU buffer's cache bracket in one addon call; on a failure, the ones opened stay marked. */
-  #startCpu(batch: Batch): void {
-    if (batch.cpu.length === 0) return;
+  /**
+   * One addon call: polls every buffer for conflicting device fences and, when none is pending, opens every
+   * CPU buffer's cache bracket. Returns -1 when done, else the index (in batch.entries) of the first buffer
+   * with a pending fence, nothing opened. On a bracket failure the ones opened stay marked.
+   */
+  #startWhenReady(batch: Batch): number {
+    let i: number;
     try {
-      syncEach(batch.cpuFds, batch.startFlags);
-      for (const e of batch.cpu) e.started = true;
+      i = startWhenReady(batch.fds, batch.pollEvents, batch.cpuFds, batch.startFlags);
     } catch (err) {
+      if ((err as { synced?: boolean }).synced !== true) throw fromNative(err, 'polling dma-bufs for their device fences');
       const done = (err as { index?: number }).index ?? 0;
-      for (let i = 0; i < done; i++) (batch.cpu[i] as Entry).started = true;
+      for (let j = 0; j < done; j++) (batch.cpu[j] as Entry).started = true;
       throw fromNative(err, `${this.name}: opening the cache bracket`);
     }
+    if (i < 0) for (let j = 0; j < batch.cpu.length; j++) (batch.cpu[j] as Entry).started = true;
+    return i;
   }
 
   /** Releases the mappings and closes every open bracket (one addon call when all are open). */
   #endCpuAll(errors: unknown[]): void {
     const batch = this.#batch;
-    for (const e of this.#entries.values()) this.#releaseMapping(e, errors);
-    if (batch && batch.cpu.length > 0 && batch.cpu.every((e) => e.started)) {
+    if (batch === undefined) {
+      for (const e of this.#entries.values()) this.#endCpuOne(e, errors);
+      return;
+    }
+    const cpu = batch.cpu;
+    let allStarted = cpu.length > 0;
+    for (let i = 0; i < cpu.length; i++) {
+      const e = cpu[i] as Entry;
+      if (e.mapping !== undefined) this.#releaseMapping(e, errors);
+      if (!e.started) allStarted = false;
+    }
+    if (allStarted) {
       try {
         syncEach(batch.cpuFds, batch.endFlags);
         for (const e of batch.cpu) e.started = false;
@@ -621,12 +754,18 @@ export class DmabufSync {
         errors.push(this.#bufferError(batch.cpu[failed] as Entry, 'closing the cache bracket', err));
       }
     }
-    for (const e of this.#entries.values()) {
-      try {
-        this.#endCpu(e);
-      } catch (err) {
-        errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
-      }
+    for (let i = 0; i < cpu.length; i++) {
+      const e = cpu[i] as Entry;
+      if (e.started || e.mapping !== undefined) this.#endCpuOne(e, errors);
+    }
+  }
+
+  /** #endCpu(e), its failure added to `errors`. */
+  #endCpuOne(e: Entry, errors: unknown[]): void {
+    try {
+      this.#endCpu(e);
+    } catch (err) {
+      errors.push(err instanceof DmabufError && err.code === 'EACCES' ? err : this.#bufferError(e, 'closing the cache bracket', err));
     }
   }
 
@@ -666,11 +805,14 @@ export class DmabufSync {
     const errors: unknown[] = [];
     this.#endCpuAll(errors);
     for (const err of errors) debug('%s: %s', this.name, (err as Error).message);
-    for (const e of this.#entries.values()) {
+    const entries = this.#batch?.entries ?? [...this.#entries.values()];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
       if (e.mutex.isHeldBy(ctx)) e.mutex.unlock(ctx);
     }
     ctx.fini();
     this.#ctx = undefined;
+    this.#deviceOnly = false;
     this.#state = 'idle';
   }
 
@@ -688,6 +830,7 @@ export class DmabufSync {
     const ctx = this.#ctx!;
     ctx.fini();
     this.#ctx = undefined;
+    this.#deviceOnly = false;
     this.#state = 'forced';
     debug('%s: forced off after %d ms', this.name, this.maxHoldMs);
   }

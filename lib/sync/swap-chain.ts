@@ -3,12 +3,15 @@
  * device that reads buffers, ordered by real kernel fences:
  *
  *   acquire()  picks a buffer that is neither on screen nor handed out, and locks it for CPU write with
- *              DmabufSync. The lock waits (uv_poll, no busy loop) for the buffer's read fence: the out-fence
- *              of the flip that took it off the screen, which KmsDisplay.present() attached to it. So the app
- *              never draws into a buffer the display still scans out: no tearing.
- *   present()  ends the CPU write, locks the buffer for device read (get with cpu: false, which waits for
- *              pending writers such as a GPU job that drew the frame), commits the flip with the caller's
- *              in-fence, and hands back the flip's out-fence.
+ *              the buffer's DmabufSync. The lock waits (uv_poll, no busy loop) for the buffer's read fence:
+ *              the out-fence of the flip that took it off the screen, which KmsDisplay.present() attached to
+ *              it. So the app never draws into a buffer the display still scans out: no tearing.
+ *   present()  ends the CPU write and hands the still-held lock to the display (DmabufSync.toDeviceRead:
+ *              closes the cache bracket, waits for pending writers such as a GPU job that drew the frame),
+ *              commits the flip with the caller's in-fence, unlocks, and hands back the flip's out-fence.
+ *
+ * Each buffer has one DmabufSync for the chain's life, re-locked per frame: a frame costs the lock and the
+ * kernel calls, not a sync object's init/get/fini (see docs/display.md, "Cost").
  *
  * With double buffering, an acquire() while the only other buffer is on screen and a flip is pending waits
  * for that flip; with triple buffering the app can draw one frame ahead.
@@ -119,22 +122,22 @@ export class Frame {
     return new Uint32Array(m.buffer, this.buffer.offset, (this.buffer.pitch / 4) * this.buffer.height);
   }
 
-  /** @internal Ends the CPU write; the frame's sync is finished. */
-  async end(): Promise<void> {
+  /** @internal Marks the frame ended (present() or cancel()); EBADF once released, EPERM when already ended. */
+  end(): DmabufSync {
     if (this.#released) throw releasedError('present()/cancel()');
     if (this.#done) throw usageError('EPERM', 'the frame was already presented or cancelled; acquire() a new one');
     this.#done = true;
-    try {
-      await this.#sync.unlock();
-    } finally {
-      this.#sync.fini();
-    }
+    return this.#sync;
   }
 
   /** Gives the buffer back without showing it (unlocks). EBADF once the chain closed (it released the frame). */
   async cancel(): Promise<void> {
-    await this.end();
-    this.#chain.release(this);
+    const sync = this.end();
+    try {
+      await sync.unlock();
+    } finally {
+      this.#chain.release(this);
+    }
   }
 
   /**
@@ -145,13 +148,9 @@ export class Frame {
     this.#released = true;
     if (this.#done) return;
     this.#done = true;
-    // unlock() works synchronously: the locks are released even when it reports an error (e.g. forced).
+    // unlock() works synchronously: the locks are released and the views revoked even when it reports an
+    // error (e.g. forced). The chain fini()s the sync.
     this.#sync.unlock().catch((err: unknown) => errors.push(err));
-    try {
-      this.#sync.fini();
-    } catch (err) {
-      errors.push(err);
-    }
   }
 }
 
@@ -159,7 +158,8 @@ export class Frame {
 export class SwapChain {
   readonly #display: KmsDisplay;
   readonly #buffers: ScanoutBuffer[];
-  readonly #maxHoldMs: number | undefined;
+  /** One sync per buffer for the chain's life (get(buffer, 'write')), locked per frame. */
+  readonly #syncs: Map<ScanoutBuffer, DmabufSync>;
   readonly #acquired = new Set<ScanoutBuffer>();
   /** Buffers in the order they left the screen: the oldest is reused first. */
   #ring: ScanoutBuffer[];
@@ -173,11 +173,11 @@ export class SwapChain {
   #closed = false;
   #stats: SwapChainStats = { frames: 0, fenceWaits: 0, bufferWaits: 0 };
 
-  private constructor(display: KmsDisplay, buffers: ScanoutBuffer[], maxHoldMs: number | undefined) {
+  private constructor(display: KmsDisplay, buffers: ScanoutBuffer[], syncs: Map<ScanoutBuffer, DmabufSync>) {
     this.#display = display;
     this.#buffers = buffers;
     this.#ring = [...buffers];
-    this.#maxHoldMs = maxHoldMs;
+    this.#syncs = syncs;
   }
 
   /**
@@ -194,13 +194,21 @@ export class SwapChain {
     const count = imports?.length ?? options.count ?? 2;
     if (count !== 2 && count !== 3) throw argRangeError('options.count', '2 or 3', count);
     const made: ScanoutBuffer[] = [];
+    const syncs = new Map<ScanoutBuffer, DmabufSync>();
     try {
-      for (let i = 0; i < count; i++) made.push(imports ? display.importBuffer(imports[i]!) : display.createBuffer());
+      for (let i = 0; i < count; i++) {
+        const b = imports ? display.importBuffer(imports[i]!) : display.createBuffer();
+        made.push(b);
+        const sync = DmabufSync.init({ name: `swap-chain:${b.fbId}`, ...(options.maxHoldMs ? { maxHoldMs: options.maxHoldMs } : {}) });
+        syncs.set(b, sync);
+        sync.get(b.dmaBuf, 'write');
+      }
     } catch (err) {
+      for (const sync of syncs.values()) sync.fini();
       for (const b of made) b.close();
       throw err;
     }
-    const chain = new SwapChain(display, made, options.maxHoldMs);
+    const chain = new SwapChain(display, made, syncs);
     chain.#detach = display.attach(chain);
     return chain;
   }
@@ -235,23 +243,23 @@ export class SwapChain {
       this.#stats.bufferWaits++;
       buffer = await this.#waitForBuffer(deadline, signal);
     }
-    const sync = DmabufSync.init({ name: `swap-chain:${buffer.fbId}`, ...(this.#maxHoldMs ? { maxHoldMs: this.#maxHoldMs } : {}) });
+    const sync = this.#syncs.get(buffer)!;
+    const fenceWaits = sync.stats.fenceWaits;
     const linked = this.#linked(signal);
     try {
-      sync.get(buffer.dmaBuf, 'write');
       await sync.lock({ signal: linked.signal, timeoutMs: remaining(deadline) });
       if (this.#closed) {
         await sync.unlock();
         throw closedError('SwapChain');
       }
     } catch (err) {
-      sync.fini();
       this.#give(buffer);
+      if (this.#closed) this.#finiSync(sync);
       throw this.#closed ? closedError('SwapChain') : err;
     } finally {
       linked.dispose();
     }
-    this.#stats.fenceWaits += sync.stats.fenceWaits;
+    this.#stats.fenceWaits += sync.stats.fenceWaits - fenceWaits;
     const frame = Frame.of(this, buffer, sync);
     this.#frames.add(frame);
     return frame;
@@ -269,32 +277,27 @@ export class SwapChain {
       throw usageError('EINVAL', 'present() of a frame this chain did not hand out (or already presented)');
     }
     const deadline = deadlineOf(options);
+    const sync = frame.end();
     this.#frames.delete(frame);
-    try {
-      await frame.end();
-    } catch (err) {
-      this.#give(frame.buffer); // the frame's lock is gone either way: its buffer is free again
-      throw err;
-    }
-    const read = DmabufSync.init({ name: `display:${frame.buffer.fbId}` });
     const linked = this.#linked(options.signal);
-    let out: SyncFile;
+    let out: SyncFile | undefined;
     try {
-      read.get(frame.buffer.dmaBuf, 'read', { cpu: false });
-      await read.lock({ signal: linked.signal, timeoutMs: remaining(deadline) });
-      try {
-        if (this.#closed) throw closedError('SwapChain');
-        out = await this.#display.present(frame.buffer, { inFence: options.inFence, signal: linked.signal, timeoutMs: remaining(deadline) });
-      } finally {
-        await read.unlock();
-      }
+      // The CPU write ends and the display's read begins under the same lock: nobody slips in between.
+      await sync.toDeviceRead({ signal: linked.signal, timeoutMs: remaining(deadline) });
+      if (this.#closed) throw closedError('SwapChain');
+      out = await this.#display.present(frame.buffer, { inFence: options.inFence, signal: linked.signal, timeoutMs: remaining(deadline) });
+      // The flip is committed: the display orders itself by the out-fence from here on.
+      await sync.unlock();
     } catch (err) {
+      out?.close();
+      if (sync.state !== 'idle') await sync.unlock().catch(() => undefined);
       this.#give(frame.buffer);
+      if (this.#closed) this.#finiSync(sync);
       throw this.#closed ? closedError('SwapChain') : err;
     } finally {
       linked.dispose();
-      read.fini();
     }
+    if (this.#closed) this.#finiSync(sync);
     this.#acquired.delete(frame.buffer);
     const replaced = this.#front;
     this.#front = frame.buffer;
@@ -334,6 +337,8 @@ export class SwapChain {
     const errors: unknown[] = [];
     for (const f of this.#frames) f.revoke(errors);
     this.#frames.clear();
+    // A sync still locked belongs to a present() under way: it fini()s it when it ends.
+    for (const sync of this.#syncs.values()) if (sync.state === 'idle') sync.fini();
     for (const b of this.#buffers) {
       try {
         b.close();
@@ -347,6 +352,11 @@ export class SwapChain {
   /** Same as close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** After close(): ends a buffer's sync once its last user (an acquire() or present() under way) is done. */
+  #finiSync(sync: DmabufSync): void {
+    if (sync.state === 'idle') sync.fini();
   }
 
   /** A signal aborted by the caller's `signal` or by close(); dispose() unhooks it. */

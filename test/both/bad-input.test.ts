@@ -4,7 +4,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import * as vm from 'node:vm';
 import { DmaBuf, DmabufError, SyncFile } from '../../lib';
+import { fromNative } from '../../lib/errors';
 import { native } from '../../lib/kernel/native';
 import { waitFdReady } from '../../lib/kernel/fd-wait';
 
@@ -94,4 +96,16 @@ test('closing twice is harmless; use after close is EBADF', () => {
   // Not a sync_file: fromFd fails and must not leak its dup (the fd guard checks).
   expect(() => SyncFile.fromFd(fd)).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
   fs.closeSync(fd);
+});
+
+test("the addon's argument errors stay TypeError/RangeError, also when made in another realm (jest's)", () => {
+  // Under jest the library runs in a vm context and the addon's errors come from the main one.
+  const range = vm.runInNewContext("Object.assign(new RangeError('The value of \"count\" is out of range'), { code: 'ERR_OUT_OF_RANGE' })") as Error;
+  expect(range instanceof RangeError).toBe(false);
+  expect(fromNative(range, 'V4l2Device.requestBuffers')).toBe(range);
+  const type = vm.runInNewContext("Object.assign(new TypeError('bad fd'), { code: 'ERR_INVALID_ARG_TYPE' })") as Error;
+  expect(fromNative(type, 'DmaBuf.fromFd')).toBe(type);
+  // An errno error from any realm is wrapped, named after the operation.
+  const busy = vm.runInNewContext("Object.assign(new Error('ioctl(VIDIOC_S_FMT): EBUSY'), { code: 'EBUSY' })") as Error;
+  expect(fromNative(busy, 'V4l2Device.setFormat')).toMatchObject({ name: 'DmabufError', code: 'EBUSY', message: expect.stringMatching(/^V4l2Device\.setFormat: /) });
 });

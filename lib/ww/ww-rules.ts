@@ -179,7 +179,7 @@ const V_FORCED = 4;
  * context that a holder not wounded yet is younger than wounds it (V_WOUND; the wound is woundHolders'
  * act, as the kernel's __ww_mutex_wound is apart from the check).
  */
-export function verdict(t: Table, moff: number, c: number, write: boolean, ahead: number, ww: boolean): number {
+export function verdict(t: Table, moff: number, c: number, write: boolean, ahead: number, ww: boolean, hs?: HolderSummary): number {
   const flags = c >= 0 ? ctxFlags(t, c) : 0;
   if ((flags & CF_FORCED) !== 0) return V_FORCED;
   if (!heldAgainst(t, moff, write) && !conflictAhead(ahead, write)) return V_GRANT;
@@ -187,21 +187,55 @@ export function verdict(t: Table, moff: number, c: number, write: boolean, ahead
   const holding = ctxAcquired(t, c) > 0;
   if (isWaitDie(t, moff)) {
     if (!holding) return V_WAIT;
-    return rivalAhead(t, ahead, c, write) || holderOutranks(t, moff, c) ? V_BACKOFF : V_WAIT;
+    if (rivalAhead(t, ahead, c, write)) return V_BACKOFF;
+    const h = hs ?? summarizeHolders(t, moff, scratchHolders);
+    // A holder outranks c: it is older, and not both ordered (outranks(), over the summary).
+    return ctxStamp(t, c) > ((flags & CF_ORDERED) !== 0 ? h.oldestUnordered : h.oldest) ? V_BACKOFF : V_WAIT;
   }
   if (holding && (flags & CF_WOUNDED) !== 0) return V_BACKOFF;
-  return woundableHolder(t, firstHolder(t, moff), c) >= 0 ? V_WOUND : V_WAIT;
+  const h = hs ?? summarizeHolders(t, moff, scratchHolders);
+  // c outranks a holder not wounded yet: that holder is younger, and not both ordered.
+  return ctxStamp(t, c) < ((flags & CF_ORDERED) !== 0 ? h.youngestUnwoundedUnordered : h.youngestUnwounded) ? V_WOUND : V_WAIT;
 }
 
-/** Whether a holder of the mutex at `moff` outranks context c (wait-die: c dies for it). */
-function holderOutranks(t: Table, moff: number, c: number): boolean {
-  const stamp = ctxStamp(t, c);
-  const ordered = ctxOrdered(t, c);
+// ---- what holds the mutex: one summary ----
+
+/**
+ * The stamps of a mutex's holders that the ww checks compare a request against (holders without a context
+ * never count): the oldest (wait-die: a younger request dies for it) and the youngest not wounded yet
+ * (wound-wait: an older request wounds it), each over every holder and over the unordered ones only (what
+ * an ordered request compares against: two ordered contexts never outrank each other). outranks() over
+ * these four numbers is outranks() over every holder, so forEachReady walks the holders once per wake
+ * instead of once per waiter.
+ */
+export class HolderSummary {
+  oldest = Infinity;
+  oldestUnordered = Infinity;
+  youngestUnwounded = -Infinity;
+  youngestUnwoundedUnordered = -Infinity;
+}
+
+/** Scratch for verdict() calls without a summary (valid until the next call on this thread). */
+const scratchHolders = new HolderSummary();
+
+/** Fills `hs` with the summary of the holders of the mutex at `moff`; returns it. */
+function summarizeHolders(t: Table, moff: number, hs: HolderSummary): HolderSummary {
+  hs.oldest = hs.oldestUnordered = Infinity;
+  hs.youngestUnwounded = hs.youngestUnwoundedUnordered = -Infinity;
   for (let r = firstHolder(t, moff); r >= 0; r = recNext(t, r)) {
     const h = recCtx(t, r);
-    if (h >= 0 && outranks(ctxStamp(t, h), ctxOrdered(t, h), stamp, ordered)) return true;
+    if (h < 0) continue;
+    const stamp = ctxStamp(t, h);
+    const hf = ctxFlags(t, h);
+    const unordered = (hf & CF_ORDERED) === 0;
+    if (stamp < hs.oldest) hs.oldest = stamp;
+    if (unordered && stamp < hs.oldestUnordered) hs.oldestUnordered = stamp;
+    if ((hf & CF_WOUNDED) === 0) {
+      if (stamp > hs.youngestUnwounded) hs.youngestUnwounded = stamp;
+      if (unordered && stamp > hs.youngestUnwoundedUnordered) hs.youngestUnwoundedUnordered = stamp;
+    }
   }
-  return false;
+  return hs;
 }
 
 /** The first hold, from hold r on along its mutex's list, whose context c outranks and is not wounded yet; -1 if none. */
@@ -339,6 +373,9 @@ function prepareWait(k: Core, moff: number, c: number): void {
   k.victim = victim;
 }
 
+/** forEachReady's summary (its own: a kick never calls verdict, but keep scratch uses apart). */
+const readyHolders = new HolderSummary();
+
 /**
  * Calls `kick(r)` for every waiter record r of the mutex at `moff` whose re-check (poll, watch) would do
  * something: its verdict, from the same summary of what is queued ahead of it that poll builds, is not
@@ -348,6 +385,7 @@ function prepareWait(k: Core, moff: number, c: number): void {
  */
 export function forEachReady(t: Table, moff: number, kick: (r: number) => void): void {
   let ahead = 0;
+  const hs = summarizeHolders(t, moff, readyHolders);
   for (let r = firstWaiter(t, moff); r >= 0; ) {
     const next = recNext(t, r);
     if (recWatch(t, r)) {
@@ -356,7 +394,7 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
         kick(r);
       }
     } else {
-      if (verdict(t, moff, recCtx(t, r), recWrite(t, r), ahead, true) !== V_WAIT) kick(r);
+      if (verdict(t, moff, recCtx(t, r), recWrite(t, r), ahead, true, hs) !== V_WAIT) kick(r);
       ahead = aheadWith(t, ahead, r);
     }
     r = next;

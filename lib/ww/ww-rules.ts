@@ -147,8 +147,8 @@ function conflictAhead(ahead: number, write: boolean): boolean {
  * outranks c. Every context queued ahead of c is older (queue order), so this is outranks() with the
  * ordered exemption: an ordered c counts only unordered contexts.
  */
-function rivalAhead(t: Table, ahead: number, c: number, write: boolean): boolean {
-  const kind = ctxOrdered(t, c) ? A_UNORDERED : A_CTX;
+function rivalAhead(ahead: number, ordered: boolean, write: boolean): boolean {
+  const kind = ordered ? A_UNORDERED : A_CTX;
   return (ahead & (write ? kind : kind << 1)) !== 0;
 }
 
@@ -167,7 +167,7 @@ const V_FORCED = 4;
 
 /**
  * The one decision of the ww rules for a request of context c (-1: none) in mode `write` on the mutex at
- * `moff`, with `ahead` the summary of the requests queued ahead of its place; `ww`: the ww checks apply
+ * `ms.moff` (summarizeMutex), with `ahead` the summary of the requests queued ahead of its place; `ww`: the ww checks apply
  * (lock(); not lockSlow or tryLock). Pure: it reads the table, changes nothing. acquire (a new request),
  * poll (a waiter's re-check) and forEachReady (which waiters to kick) all ask it, so a waiter is kicked
  * exactly when its re-check would do something (a verdict other than V_WAIT).
@@ -179,64 +179,88 @@ const V_FORCED = 4;
  * context that a holder not wounded yet is younger than wounds it (V_WOUND; the wound is woundHolders'
  * act, as the kernel's __ww_mutex_wound is apart from the check).
  */
-export function verdict(t: Table, moff: number, c: number, write: boolean, ahead: number, ww: boolean, hs?: HolderSummary): number {
+export function verdict(t: Table, c: number, write: boolean, ahead: number, ww: boolean, ms: MutexSummary): number {
   const flags = c >= 0 ? ctxFlags(t, c) : 0;
   if ((flags & CF_FORCED) !== 0) return V_FORCED;
-  if (!heldAgainst(t, moff, write) && !conflictAhead(ahead, write)) return V_GRANT;
+  if (!(write ? ms.held : ms.writeHeld) && !conflictAhead(ahead, write)) return V_GRANT;
   if (c < 0 || !ww) return V_WAIT;
   const holding = ctxAcquired(t, c) > 0;
-  if (isWaitDie(t, moff)) {
+  if (ms.waitDie) {
     if (!holding) return V_WAIT;
-    if (rivalAhead(t, ahead, c, write)) return V_BACKOFF;
-    const h = hs ?? summarizeHolders(t, moff, scratchHolders);
-    // A holder outranks c: it is older, and not both ordered (outranks(), over the summary).
-    return ctxStamp(t, c) > ((flags & CF_ORDERED) !== 0 ? h.oldestUnordered : h.oldest) ? V_BACKOFF : V_WAIT;
+    const ordered = (flags & CF_ORDERED) !== 0;
+    if (rivalAhead(ahead, ordered, write)) return V_BACKOFF;
+    holderStamps(t, ms);
+    // A holder outranks c: it is older, and not both ordered (outranks(), over the summary). No such
+    // holder at all (Infinity) needs no stamp read.
+    const oldest = ordered ? ms.oldestUnordered : ms.oldest;
+    return oldest !== Infinity && ctxStamp(t, c) > oldest ? V_BACKOFF : V_WAIT;
   }
   if (holding && (flags & CF_WOUNDED) !== 0) return V_BACKOFF;
-  const h = hs ?? summarizeHolders(t, moff, scratchHolders);
+  holderStamps(t, ms);
   // c outranks a holder not wounded yet: that holder is younger, and not both ordered.
-  return ctxStamp(t, c) < ((flags & CF_ORDERED) !== 0 ? h.youngestUnwoundedUnordered : h.youngestUnwounded) ? V_WOUND : V_WAIT;
+  const youngest = (flags & CF_ORDERED) !== 0 ? ms.youngestUnwoundedUnordered : ms.youngestUnwounded;
+  return youngest !== -Infinity && ctxStamp(t, c) < youngest ? V_WOUND : V_WAIT;
 }
 
 // ---- what holds the mutex: one summary ----
 
 /**
- * The stamps of a mutex's holders that the ww checks compare a request against (holders without a context
- * never count): the oldest (wait-die: a younger request dies for it) and the youngest not wounded yet
- * (wound-wait: an older request wounds it), each over every holder and over the unordered ones only (what
- * an ordered request compares against: two ordered contexts never outrank each other). outranks() over
- * these four numbers is outranks() over every holder, so forEachReady walks the holders once per wake
- * instead of once per waiter.
+ * What verdict() compares a request against on the holders' side, read once per operation (forEachReady:
+ * once per wake, not once per waiter): whether the mutex is held at all and for write, its class, and the
+ * stamps of its holders that the ww checks need (holders without a context never count): the oldest
+ * (wait-die: a younger request dies for it) and the youngest not wounded yet (wound-wait: an older request
+ * wounds it), each over every holder and over the unordered ones only (what an ordered request compares
+ * against: two ordered contexts never outrank each other). outranks() over these four numbers is outranks()
+ * over every holder. The stamps are read on first need (holderStamps): a request that is granted or has no
+ * context never walks the holders.
  */
-export class HolderSummary {
+export class MutexSummary {
+  moff = 0;
+  held = false;
+  writeHeld = false;
+  waitDie = false;
+  stampsRead = false;
   oldest = Infinity;
   oldestUnordered = Infinity;
   youngestUnwounded = -Infinity;
   youngestUnwoundedUnordered = -Infinity;
 }
 
-/** Scratch for verdict() calls without a summary (valid until the next call on this thread). */
-const scratchHolders = new HolderSummary();
+/** Fills `ms` with the summary of the mutex at `moff` (its holders' stamps left to holderStamps); returns it. */
+export function summarizeMutex(t: Table, moff: number, ms: MutexSummary): MutexSummary {
+  ms.moff = moff;
+  ms.held = isHeld(t, moff);
+  ms.writeHeld = heldAgainst(t, moff, false);
+  ms.waitDie = isWaitDie(t, moff);
+  ms.stampsRead = false;
+  return ms;
+}
 
-/** Fills `hs` with the summary of the holders of the mutex at `moff`; returns it. */
-function summarizeHolders(t: Table, moff: number, hs: HolderSummary): HolderSummary {
-  hs.oldest = hs.oldestUnordered = Infinity;
-  hs.youngestUnwounded = hs.youngestUnwoundedUnordered = -Infinity;
-  for (let r = firstHolder(t, moff); r >= 0; r = recNext(t, r)) {
+/** Reads the holders' stamps into `ms` if not read yet. */
+function holderStamps(t: Table, ms: MutexSummary): void {
+  if (ms.stampsRead) return;
+  ms.stampsRead = true;
+  ms.oldest = ms.oldestUnordered = Infinity;
+  ms.youngestUnwounded = ms.youngestUnwoundedUnordered = -Infinity;
+  for (let r = firstHolder(t, ms.moff); r >= 0; r = recNext(t, r)) {
     const h = recCtx(t, r);
     if (h < 0) continue;
     const stamp = ctxStamp(t, h);
     const hf = ctxFlags(t, h);
     const unordered = (hf & CF_ORDERED) === 0;
-    if (stamp < hs.oldest) hs.oldest = stamp;
-    if (unordered && stamp < hs.oldestUnordered) hs.oldestUnordered = stamp;
+    if (stamp < ms.oldest) ms.oldest = stamp;
+    if (unordered && stamp < ms.oldestUnordered) ms.oldestUnordered = stamp;
     if ((hf & CF_WOUNDED) === 0) {
-      if (stamp > hs.youngestUnwounded) hs.youngestUnwounded = stamp;
-      if (unordered && stamp > hs.youngestUnwoundedUnordered) hs.youngestUnwoundedUnordered = stamp;
+      if (stamp > ms.youngestUnwounded) ms.youngestUnwounded = stamp;
+      if (unordered && stamp > ms.youngestUnwoundedUnordered) ms.youngestUnwoundedUnordered = stamp;
     }
   }
-  return hs;
 }
+
+/** acquire's and poll's summary (valid within one call). */
+const opMutex = new MutexSummary();
+/** forEachReady's summary (its own: forEachReady runs inside acquire and poll, after their verdict). */
+const readyMutex = new MutexSummary();
 
 /** The first hold, from hold r on along its mutex's list, whose context c outranks and is not wounded yet; -1 if none. */
 function woundableHolder(t: Table, r: number, c: number): number {
@@ -327,7 +351,7 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
       prev = at.prev;
       ahead = at.ahead;
     }
-    const v = verdict(t, moff, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW);
+    const v = verdict(t, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW, summarizeMutex(t, moff, opMutex));
     if (v === V_FORCED) return FORCED;
     if (v === V_GRANT) {
       const r = allocRecord(t);
@@ -373,9 +397,6 @@ function prepareWait(k: Core, moff: number, c: number): void {
   k.victim = victim;
 }
 
-/** forEachReady's summary (its own: a kick never calls verdict, but keep scratch uses apart). */
-const readyHolders = new HolderSummary();
-
 /**
  * Calls `kick(r)` for every waiter record r of the mutex at `moff` whose re-check (poll, watch) would do
  * something: its verdict, from the same summary of what is queued ahead of it that poll builds, is not
@@ -385,7 +406,7 @@ const readyHolders = new HolderSummary();
  */
 export function forEachReady(t: Table, moff: number, kick: (r: number) => void): void {
   let ahead = 0;
-  const hs = summarizeHolders(t, moff, readyHolders);
+  const ms = summarizeMutex(t, moff, readyMutex);
   for (let r = firstWaiter(t, moff); r >= 0; ) {
     const next = recNext(t, r);
     if (recWatch(t, r)) {
@@ -394,7 +415,7 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
         kick(r);
       }
     } else {
-      if (verdict(t, moff, recCtx(t, r), recWrite(t, r), ahead, true, hs) !== V_WAIT) kick(r);
+      if (verdict(t, recCtx(t, r), recWrite(t, r), ahead, true, ms) !== V_WAIT) kick(r);
       ahead = aheadWith(t, ahead, r);
     }
     r = next;
@@ -414,7 +435,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
     for (let r = firstWaiter(t, moff); r >= 0 && r !== w && (ahead & all) !== all; r = recNext(t, r)) {
       if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
     }
-    const v = verdict(t, moff, c, write, ahead, (flags & F_WW) !== 0);
+    const v = verdict(t, c, write, ahead, (flags & F_WW) !== 0, summarizeMutex(t, moff, opMutex));
     if (v === V_GRANT) {
       removeWaiter(t, moff, w);
       addHold(t, m, moff, w, c, write, monoNow(), t.self);

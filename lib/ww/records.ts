@@ -49,13 +49,10 @@ export function popRecord(t: Table): number {
   return r;
 }
 
-/** Pops a free record; on an empty pool leaves the critical section and throws ENOSPC. */
+/** Pops a free record; on an empty pool throws ENOSPC (the caller's Table.critical leaves the section). */
 export function allocRecord(t: Table): number {
   const r = popRecord(t);
-  if (r < 0) {
-    t.unlock();
-    throw recordsFull(t);
-  }
+  if (r < 0) throw recordsFull(t);
   return r;
 }
 

@@ -239,7 +239,7 @@ export function rebuildTable(t: Table): void {
     const roff = t.recOff(r);
     const flags = i32[roff + R_FLAGS] as number;
     const moff = t.mutexOff(i32[roff + R_MUTEX] as number);
-    link(r, (flags & RF_WATCH) !== 0 ? -1 : queueSpot(t, moff, (i32[roff + R_CTX] as number) - 1, (flags & RF_WRITE) !== 0).prev);
+    link(r, (flags & RF_WATCH) !== 0 ? -1 : queueSpot(t, moff, (i32[roff + R_CTX] as number) - 1).prev);
   }
   debug('rebuilt lock table %s after its owner died inside the critical section', t.file.path);
 }

@@ -221,6 +221,20 @@ export class Table {
     }
   }
 
+  /**
+   * Runs `body` inside the table's critical section and leaves it on every exit, a return or a throw (an
+   * ENOSPC from an empty record pool, a bug): the way the ww rules take the table lock, so that no exit
+   * can forget to release it.
+   */
+  critical<R>(body: () => R): R {
+    this.lock();
+    try {
+      return body();
+    } finally {
+      this.unlock();
+    }
+  }
+
   /** Leaves the critical section, waking one sleeper if any. */
   unlock(): void {
     if (this.csSpinUs > 0) this.testPause();

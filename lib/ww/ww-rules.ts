@@ -1,56 +1,37 @@
 /**
  * The ww rules (Documentation/locking/ww-mutex-design.rst, kernel/locking/ww_mutex.h) with shared (read)
- * holders, written once over the store's words: grant or queue a request, re-check a waiter, back off
- * (wait-die / wound-wait), release, force off an expired holder. docs/design.md "Lock core" gives the
- * argument. Every function takes the table lock itself and never awaits; waiting is the caller's.
+ * holders, written once over the accessors of ww-view.ts: one stamp comparison (ctxLess, and outranks with
+ * the ordered-context exemption), one summary of what is queued ahead of a request, one pure decision
+ * (verdict) that acquire, poll and forEachReady all ask, and the wound as a separate act (woundHolders);
+ * queue order in one place (queueSpot); release, force off an expired holder. docs/design.md "Lock core"
+ * gives the argument. Every operation is one critical section (Table.critical: released on every exit, a throw included) and
+ * never awaits; waiting is the caller's.
  * @internal
  */
-import {
-  CF_FORCED,
-  CF_ORDERED,
-  CF_USED,
-  CF_WOUNDED,
-  C_ACQUIRED,
-  C_FLAGS,
-  C_REVOKED,
-  C_STAMP,
-  C_TOKEN,
-  C_WAITING_ON,
-  KIND_WAIT_DIE,
-  M_HOLD_HEAD,
-  M_KIND,
-  M_NHOLDERS,
-  M_NWAITERS,
-  M_WAIT_HEAD,
-  M_WRITE_HELD,
-  P_PID,
-  P_REVOKE_ACK_AT,
-  P_REVOKE_REQ,
-  P_REVOKE_TOKEN,
-  RF_KICK,
-  RF_UNLOCKED,
-  RF_WATCH,
-  RF_WRITE,
-  R_CTX,
-  R_FLAGS,
-  R_NEXT,
-} from './layout';
+import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
 import {
   clearKick,
+  ctxAcquired,
   ctxFirstHold,
   ctxFlags,
   ctxForced,
   ctxOrdered,
   ctxPart,
+  ctxStamp,
   ctxWaitingOn,
   firstHolder,
+  firstWaiter,
+  hasWaiters,
   heldAgainst,
   isHeld,
+  isWaitDie,
   mutexKey,
   markForced,
+  markUnlockedSeen,
+  markWounded,
   recCtx,
   recCtxNext,
   recDeadline,
@@ -60,6 +41,8 @@ import {
   recTag,
   recUnlockedSeen,
   recWaiting,
+  recWatch,
+  recWrite,
   setRecTag,
   takeOwnerDied,
   unreferenced,
@@ -97,17 +80,6 @@ export interface Core {
   victim: number;
 }
 
-/**
- * Whether context slot c takes its mutexes in ascending key order (CF_ORDERED). Two ordered contexts never
- * wound or kill each other: neither can be waiting, directly or through the queue, on a lock the other needs
- * to get out of its way, since each waits only for keys above all it holds (docs/design.md, "Ordered
- * contexts"). Their stamps are offset to be younger than every unordered context, so in mixed use the
- * ordinary ww rules break every cycle.
- */
-function isOrdered(t: Table, c: number): boolean {
-  return ctxOrdered(t, c);
-}
-
 /** What a forced release removed. */
 export interface ForcedRelease {
   ctxId: number;
@@ -117,16 +89,216 @@ export interface ForcedRelease {
   tags: bigint[];
 }
 
+// ---- the one stamp comparison ----
+
+/**
+ * Whether context a is older than context b (smaller stamp): it comes first in a wait queue. Ordered
+ * contexts' stamps are offset to be younger than every unordered one (layout.ts ORDERED_STAMP), so this
+ * one comparison also orders mixed use. Kernel __ww_ctx_less (with the arguments the other way round).
+ */
+function ctxLess(t: Table, a: number, b: number): boolean {
+  return ctxStamp(t, a) < ctxStamp(t, b);
+}
+
+/**
+ * Whether a context of stamp `aStamp` (ordered: `aOrdered`) may kill (wait-die) or wound (wound-wait) one of
+ * stamp `bStamp` (`bOrdered`): it is older, and they are not both ordered. Two ordered contexts never wound
+ * or kill each other: neither can be waiting, directly or through the queue, on a lock the other needs to
+ * get out of its way, since each waits only for keys above all it holds (docs/design.md, "Ordered
+ * contexts"). On values the callers read once per walk over a mutex's holders.
+ */
+function outranks(aStamp: number, aOrdered: boolean, bStamp: number, bOrdered: boolean): boolean {
+  return aStamp < bStamp && !(aOrdered && bOrdered);
+}
+
+// ---- what is queued ahead of a request: one summary ----
+
+// Bits of the summary of the requests queued ahead of a place in a wait queue (watchers never count). Each
+// kind comes in a pair: any request of the kind, and a write request of it (the next bit), so that the
+// bits a request conflicts with are `kind` for a writer and `kind << 1` for a reader.
+const A_ANY = 1; // any request
+const A_CTX = 4; // a request with a context: older than any context behind it, by queue order
+const A_UNORDERED = 16; // a request with an unordered context: what an ordered context dies for
+
+/** The summary `ahead` with request record r (not a watcher) added. */
+function aheadWith(t: Table, ahead: number, r: number): number {
+  const rc = recCtx(t, r);
+  let kinds = A_ANY;
+  if (rc >= 0) kinds |= ctxOrdered(t, rc) ? A_CTX : A_CTX | A_UNORDERED;
+  return ahead | (recWrite(t, r) ? kinds | (kinds << 1) : kinds);
+}
+
+/**
+ * The bits of a summary that verdict() reads for a `write` (or read) request: once a summary has them all,
+ * more requests ahead cannot change the verdict (poll stops walking the queue there).
+ */
+function decidingBits(write: boolean): number {
+  const kinds = A_ANY | A_CTX | A_UNORDERED;
+  return write ? kinds : kinds << 1;
+}
+
+/** Whether a conflicting request is in the summary `ahead` of a `write` (or read) request. */
+function conflictAhead(ahead: number, write: boolean): boolean {
+  return (ahead & (write ? A_ANY : A_ANY << 1)) !== 0;
+}
+
+/**
+ * Whether the summary `ahead` of a request of context c has a conflicting request of a context that
+ * outranks c. Every context queued ahead of c is older (queue order), so this is outranks() with the
+ * ordered exemption: an ordered c counts only unordered contexts.
+ */
+function rivalAhead(ahead: number, ordered: boolean, write: boolean): boolean {
+  const kind = ordered ? A_UNORDERED : A_CTX;
+  return (ahead & (write ? kind : kind << 1)) !== 0;
+}
+
+// ---- the decision ----
+
+/** verdict(): the request may take the lock now. */
+const V_GRANT = 0;
+/** verdict(): the request waits (and a waiter is left asleep: nothing to do for it). */
+const V_WAIT = 1;
+/** verdict(): the request waits, after wounding the younger holders (woundHolders); wound-wait only. */
+const V_WOUND = 2;
+/** verdict(): the context must back off (EDEADLK): wait-die died, or wound-wait was wounded. */
+const V_BACKOFF = 3;
+/** verdict(): the context was forced off its locks by the watchdog. */
+const V_FORCED = 4;
+
+/**
+ * The one decision of the ww rules for a request of context c (-1: none) in mode `write` on the mutex at
+ * `ms.moff` (summarizeMutex), with `ahead` the summary of the requests queued ahead of its place; `ww`: the ww checks apply
+ * (lock(); not lockSlow or tryLock). Pure: it reads the table, changes nothing. acquire (a new request),
+ * poll (a waiter's re-check) and forEachReady (which waiters to kick) all ask it, so a waiter is kicked
+ * exactly when its re-check would do something (a verdict other than V_WAIT).
+ *
+ * A request is granted iff no holder conflicts with it and no conflicting request is queued ahead. Else,
+ * as the kernel's __ww_mutex_check_kill with shared holders (every holder blocks a waiter, directly or
+ * through the requests ahead of it, so all count): wait-die: a context holding locks dies if a holder or a
+ * conflicting request ahead outranks it; wound-wait: a wounded context holding locks backs off, and a
+ * context that a holder not wounded yet is younger than wounds it (V_WOUND; the wound is woundHolders'
+ * act, as the kernel's __ww_mutex_wound is apart from the check).
+ */
+export function verdict(t: Table, c: number, write: boolean, ahead: number, ww: boolean, ms: MutexSummary): number {
+  const flags = c >= 0 ? ctxFlags(t, c) : 0;
+  if ((flags & CF_FORCED) !== 0) return V_FORCED;
+  if (!(write ? ms.held : ms.writeHeld) && !conflictAhead(ahead, write)) return V_GRANT;
+  if (c < 0 || !ww) return V_WAIT;
+  const holding = ctxAcquired(t, c) > 0;
+  if (ms.waitDie) {
+    if (!holding) return V_WAIT;
+    const ordered = (flags & CF_ORDERED) !== 0;
+    if (rivalAhead(ahead, ordered, write)) return V_BACKOFF;
+    holderStamps(t, ms);
+    // A holder outranks c: it is older, and not both ordered (outranks(), over the summary). No such
+    // holder at all (Infinity) needs no stamp read.
+    const oldest = ordered ? ms.oldestUnordered : ms.oldest;
+    return oldest !== Infinity && ctxStamp(t, c) > oldest ? V_BACKOFF : V_WAIT;
+  }
+  if (holding && (flags & CF_WOUNDED) !== 0) return V_BACKOFF;
+  holderStamps(t, ms);
+  // c outranks a holder not wounded yet: that holder is younger, and not both ordered.
+  const youngest = (flags & CF_ORDERED) !== 0 ? ms.youngestUnwoundedUnordered : ms.youngestUnwounded;
+  return youngest !== -Infinity && ctxStamp(t, c) < youngest ? V_WOUND : V_WAIT;
+}
+
+// ---- what holds the mutex: one summary ----
+
+/**
+ * What verdict() compares a request against on the holders' side, read once per operation (forEachReady:
+ * once per wake, not once per waiter): whether the mutex is held at all and for write, its class, and the
+ * stamps of its holders that the ww checks need (holders without a context never count): the oldest
+ * (wait-die: a younger request dies for it) and the youngest not wounded yet (wound-wait: an older request
+ * wounds it), each over every holder and over the unordered ones only (what an ordered request compares
+ * against: two ordered contexts never outrank each other). outranks() over these four numbers is outranks()
+ * over every holder. The stamps are read on first need (holderStamps): a request that is granted or has no
+ * context never walks the holders.
+ */
+export class MutexSummary {
+  moff = 0;
+  held = false;
+  writeHeld = false;
+  waitDie = false;
+  stampsRead = false;
+  oldest = Infinity;
+  oldestUnordered = Infinity;
+  youngestUnwounded = -Infinity;
+  youngestUnwoundedUnordered = -Infinity;
+}
+
+/** Fills `ms` with the summary of the mutex at `moff` (its holders' stamps left to holderStamps); returns it. */
+export function summarizeMutex(t: Table, moff: number, ms: MutexSummary): MutexSummary {
+  ms.moff = moff;
+  ms.held = isHeld(t, moff);
+  ms.writeHeld = heldAgainst(t, moff, false);
+  ms.waitDie = isWaitDie(t, moff);
+  ms.stampsRead = false;
+  return ms;
+}
+
+/** Reads the holders' stamps into `ms` if not read yet. */
+function holderStamps(t: Table, ms: MutexSummary): void {
+  if (ms.stampsRead) return;
+  ms.stampsRead = true;
+  ms.oldest = ms.oldestUnordered = Infinity;
+  ms.youngestUnwounded = ms.youngestUnwoundedUnordered = -Infinity;
+  for (let r = firstHolder(t, ms.moff); r >= 0; r = recNext(t, r)) {
+    const h = recCtx(t, r);
+    if (h < 0) continue;
+    const stamp = ctxStamp(t, h);
+    const hf = ctxFlags(t, h);
+    const unordered = (hf & CF_ORDERED) === 0;
+    if (stamp < ms.oldest) ms.oldest = stamp;
+    if (unordered && stamp < ms.oldestUnordered) ms.oldestUnordered = stamp;
+    if ((hf & CF_WOUNDED) === 0) {
+      if (stamp > ms.youngestUnwounded) ms.youngestUnwounded = stamp;
+      if (unordered && stamp > ms.youngestUnwoundedUnordered) ms.youngestUnwoundedUnordered = stamp;
+    }
+  }
+}
+
+/** acquire's and poll's summary (valid within one call). */
+const opMutex = new MutexSummary();
+/** forEachReady's summary (its own: forEachReady runs inside acquire and poll, after their verdict). */
+const readyMutex = new MutexSummary();
+
+/** The first hold, from hold r on along its mutex's list, whose context c outranks and is not wounded yet; -1 if none. */
+function woundableHolder(t: Table, r: number, c: number): number {
+  const stamp = ctxStamp(t, c);
+  const ordered = ctxOrdered(t, c);
+  for (; r >= 0; r = recNext(t, r)) {
+    const h = recCtx(t, r);
+    if (h < 0) continue;
+    const hf = ctxFlags(t, h);
+    if ((hf & CF_WOUNDED) === 0 && outranks(stamp, ordered, ctxStamp(t, h), (hf & CF_ORDERED) !== 0)) return r;
+  }
+  return -1;
+}
+
+/**
+ * The act of a V_WOUND verdict (kernel __ww_mutex_wound): wounds every holder of the mutex at `moff` that
+ * context c outranks and wakes each where it waits, so that it notices (and backs off).
+ */
+function woundHolders(k: Core, moff: number, c: number): void {
+  const t = k.t;
+  for (let r = woundableHolder(t, firstHolder(t, moff), c); r >= 0; r = woundableHolder(t, recNext(t, r), c)) {
+    const h = recCtx(t, r);
+    markWounded(t, h);
+    const on = ctxWaitingOn(t, h);
+    if (on >= 0) k.waker.wake(t.mutexOff(on));
+  }
+}
+
+// ---- queue order ----
+
 /** Where a request goes in a mutex's wait queue, and what is queued ahead of it there (see queueSpot). */
 export interface QueueSpot {
   /** The record after which it is inserted (-1: at the head). */
   prev: number;
-  /** A conflicting request (not a watcher) is queued ahead of that place. */
-  conflictAhead: boolean;
-  /** One of those has a context (so it is older) that may kill or wound this one (not both ordered). */
-  olderCtxAhead: boolean;
+  /** The summary of the requests queued ahead of that place (verdict's `ahead`). */
+  ahead: number;
 }
-const spot: QueueSpot = { prev: -1, conflictAhead: false, olderCtxAhead: false };
+const spot: QueueSpot = { prev: -1, ahead: 0 };
 
 /**
  * The place in the wait queue of the mutex at `moff` of a request of context c (-1: none), as in the
@@ -136,146 +308,75 @@ const spot: QueueSpot = { prev: -1, conflictAhead: false, olderCtxAhead: false }
  * before trailing ones. The one rule of queue order: acquire queues by it, and recovery's rebuild places by
  * it the waiters whose list it could not trust. Returns a scratch object (valid until the next call).
  */
-export function queueSpot(t: Table, moff: number, c: number, write: boolean): QueueSpot {
-  const i32 = t.i32;
-  const coff = c >= 0 ? t.ctxOff(c) : -1;
-  const stamp = c >= 0 ? (t.f64[(coff + C_STAMP) >> 1] as number) : Infinity;
-  const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
+export function queueSpot(t: Table, moff: number, c: number): QueueSpot {
   let last = -1;
-  let cand = -1;
-  let conflictSeen = false;
-  let olderSeen = false;
-  let candConflict = false;
-  let candOlder = false;
-  let prev = -1;
-  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
-    const r = p - 1;
-    const roff = t.recOff(r);
-    if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) {
-      p = i32[roff + R_NEXT] as number;
-      continue;
-    }
-    const ctag = i32[roff + R_CTX] as number;
-    if (c >= 0 && ctag !== 0) {
-      if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) cand = -1;
+  let ahead = 0;
+  let cand = -1; // the first younger context after the last older one
+  let candAhead = 0;
+  let candPrev = -1;
+  for (let r = firstWaiter(t, moff); r >= 0; r = recNext(t, r)) {
+    if (recWatch(t, r)) continue;
+    const rc = recCtx(t, r);
+    if (c >= 0 && rc >= 0) {
+      if (ctxLess(t, rc, c)) cand = -1;
       else if (cand < 0) {
         cand = r;
-        candConflict = conflictSeen;
-        candOlder = olderSeen;
-        prev = last;
+        candAhead = ahead;
+        candPrev = last;
       }
     }
-    if (write || ((i32[roff + R_FLAGS] as number) & RF_WRITE) !== 0) {
-      conflictSeen = true;
-      if (ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) olderSeen = true;
-    }
+    ahead = aheadWith(t, ahead, r);
     last = r;
-    p = i32[roff + R_NEXT] as number;
   }
-  if (cand >= 0) {
-    spot.prev = prev;
-    spot.conflictAhead = candConflict;
-    spot.olderCtxAhead = c >= 0 && candOlder;
-  } else {
-    spot.prev = last;
-    spot.conflictAhead = conflictSeen;
-    spot.olderCtxAhead = c >= 0 && olderSeen;
-  }
+  spot.prev = cand >= 0 ? candPrev : last;
+  spot.ahead = cand >= 0 ? candAhead : ahead;
   return spot;
 }
+
+// ---- the operations ----
 
 /** A new request of context c (-1: none) for mutex m. */
 export function acquire(k: Core, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
-  const i32 = t.i32;
   const moff = t.mutexOff(m);
-  let coff = -1;
+  // Table.critical(body) inline: a closure per call costs on the hot path.
   t.lock();
-  if (c >= 0) {
-    coff = t.ctxOff(c);
-    if (((i32[coff + C_FLAGS] as number) & CF_FORCED) !== 0) {
-      t.unlock();
-      return FORCED;
+  try {
+    if (c >= 0 && isHeld(t, moff) && findHold(t, moff, c) >= 0) return EALREADY;
+    const queued = hasWaiters(t, moff);
+    let prev = -1; // record after which a waiter would be inserted (-1: at the head)
+    let ahead = 0;
+    if (queued) {
+      const at = queueSpot(t, moff, c);
+      prev = at.prev;
+      ahead = at.ahead;
     }
-    if (i32[moff + M_NHOLDERS] !== 0 && findHold(t, moff, c) >= 0) {
-      t.unlock();
-      return EALREADY;
+    const v = verdict(t, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW, summarizeMutex(t, moff, opMutex));
+    if (v === V_FORCED) return FORCED;
+    if (v === V_GRANT) {
+      const r = allocRecord(t);
+      addHold(t, m, moff, r, c, write, monoNow(), t.self);
+      k.ownerDied = takeOwnerDied(t, moff);
+      // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
+      if (queued) k.waker.wake(moff);
+      k.lastRecord = r;
+      return GRANTED;
     }
-  }
-  const nwaiters = i32[moff + M_NWAITERS] as number;
-  let prevOfInsert = -1; // record after which a waiter would be inserted (-1: at the head)
-  let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
-  let olderCtxAhead = false; // a conflicting queued request with a context is ahead (so it is older)
-  if (nwaiters !== 0) {
-    const at = queueSpot(t, moff, c, write);
-    prevOfInsert = at.prev;
-    // A ctx-less request never passes anybody, and ww contexts only get ahead of younger ones.
-    if (at.conflictAhead) blocked = true;
-    olderCtxAhead = at.olderCtxAhead;
-  }
-  if (!blocked) {
-    const r = allocRecord(t);
-    addHold(t, m, moff, r, c, write, monoNow(), t.self);
-    k.ownerDied = takeOwnerDied(t, moff);
-    // Waiters behind us may now have to die (wait-die) or wound us (wound-wait): let them re-check.
-    if (nwaiters !== 0) k.waker.wake(moff);
+    if ((flags & F_TRY) !== 0) return WOULD_BLOCK;
+    if (v === V_BACKOFF) return EDEADLK;
+    if (v === V_WOUND) woundHolders(k, moff, c);
+    // Queue a wait record.
+    const w = allocRecord(t);
+    initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
+    linkWaiter(t, moff, w, prev);
+    // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
+    if (recNext(t, w) >= 0) k.waker.wake(moff);
+    prepareWait(k, moff, c);
+    k.lastRecord = w;
+    return WAITING;
+  } finally {
     t.unlock();
-    k.lastRecord = r;
-    return GRANTED;
   }
-  if ((flags & F_TRY) !== 0) {
-    t.unlock();
-    return WOULD_BLOCK;
-  }
-  if (c >= 0 && (flags & F_WW) !== 0 && mustBackOff(k, moff, coff, olderCtxAhead)) {
-    t.unlock();
-    return EDEADLK;
-  }
-  // Queue a wait record.
-  const w = allocRecord(t);
-  initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
-  linkWaiter(t, moff, w, prevOfInsert);
-  const woff = t.recOff(w);
-  // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
-  if (i32[woff + R_NEXT] !== 0) k.waker.wake(moff);
-  prepareWait(k, moff, c);
-  t.unlock();
-  k.lastRecord = w;
-  return WAITING;
-}
-
-/**
- * The ww kill check for a request of the context at `coff` that has to wait on the mutex at `moff`
- * (kernel __ww_mutex_check_kill, with shared holders). Every holder blocks a waiter, directly or through the
- * queued requests ahead of it, so all holders count. Wound-wait also wounds the younger holders here.
- * Returns true if the request must fail with EDEADLK.
- */
-function mustBackOff(k: Core, moff: number, coff: number, olderCtxAhead: boolean): boolean {
-  const t = k.t;
-  const i32 = t.i32;
-  const acquired = i32[coff + C_ACQUIRED] as number;
-  const stamp = t.f64[(coff + C_STAMP) >> 1] as number;
-  const ordered = ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
-  if (i32[moff + M_KIND] === KIND_WAIT_DIE) {
-    if (acquired === 0) return false;
-    // Wait-die: a context holding locks dies rather than wait for an older one.
-    return olderCtxAhead || holderOlderThan(t, moff, stamp, ordered);
-  }
-  // Wound-wait: a wounded context holding locks backs off; otherwise wound every younger holder.
-  if (acquired > 0 && ((i32[coff + C_FLAGS] as number) & CF_WOUNDED) !== 0) return true;
-  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
-    if (ctag === 0) continue;
-    const hoff = t.ctxOff(ctag - 1);
-    if ((t.f64[(hoff + C_STAMP) >> 1] as number) <= stamp) continue;
-    const hflags = i32[hoff + C_FLAGS] as number;
-    if ((hflags & CF_WOUNDED) !== 0 || (ordered && (hflags & CF_ORDERED) !== 0)) continue;
-    Atomics.or(i32, hoff + C_FLAGS, CF_WOUNDED);
-    // If the wounded context is itself waiting somewhere, wake it there so that it notices (and dies).
-    const on = i32[hoff + C_WAITING_ON] as number;
-    if (on !== 0) k.waker.wake(t.mutexOff(on - 1));
-  }
-  return false;
 }
 
 /**
@@ -297,153 +398,68 @@ function prepareWait(k: Core, moff: number, c: number): void {
 }
 
 /**
- * Calls `kick(r)` for every waiter record r of the mutex at `moff` whose re-check (poll, watch) would not
- * just queue it again: exactly poll's decision, made for the whole queue in one pass. A waiter is ready when
- * nothing conflicting holds the mutex or is queued ahead of it; when its context was forced; when it must
- * back off (wait-die: it holds locks and an older context holds or waits ahead; wound-wait: it was wounded
- * while holding locks) or has a younger holder to wound. A watcher is ready when nothing conflicting holds
- * the mutex (and marked RF_UNLOCKED: its watch is over). lockSlow waiters neither die nor wound, so this may kick them for nothing: they re-check and
- * sleep again.
+ * Calls `kick(r)` for every waiter record r of the mutex at `moff` whose re-check (poll, watch) would do
+ * something: its verdict, from the same summary of what is queued ahead of it that poll builds, is not
+ * V_WAIT. One pass over the queue. A watcher is kicked when nothing conflicting holds the mutex (and marked:
+ * its watch is over). The one difference with poll: lockSlow waiters run without the ww checks, which this
+ * cannot tell from the record, so one may be kicked for a wound it will not deal (it re-checks and sleeps).
  */
 export function forEachReady(t: Table, moff: number, kick: (r: number) => void): void {
-  const i32 = t.i32;
-  const f64 = t.f64;
-  const held = i32[moff + M_NHOLDERS] !== 0;
-  const writeHeld = i32[moff + M_WRITE_HELD] !== 0;
-  const waitDie = i32[moff + M_KIND] === KIND_WAIT_DIE;
-  // What is queued ahead of the record being looked at (watchers excluded: nobody counts them).
-  let anyAhead = false;
-  let writerAhead = false;
-  let ctxAhead = false;
-  let ctxWriterAhead = false;
-  // The same, counting only unordered contexts (what an ordered waiter dies for).
-  let unorderedAhead = false;
-  let unorderedWriterAhead = false;
-  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; ) {
-    const r = p - 1;
-    const roff = t.recOff(r);
-    p = i32[roff + R_NEXT] as number;
-    const flags = i32[roff + R_FLAGS] as number;
-    const write = (flags & RF_WRITE) !== 0;
-    if ((flags & RF_WATCH) !== 0) {
-      if (write ? !held : !writeHeld) {
-        Atomics.or(i32, roff + R_FLAGS, RF_UNLOCKED);
+  let ahead = 0;
+  const ms = summarizeMutex(t, moff, readyMutex);
+  for (let r = firstWaiter(t, moff); r >= 0; ) {
+    const next = recNext(t, r);
+    if (recWatch(t, r)) {
+      if (!heldAgainst(t, moff, recWrite(t, r))) {
+        markUnlockedSeen(t, r);
         kick(r);
       }
-      continue;
+    } else {
+      if (verdict(t, recCtx(t, r), recWrite(t, r), ahead, true, ms) !== V_WAIT) kick(r);
+      ahead = aheadWith(t, ahead, r);
     }
-    const ctag = i32[roff + R_CTX] as number;
-    let ready = write ? !held && !anyAhead : !writeHeld && !writerAhead;
-    if (!ready && ctag !== 0) {
-      const coff = t.ctxOff(ctag - 1);
-      const cflags = i32[coff + C_FLAGS] as number;
-      const acquired = i32[coff + C_ACQUIRED] as number;
-      const stamp = f64[(coff + C_STAMP) >> 1] as number;
-      const ordered = (cflags & CF_ORDERED) !== 0;
-      if ((cflags & CF_FORCED) !== 0) ready = true;
-      else if (waitDie) {
-        const ahead = ordered ? (write ? unorderedAhead : unorderedWriterAhead) : write ? ctxAhead : ctxWriterAhead;
-        ready = acquired > 0 && (ahead || holderOlderThan(t, moff, stamp, ordered));
-      } else ready = (acquired > 0 && (cflags & CF_WOUNDED) !== 0) || unwoundedHolderYoungerThan(t, moff, stamp, ordered);
-    }
-    if (ready) kick(r);
-    anyAhead = true;
-    if (write) writerAhead = true;
-    if (ctag !== 0) {
-      ctxAhead = true;
-      if (write) ctxWriterAhead = true;
-      if (!isOrdered(t, ctag - 1)) {
-        unorderedAhead = true;
-        if (write) unorderedWriterAhead = true;
-      }
-    }
+    r = next;
   }
-}
-
-/**
- * Whether a holder of the mutex at `moff` has a context older than `stamp` (an ordered waiter, `ordered`,
- * does not count ordered holders).
- */
-function holderOlderThan(t: Table, moff: number, stamp: number, ordered: boolean): boolean {
-  const i32 = t.i32;
-  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
-    if (ctag === 0 || (ordered && isOrdered(t, ctag - 1))) continue;
-    if ((t.f64[(t.ctxOff(ctag - 1) + C_STAMP) >> 1] as number) < stamp) return true;
-  }
-  return false;
-}
-
-/**
- * Whether a holder of the mutex at `moff` has a context younger than `stamp` that is not wounded yet (an
- * ordered waiter, `ordered`, does not wound ordered holders).
- */
-function unwoundedHolderYoungerThan(t: Table, moff: number, stamp: number, ordered: boolean): boolean {
-  const i32 = t.i32;
-  for (let p = i32[moff + M_HOLD_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
-    const ctag = i32[t.recOff(p - 1) + R_CTX] as number;
-    if (ctag === 0) continue;
-    const hoff = t.ctxOff(ctag - 1);
-    const hflags = i32[hoff + C_FLAGS] as number;
-    if (ordered && (hflags & CF_ORDERED) !== 0) continue;
-    if ((t.f64[(hoff + C_STAMP) >> 1] as number) > stamp && (hflags & CF_WOUNDED) === 0) return true;
-  }
-  return false;
 }
 
 /** Re-checks waiter w (context c) of mutex m after a wake. */
 export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number): number {
   const t = k.t;
-  const i32 = t.i32;
   const moff = t.mutexOff(m);
-  const coff = c >= 0 ? t.ctxOff(c) : -1;
+  // Table.critical(body) inline: a closure per call costs on the hot path.
   t.lock();
-  if (c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_FORCED) !== 0) {
-    removeWaiter(t, moff, w);
-    freeRecord(t, w);
-    k.waker.wake(moff);
-    t.unlock();
-    return FORCED;
-  }
-  let blocked = write ? i32[moff + M_NHOLDERS] !== 0 : i32[moff + M_WRITE_HELD] !== 0;
-  let olderCtxAhead = false;
-  const ordered = c >= 0 && ((i32[coff + C_FLAGS] as number) & CF_ORDERED) !== 0;
-  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0 && p - 1 !== w; ) {
-    const roff = t.recOff(p - 1);
-    const rflags = i32[roff + R_FLAGS] as number;
-    if ((rflags & RF_WATCH) === 0 && (write || (rflags & RF_WRITE) !== 0)) {
-      blocked = true;
-      const ctag = i32[roff + R_CTX] as number;
-      if (c >= 0 && ctag !== 0 && !(ordered && isOrdered(t, ctag - 1))) {
-        olderCtxAhead = true;
-        break;
-      }
+  try {
+  // The summary of what is queued ahead of w, as far as it can still matter.
+    const all = decidingBits(write);
+    let ahead = 0;
+    for (let r = firstWaiter(t, moff); r >= 0 && r !== w && (ahead & all) !== all; r = recNext(t, r)) {
+      if (!recWatch(t, r)) ahead = aheadWith(t, ahead, r);
     }
-    p = i32[roff + R_NEXT] as number;
-  }
-  if (!blocked) {
-    removeWaiter(t, moff, w);
-    addHold(t, m, moff, w, c, write, monoNow(), t.self);
-    k.ownerDied = takeOwnerDied(t, moff);
-    // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
-    k.waker.wake(moff);
+    const v = verdict(t, c, write, ahead, (flags & F_WW) !== 0, summarizeMutex(t, moff, opMutex));
+    if (v === V_GRANT) {
+      removeWaiter(t, moff, w);
+      addHold(t, m, moff, w, c, write, monoNow(), t.self);
+      k.ownerDied = takeOwnerDied(t, moff);
+      // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
+      k.waker.wake(moff);
+      k.lastRecord = w;
+      return GRANTED;
+    }
+    if (v === V_FORCED || v === V_BACKOFF) {
+      removeWaiter(t, moff, w);
+      freeRecord(t, w);
+      // A writer leaving the queue can unblock readers behind it.
+      k.waker.wake(moff);
+      return v === V_FORCED ? FORCED : EDEADLK;
+    }
+    if (v === V_WOUND) woundHolders(k, moff, c);
+    // Re-checked: a later change kicks it again if it concerns it (waking.ts).
+    clearKick(t, w);
+    prepareWait(k, moff, c);
+    return WAITING;
+  } finally {
     t.unlock();
-    k.lastRecord = w;
-    return GRANTED;
   }
-  if (c >= 0 && (flags & F_WW) !== 0 && mustBackOff(k, moff, coff, olderCtxAhead)) {
-    removeWaiter(t, moff, w);
-    freeRecord(t, w);
-    // A writer leaving the queue can unblock readers behind it.
-    k.waker.wake(moff);
-    t.unlock();
-    return EDEADLK;
-  }
-  // Re-checked: a later change kicks it again if it concerns it (waking.ts).
-  Atomics.and(i32, t.recOff(w) + R_FLAGS, ~RF_KICK);
-  prepareWait(k, moff, c);
-  t.unlock();
-  return WAITING;
 }
 
 /**
@@ -454,8 +470,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
 export function watch(k: Core, m: number, write: boolean, w: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  try {
+  return t.critical(() => {
     if (!heldAgainst(t, moff, write) || (w >= 0 && recUnlockedSeen(t, w))) {
       if (w >= 0) {
         removeWaiter(t, moff, w);
@@ -474,46 +489,38 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
     k.waitUntil = Infinity;
     k.victim = -1;
     return WAITING;
-  } finally {
-    t.unlock();
-  }
+  });
 }
 
 /** Removes waiter w of mutex m (timeout, abort). */
 export function cancel(k: Core, w: number, m: number): void {
   const t = k.t;
   const moff = t.mutexOff(m);
-  t.lock();
-  if (recWaiting(t, w)) {
+  t.critical(() => {
+    if (!recWaiting(t, w)) return;
     removeWaiter(t, moff, w);
     freeRecord(t, w);
     k.waker.wake(moff);
-  }
-  t.unlock();
+  });
 }
 
 /** Releases context c's hold on m, or (c = -1) the ctx-less hold record r. */
 export function release(k: Core, m: number, c: number, r: number, maybeFree: (m: number) => void): number {
   const t = k.t;
   const moff = t.mutexOff(m);
+  // Table.critical(body) inline: a closure per call costs on the hot path.
   t.lock();
-  if (c >= 0) {
-    r = isHeld(t, moff) ? findHold(t, moff, c) : -1;
-    if (r < 0) {
-      const forced = ctxForced(t, c);
-      t.unlock();
-      return forced ? FORCED : NOT_HELD;
-    }
-  } else if (!isCtxlessHold(t, r, m)) {
+  try {
+    const h = c >= 0 ? (isHeld(t, moff) ? findHold(t, moff, c) : -1) : isCtxlessHold(t, r, m) ? r : -1;
+    if (h < 0) return c >= 0 && ctxForced(t, c) ? FORCED : NOT_HELD;
+    removeHold(t, moff, h);
+    freeRecord(t, h);
+    k.waker.wake(moff);
+    if (unreferenced(t, moff)) maybeFree(m);
+    return GRANTED;
+  } finally {
     t.unlock();
-    return NOT_HELD;
   }
-  removeHold(t, moff, r);
-  freeRecord(t, r);
-  k.waker.wake(moff);
-  if (unreferenced(t, moff)) maybeFree(m);
-  t.unlock();
-  return GRANTED;
 }
 
 /** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */
@@ -524,11 +531,11 @@ function isCtxlessHold(t: Table, r: number, m: number): boolean {
 /** Sets the tag of c's hold on m; false if c does not hold m. */
 export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean {
   const t = k.t;
-  t.lock();
-  const r = findHold(t, t.mutexOff(m), c);
-  if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
-  t.unlock();
-  return r >= 0;
+  return t.critical(() => {
+    const r = findHold(t, t.mutexOff(m), c);
+    if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
+    return r >= 0;
+  });
 }
 
 /** Whether context c holds mutex m. */
@@ -536,23 +543,17 @@ export function holds(k: Core, m: number, c: number): boolean {
   const t = k.t;
   const moff = t.mutexOff(m);
   if (Atomics.load(t.i32, moff + M_NHOLDERS) === 0) return false;
-  t.lock();
-  const r = findHold(t, moff, c);
-  t.unlock();
-  return r >= 0;
+  return t.critical(() => findHold(t, moff, c) >= 0);
 }
 
 /** The earliest deadline (monotonic ms) of context c's holds, Infinity if none. */
 export function earliestDeadline(k: Core, c: number): number {
   const t = k.t;
-  let d = Infinity;
-  t.lock();
-  for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) {
-    const x = recDeadline(t, r);
-    if (x < d) d = x;
-  }
-  t.unlock();
-  return d;
+  return t.critical(() => {
+    let d = Infinity;
+    for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) d = Math.min(d, recDeadline(t, r));
+    return d;
+  });
 }
 
 /**
@@ -562,8 +563,7 @@ export function earliestDeadline(k: Core, c: number): number {
 export function viewToken(k: Core, c: number): bigint {
   const t = k.t;
   const off = t.ctxOff(c);
-  t.lock();
-  try {
+  return t.critical(() => {
     if (ctxForced(t, c)) return 0n;
     let token = t.i64[(off + C_TOKEN) >> 1] as bigint;
     if (token === 0n) {
@@ -571,9 +571,7 @@ export function viewToken(k: Core, c: number): bigint {
       t.i64[(off + C_TOKEN) >> 1] = token;
     }
     return token;
-  } finally {
-    t.unlock();
-  }
+  });
 }
 
 /**
@@ -609,8 +607,7 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
   const i32 = t.i32;
   if (!Number.isInteger(c) || c < 0 || c >= t.nCtx) return null;
   const coff = t.ctxOff(c);
-  t.lock();
-  try {
+  return t.critical((): ForcedRelease | null => {
     const flags = ctxFlags(t, c);
     if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
     const part = ctxPart(t, c);
@@ -649,7 +646,5 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
     const on = ctxWaitingOn(t, c);
     if (on >= 0) k.waker.wake(t.mutexOff(on));
     return { ctxId: c, ctxName: ctxName(c), keys, tags };
-  } finally {
-    t.unlock();
-  }
+  });
 }

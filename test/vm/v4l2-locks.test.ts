@@ -1,16 +1,13 @@
 // Devices take our locks: a buffer queued to vivid is locked on the device's behalf until DQBUF.
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '../../lib';
 import { cpuBuffer, needs } from './fixtures/kernel-features';
+import { CHILD_MS, childNode } from './fixtures/child-node';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
 
 // Child processes start slowly under TCG (arm64 most), as in processes.test.ts. Every wait below has its own
 // bound (CHILD_MS, FRAME_MS), well inside this one, so a failure fails with a message, not a jest timeout.
 jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
-/** Bound on a child node's whole run (start, lock, answer) and on waiting for it to reach a lock. */
-const CHILD_MS = process.arch === 'x64' ? 60_000 : 240_000;
 /** Bound on a frame's DQBUF (vivid runs at 60 frames/s, slower under TCG). */
 const FRAME_MS = 120_000;
 /**
@@ -79,36 +76,6 @@ function openCamera(): V4l2Device {
     cam.setInput(0);
     cam.setFormat('capture', { width: 640, height: 480, pixelformat: 'XR24' });
     cam.setFrameInterval('capture', 1, 60);
-  });
-}
-
-/**
- * Runs `code` in a child node (process.execPath, as processes.test.ts does) with `fd` as its fd 3 and
- * resolves to its stdout once it exited 0. Rejects when it cannot start (naming the binary), exits
- * otherwise, or outlives CHILD_MS (then it is killed).
- */
-function childNode(code: string, fd: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
-    let out = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill('SIGKILL');
-    }, CHILD_MS);
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const exists = fs.existsSync(process.execPath) ? 'exists' : 'is missing';
-      reject(new Error(`cannot start ${process.execPath} (${exists} in this root): ${err.message}`, { cause: err }));
-    });
-    // 'close': exited and its pipes drained and closed (no fd outlives the test).
-    proc.once('close', (status, signal) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new Error(`child node still running after ${CHILD_MS} ms (killed); it printed ${JSON.stringify(out)}`));
-      else if (status !== 0) reject(new Error(`child node exited with ${status ?? signal}; it printed ${JSON.stringify(out)}`));
-      else resolve(out);
-    });
   });
 }
 

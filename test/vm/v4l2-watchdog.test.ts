@@ -3,16 +3,13 @@
 // watchdog forces the device's hold off, so the waiters proceed; the DeviceQueue then stops the stream
 // (STREAMOFF: the device gives every buffer back and no longer writes them), releases its other holds, and
 // its pending dequeue / captureFrames() rejects with ETIMEDOUT saying what happened, until streamOn() again.
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, captureFrames, query } from '../../lib';
+import { CHILD_MS, childNode } from './fixtures/child-node';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
 
 // Child processes start slowly under TCG (arm64 most); every wait below has its own bound.
 jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
-/** Bound on a child node's whole run and on waiting for it to reach a lock. */
-const CHILD_MS = process.arch === 'x64' ? 60_000 : 240_000;
 /** Bound on a frame's DQBUF once the camera delivers again. */
 const FRAME_MS = 120_000;
 /** The stuck device's watchdog bound: short, the device never returns a buffer anyway. */
@@ -78,27 +75,7 @@ function waitingWriter(fd: number): Promise<string> {
     '(async () => { const b = DmaBuf.fromFd(3);' +
     "  const s = await DmabufSync.single(b, 'write', { timeoutMs: 600000 }); process.stdout.write('locked');" +
     '  await s.unlock(); s.fini(); b.close(); })();';
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit', fd], env: process.env });
-    let out = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill('SIGKILL');
-    }, CHILD_MS);
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const exists = fs.existsSync(process.execPath) ? 'exists' : 'is missing';
-      reject(new Error(`cannot start ${process.execPath} (${exists} in this root): ${err.message}`, { cause: err }));
-    });
-    proc.once('close', (status, signal) => {
-      clearTimeout(timer);
-      if (timedOut) reject(new Error(`child node still running after ${CHILD_MS} ms (killed); it printed ${JSON.stringify(out)}`));
-      else if (status !== 0) reject(new Error(`child node exited with ${status ?? signal}; it printed ${JSON.stringify(out)}`));
-      else resolve(out);
-    });
-  });
+  return childNode(code, fd);
 }
 
 test('a stuck camera: the watchdog forces its hold off, the waiter gets the lock, the queue is streamed off and its pending dequeue rejects with ETIMEDOUT', async () => {

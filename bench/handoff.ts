@@ -3,7 +3,8 @@
  * two async tasks of one thread, two worker_threads of one process and two processes, with DmabufSync and
  * with the bare WwMutex; against the C floor of the same hand-off between two processes (a futex ping-pong
  * on a MAP_SHARED word, bench/raw-baseline.c futex) measured in the same run. bench/handoff-peer.ts is
- * one peer.
+ * one peer. Figure 9a (fig9a, below): issue 18's independent probe, one thread, against async-mutex doing
+ * the same kernel calls.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */

@@ -71,6 +71,12 @@ function heapPop(heap: Sleeper[]): void {
   heap[i] = last;
 }
 
+/** The resolve function of the promise Waker.wait() just made (set by its executor, taken at once). */
+let captured: (() => void) | undefined;
+const capture = (resolve: () => void): void => {
+  captured = resolve;
+};
+
 /** Every Waker of this thread (one per store): an abort wakes all their sleepers. */
 const wakers = new Set<Waker>();
 /** The AbortSignals that already have this thread's listener. */
@@ -211,13 +217,15 @@ export class Waker {
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
-    return new Promise((resolve) => {
-      const until = monoNow() + timeoutMs;
-      const s: Sleeper = { w, resolve, until, woken: false };
-      this.sleepers.set(w, s);
-      heapPush(this.naps, s);
-      if (until < this.napAt) this.armNap(until);
-    });
+    // One shared executor, not a closure per wait: it hands the resolve function over through `captured`.
+    const p = new Promise<void>(capture);
+    const until = monoNow() + timeoutMs;
+    const s: Sleeper = { w, resolve: captured as () => void, until, woken: false };
+    captured = undefined;
+    this.sleepers.set(w, s);
+    heapPush(this.naps, s);
+    if (until < this.napAt) this.armNap(until);
+    return p;
   }
 
   /** (Re-)arms the nap timer for `at` (monotonic ms). */

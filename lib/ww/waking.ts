@@ -109,9 +109,11 @@ export class Waker {
   private readonly rung: number[] = [];
   /** This thread's kicked records of the current wake. */
   private readonly local: number[] = [];
-  /** This thread's kicked records not yet woken (beyond a batch), oldest first from `dueAt`. */
-  private readonly due: number[] = [];
-  private dueAt = 0;
+  /**
+   * This thread's kicked records not yet woken (beyond a batch), oldest kick first. A set: a record stays
+   * queued in its mutex until it re-checks, so later wakes of that mutex kick it again.
+   */
+  private readonly due = new Set<number>();
   /** A doorbell scan stopped at the batch limit: the next drain scans again. */
   private scanOwed = false;
   private readonly onDrain = (): void => this.drain();
@@ -169,7 +171,7 @@ export class Waker {
     this.rung.length = 0;
     const local = this.local;
     if (local.length === 0) return;
-    for (const r of local) if (this.sleepers.has(r)) this.due.push(r); // running ones re-check anyway
+    for (const r of local) if (this.sleepers.has(r)) this.due.add(r); // running ones re-check anyway
     local.length = 0;
     if (!this.draining) this.wakeDue();
   }
@@ -181,23 +183,18 @@ export class Waker {
    * (it re-checks). Returns how many it woke.
    */
   private wakeDue(): number {
-    const due = this.due;
     const i32 = this.t.i32;
     let woken = 0;
-    let i = this.dueAt;
-    for (; i < due.length && woken < LOCAL_WAKE_BATCH; i++) {
-      const r = due[i] as number;
+    for (const r of this.due) {
+      if (woken === LOCAL_WAKE_BATCH) {
+        this.drainLater();
+        break;
+      }
+      this.due.delete(r);
       const s = this.sleepers.get(r);
       if (s === undefined || (Atomics.load(i32, this.t.recOff(r) + R_FLAGS) & RF_KICK) === 0) continue;
       this.settle(s);
       woken++;
-    }
-    if (i < due.length) {
-      this.dueAt = i;
-      this.drainLater();
-    } else {
-      due.length = 0;
-      this.dueAt = 0;
     }
     return woken;
   }
@@ -278,7 +275,9 @@ export class Waker {
   private drain(): void {
     this.draining = false;
     const woken = this.wakeDue();
-    if (this.scanOwed && woken < LOCAL_WAKE_BATCH) this.onRing();
+    if (!this.scanOwed) return;
+    if (woken < LOCAL_WAKE_BATCH) this.onRing();
+    else this.drainLater(); // the owed scan on the next batch
   }
 
   /** The doorbell rang: wake a batch of the sleepers whose records are kicked (by any participant). */

@@ -644,11 +644,11 @@ interface Fig5Run {
 }
 
 /**
- * One run of figure 5: 50 holders lock 50 buffers and 50 vgem fences are attached, 1000 lock() calls wait on
+ * One run of figure 5 (`measured` is called around the measured part: a profiler's start and stop): 50 holders lock 50 buffers and 50 vgem fences are attached, 1000 lock() calls wait on
  * them (half on the locks, half on the fences); the holders release and a worker signals the fences every
  * 10 ms while the event-loop delay is recorded.
  */
-async function fig5Once(): Promise<Fig5Run> {
+export async function fig5Once(measured?: { start(): void; stop(): void }): Promise<Fig5Run> {
   const NBUF = 50;
   const bufs = allocBufs(NBUF);
   const dev = VgemDevice.open();
@@ -691,6 +691,7 @@ async function fig5Once(): Promise<Fig5Run> {
   // Measured from here: 1000 lock() calls pending; releases and fence signals arrive over time.
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  measured?.start();
   const t0 = nowMs();
   const worker = signalWorker();
   const signalled = once(worker, 'message');
@@ -702,6 +703,7 @@ async function fig5Once(): Promise<Fig5Run> {
   await signalled;
   await Promise.all(waits);
   const totalMs = nowMs() - t0;
+  measured?.stop();
   h.disable();
   await worker.terminate();
   for (const s of syncs) s.fini();

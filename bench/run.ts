@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */
@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fig1c, fig3c } from './core-figures';
 import { FIGURES, devices, log, results, rows } from './figures';
-import { fig9 } from './handoff';
+import { fig9, fig9a } from './handoff';
 import { fig3Processes } from './stress-processes';
 import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
 
@@ -32,6 +32,8 @@ const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {
   return [f];
 });
 ALL_FIGURES.push(['9', 'hand-off latency across tasks, threads, processes vs C futex', true, fig9]);
+// Figure 9's probe rows (one thread, against async-mutex with the same addon calls); DMABUF_BENCH_ONLY=9 runs them too.
+ALL_FIGURES.push(['9a', 'hand-off and lock+map+unlock vs async-mutex with the same kernel calls', true, fig9a]);
 
 /** A comma-separated list setting as a set, or undefined when unset or empty. */
 function figureSet(name: string): Set<string> | undefined {
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   const coreRows: Row[] = [];
   const deviceRows: Row[] = [];
   for (const [id, name, needsDevices, fn] of ALL_FIGURES) {
-    if ((only && !only.has(id)) || exclude?.has(id)) continue;
+    if ((only && !only.has(id) && !(id === '9a' && only.has('9'))) || exclude?.has(id)) continue;
     const first = rows.length;
     if (needsDevices && !devices) {
       deviceRows.push({ figure: id, what: name, ours: '', baseline: '', ratio: null, target: '', verdict: 'SKIP', note: 'needs udmabuf + vgem (npm run bench uses the VM)' });

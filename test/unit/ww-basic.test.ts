@@ -219,6 +219,63 @@ describe.each(KINDS)('%s', (kind) => {
     expect(queryLocks().locks.find((l) => l.key === m.key)).toBeUndefined();
   });
 
+  test('many waiters of one thread: a release wakes all 40 queued readers (in batches), then a writer behind them', async () => {
+    const m = new WwMutex(cls);
+    const holder = cls.acquireContext();
+    await m.lock(holder, 'write');
+    const got: number[] = [];
+    const ctxs = Array.from({ length: 40 }, () => cls.acquireContext());
+    const readers = ctxs.map((ctx, i) =>
+      m.lock(ctx, 'read').then(async () => {
+        got.push(i);
+        await tick();
+        m.unlock(ctx);
+        ctx.fini();
+      }),
+    );
+    const writer = cls.acquireContext();
+    const writes = m.lock(writer, 'write').then(() => got.push(-1));
+    while (waitersOf(m) < 41) await tick();
+    m.unlock(holder);
+    holder.fini();
+    await Promise.all([...readers, writes]);
+    expect([...got].slice(0, 40).sort((a, b) => a - b)).toEqual(ctxs.map((_, i) => i));
+    expect(got[40]).toBe(-1);
+    m.unlock(writer);
+    writer.fini();
+    expect(m.isLocked()).toBe(false);
+    expect(waitersOf(m)).toBe(0);
+    m.dispose();
+  });
+
+  test('waiters with different deadlines each time out, the earliest-bounded first; a later one still gets the lock', async () => {
+    const m = new WwMutex(cls);
+    const holder = cls.acquireContext();
+    await m.lock(holder, 'write');
+    const order: number[] = [];
+    // Deadlines out of order, so the nap ends do not come in the order the waiters slept.
+    const bounds = [60, 20, 100, 40, 80];
+    const timed = bounds.map((ms, i) =>
+      codeOf(m.lock(null, 'read', { deadline: Date.now() + ms })).then((code) => {
+        order.push(i);
+        return code;
+      }),
+    );
+    const last = cls.acquireContext();
+    const lasting = m.lock(last, 'read');
+    expect(await Promise.all(timed)).toEqual(bounds.map(() => 'ETIMEDOUT'));
+    expect(order[0]).toBe(1);
+    expect(order[order.length - 1]).toBe(2);
+    expect(waitersOf(m)).toBe(1);
+    m.unlock(holder);
+    holder.fini();
+    await lasting;
+    m.unlock(last);
+    last.fini();
+    expect(m.isLocked()).toBe(false);
+    m.dispose();
+  });
+
   test('AbortSignal: AbortError at once, nothing held, no waiter left behind', async () => {
     const m = new WwMutex(cls);
     const holder = cls.acquireContext();

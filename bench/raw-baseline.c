@@ -471,6 +471,11 @@ static uint64_t rusage_ns(void) {
          ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static int bench_v4l2(const char *node, int nbufs, int warm, int frames) {
   if (nbufs < 2 || nbufs > 32 || warm < 0 || frames < 2) { errno = EINVAL; die("v4l2: bad arguments"); }
   int fd = open(node, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -500,9 +505,10 @@ static int bench_v4l2(const char *node, int nbufs, int warm, int frames) {
   }
   int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
   if (xioctl(fd, VIDIOC_STREAMON, &type) < 0) die("VIDIOC_STREAMON");
-  uint64_t *lat = calloc((size_t)frames, sizeof *lat);
+  int64_t *lat = calloc((size_t)frames, sizeof *lat);
   if (!lat) die("calloc");
   uint64_t t_first = 0, t_last = 0, cpu0 = 0, cpu1 = 0;
+  uint32_t tsflags = 0;
   for (int f = 0; f < warm + frames; f++) {
     struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP};
     for (;;) {
@@ -516,8 +522,8 @@ static int bench_v4l2(const char *node, int nbufs, int warm, int frames) {
     uint64_t t = now_ns();
     if (f >= warm) {
       uint64_t ts = (uint64_t)b.timestamp.tv_sec * 1000000000ull + (uint64_t)b.timestamp.tv_usec * 1000ull;
-      lat[f - warm] = t > ts ? t - ts : 0;
-      if (f == warm) { t_first = t; cpu0 = rusage_ns(); }
+      lat[f - warm] = (int64_t)(t - ts); // negative when the driver stamps a time after the frame was done
+      if (f == warm) { t_first = t; cpu0 = rusage_ns(); tsflags = b.flags & (V4L2_BUF_FLAG_TIMESTAMP_MASK | V4L2_BUF_FLAG_TSTAMP_SRC_MASK); }
       t_last = t;
       if (f == warm + frames - 1) cpu1 = rusage_ns();
     }
@@ -531,11 +537,11 @@ static int bench_v4l2(const char *node, int nbufs, int warm, int frames) {
   req.count = 0;
   xioctl(fd, VIDIOC_REQBUFS, &req);
   close(fd);
-  qsort(lat, (size_t)frames, sizeof *lat, cmp_u64);
+  qsort(lat, (size_t)frames, sizeof *lat, cmp_i64);
   double fps = (double)(frames - 1) * 1e9 / (double)(t_last - t_first);
-  printf("{\"mode\":\"v4l2\",\"buffers\":%d,\"frames\":%d,\"framesPerS\":%.2f,\"p50Ns\":%llu,\"p99Ns\":%llu,\"minNs\":%llu,\"cpuNsPerFrame\":%.0f}\n",
-         n, frames, fps, (unsigned long long)lat[frames / 2], (unsigned long long)lat[(frames * 99 + 99) / 100 - 1],
-         (unsigned long long)lat[0], (double)cpu / (double)(frames - 1));
+  printf("{\"mode\":\"v4l2\",\"buffers\":%d,\"frames\":%d,\"framesPerS\":%.2f,\"p50Ns\":%lld,\"p99Ns\":%lld,\"minNs\":%lld,\"cpuNsPerFrame\":%.0f,\"timestampFlags\":%u}\n",
+         n, frames, fps, (long long)lat[frames / 2], (long long)lat[(frames * 99 + 99) / 100 - 1],
+         (long long)lat[0], (double)cpu / (double)(frames - 1), tsflags);
   free(lat);
   return 0;
 }

@@ -20,6 +20,15 @@
 //                                              FUTEX_WAKEs (shared futex ops, not FUTEX_PRIVATE); one-way
 //                                              latency = the waiter's wake time - that record. p50/p99 of
 //                                              2 x reps hand-offs, after 20 warm-up ones
+//   raw-baseline v4l2 <node> <nbufs> <warm> <frames>
+//                                              capture → CPU read on a V4L2 capture node (vivid), the ioctls of
+//                                              DeviceQueue + captureFrames() without the locks: S_FMT 640x480
+//                                              XR24, S_PARM 1/60, REQBUFS MMAP, EXPBUF each, QBUF all, STREAMON;
+//                                              per frame: poll(POLLIN), DQBUF, DMA_BUF_IOCTL_SYNC START(read) on
+//                                              the exported fd (the frame is "locked": latency = now - the
+//                                              buffer's CLOCK_MONOTONIC timestamp), SYNC END, QBUF. After <warm>
+//                                              frames, <frames> are measured: frames/s, p50/p99 latency, CPU time
+//                                              (getrusage, user+sys) per frame
 //
 // Prints one JSON object on stdout. Built by scripts/bench.sh with: cc -O2 -pthread -I<drm uapi dir>.
 #define _GNU_SOURCE
@@ -35,6 +44,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/futex.h>
+#include <linux/videodev2.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -453,6 +464,88 @@ static int bench_flip(int frames) {
   return 0;
 }
 
+static uint64_t rusage_ns(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+         ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int bench_v4l2(const char *node, int nbufs, int warm, int frames) {
+  if (nbufs < 2 || nbufs > 32 || warm < 0 || frames < 2) { errno = EINVAL; die("v4l2: bad arguments"); }
+  int fd = open(node, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) die(node);
+  struct v4l2_format fmt = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE};
+  fmt.fmt.pix.width = 640;
+  fmt.fmt.pix.height = 480;
+  fmt.fmt.pix.pixelformat = V4L2_PIX_FMT_XBGR32;
+  fmt.fmt.pix.field = V4L2_FIELD_NONE;
+  if (xioctl(fd, VIDIOC_S_FMT, &fmt) < 0) die("VIDIOC_S_FMT");
+  struct v4l2_streamparm parm = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE};
+  parm.parm.capture.timeperframe.numerator = 1;
+  parm.parm.capture.timeperframe.denominator = 60;
+  if (xioctl(fd, VIDIOC_S_PARM, &parm) < 0) die("VIDIOC_S_PARM");
+  struct v4l2_requestbuffers req = {.count = (uint32_t)nbufs, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP};
+  if (xioctl(fd, VIDIOC_REQBUFS, &req) < 0) die("VIDIOC_REQBUFS");
+  int n = (int)req.count;
+  int dmabuf[32];
+  for (int i = 0; i < n; i++) {
+    struct v4l2_exportbuffer e = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .index = (uint32_t)i, .flags = O_RDWR | O_CLOEXEC};
+    if (xioctl(fd, VIDIOC_EXPBUF, &e) < 0) die("VIDIOC_EXPBUF");
+    dmabuf[i] = e.fd;
+  }
+  for (int i = 0; i < n; i++) {
+    struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP, .index = (uint32_t)i};
+    if (xioctl(fd, VIDIOC_QBUF, &b) < 0) die("VIDIOC_QBUF");
+  }
+  int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+  if (xioctl(fd, VIDIOC_STREAMON, &type) < 0) die("VIDIOC_STREAMON");
+  int64_t *lat = calloc((size_t)frames, sizeof *lat);
+  if (!lat) die("calloc");
+  uint64_t t_first = 0, t_last = 0, cpu0 = 0, cpu1 = 0;
+  uint32_t tsflags = 0;
+  for (int f = 0; f < warm + frames; f++) {
+    struct v4l2_buffer b = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE, .memory = V4L2_MEMORY_MMAP};
+    for (;;) {
+      if (ioctl(fd, VIDIOC_DQBUF, &b) == 0) break;
+      if (errno != EAGAIN && errno != EINTR) die("VIDIOC_DQBUF");
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, 5000) <= 0) { errno = ETIMEDOUT; die("poll"); }
+    }
+    struct dma_buf_sync s = {.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ};
+    if (xioctl(dmabuf[b.index], DMA_BUF_IOCTL_SYNC, &s) < 0) die("DMA_BUF_IOCTL_SYNC START");
+    uint64_t t = now_ns();
+    if (f >= warm) {
+      uint64_t ts = (uint64_t)b.timestamp.tv_sec * 1000000000ull + (uint64_t)b.timestamp.tv_usec * 1000ull;
+      lat[f - warm] = (int64_t)(t - ts); // negative when the driver stamps a time after the frame was done
+      if (f == warm) { t_first = t; cpu0 = rusage_ns(); tsflags = b.flags & (V4L2_BUF_FLAG_TIMESTAMP_MASK | V4L2_BUF_FLAG_TSTAMP_SRC_MASK); }
+      t_last = t;
+      if (f == warm + frames - 1) cpu1 = rusage_ns();
+    }
+    s.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ;
+    if (xioctl(dmabuf[b.index], DMA_BUF_IOCTL_SYNC, &s) < 0) die("DMA_BUF_IOCTL_SYNC END");
+    if (xioctl(fd, VIDIOC_QBUF, &b) < 0) die("VIDIOC_QBUF");
+  }
+  uint64_t cpu = cpu1 - cpu0;
+  if (xioctl(fd, VIDIOC_STREAMOFF, &type) < 0) die("VIDIOC_STREAMOFF");
+  for (int i = 0; i < n; i++) close(dmabuf[i]);
+  req.count = 0;
+  xioctl(fd, VIDIOC_REQBUFS, &req);
+  close(fd);
+  qsort(lat, (size_t)frames, sizeof *lat, cmp_i64);
+  double fps = (double)(frames - 1) * 1e9 / (double)(t_last - t_first);
+  printf("{\"mode\":\"v4l2\",\"buffers\":%d,\"frames\":%d,\"framesPerS\":%.2f,\"p50Ns\":%lld,\"p99Ns\":%lld,\"minNs\":%lld,\"cpuNsPerFrame\":%.0f,\"timestampFlags\":%u}\n",
+         n, frames, fps, (long long)lat[frames / 2], (long long)lat[(frames * 99 + 99) / 100 - 1],
+         (long long)lat[0], (double)cpu / (double)(frames - 1), tsflags);
+  free(lat);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "lock")) return bench_lock(atoi(argv[2]), atof(argv[3]), argc > 4 ? argv[4] : "rw");
   if (argc >= 3 && !strcmp(argv[1], "wake")) {
@@ -462,6 +555,7 @@ int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "flip")) {
     return bench_flip(atoi(argv[2]));
   }
-  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames> | futex <reps> [settle_us]\n");
+  if (argc >= 6 && !strcmp(argv[1], "v4l2")) return bench_v4l2(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+  fprintf(stderr, "usage: raw-baseline lock <nbufs> <ms> [rw|read|write] | wake <reps> [delay_ms] | flip <frames> | futex <reps> [settle_us] | v4l2 <node> <nbufs> <warm> <frames>\n");
   return 2;
 }

@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */
@@ -19,6 +19,7 @@ import { fig1c, fig3c } from './core-figures';
 import { FIGURES, devices, log, results, rows } from './figures';
 import { fig9, fig9a } from './handoff';
 import { fig3Processes } from './stress-processes';
+import { fig10 } from './v4l2';
 import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
 
 /**
@@ -34,6 +35,7 @@ const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {
 ALL_FIGURES.push(['9', 'hand-off latency across tasks, threads, processes vs C futex', true, fig9]);
 // Figure 9's probe rows (one thread, against async-mutex with the same addon calls); DMABUF_BENCH_ONLY=9 runs them too.
 ALL_FIGURES.push(['9a', 'hand-off and lock+map+unlock vs async-mutex with the same kernel calls', true, fig9a]);
+ALL_FIGURES.push(['10', 'V4L2 capture → CPU read lock vs a C loop (vivid)', true, fig10]);
 
 /** A comma-separated list setting as a set, or undefined when unset or empty. */
 function figureSet(name: string): Set<string> | undefined {

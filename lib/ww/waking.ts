@@ -35,47 +35,7 @@ interface Sleeper {
   resolve: () => void;
   /** When its nap ends (monotonic ms). */
   until: number;
-  /** Woken (its entry in the nap heap is stale). */
-  woken: boolean;
 }
-
-/** Adds `s` to the min-heap `heap` ordered by nap end. */
-function heapPush(heap: Sleeper[], s: Sleeper): void {
-  let i = heap.length;
-  heap.push(s);
-  while (i > 0) {
-    const up = (i - 1) >> 1;
-    const p = heap[up] as Sleeper;
-    if (p.until <= s.until) break;
-    heap[i] = p;
-    i = up;
-  }
-  heap[i] = s;
-}
-
-/** Removes the earliest nap end of the min-heap `heap` (not empty). */
-function heapPop(heap: Sleeper[]): void {
-  const last = heap.pop() as Sleeper;
-  const n = heap.length;
-  if (n === 0) return;
-  let i = 0;
-  for (;;) {
-    let c = 2 * i + 1;
-    if (c >= n) break;
-    if (c + 1 < n && (heap[c + 1] as Sleeper).until < (heap[c] as Sleeper).until) c++;
-    const child = heap[c] as Sleeper;
-    if (last.until <= child.until) break;
-    heap[i] = child;
-    i = c;
-  }
-  heap[i] = last;
-}
-
-/** The resolve function of the promise Waker.wait() just made (set by its executor, taken at once). */
-let captured: (() => void) | undefined;
-const capture = (resolve: () => void): void => {
-  captured = resolve;
-};
 
 /** Every Waker of this thread (one per store): an abort wakes all their sleepers. */
 const wakers = new Set<Waker>();
@@ -109,14 +69,6 @@ export class Waker {
   private readonly rung: number[] = [];
   /** This thread's kicked records of the current wake. */
   private readonly local: number[] = [];
-  /**
-   * This thread's kicked records not yet woken (beyond a batch), oldest kick first. A set: a record stays
-   * queued in its mutex until it re-checks, so later wakes of that mutex kick it again.
-   */
-  private readonly due = new Set<number>();
-  /** A doorbell scan stopped at the batch limit: the next drain scans again. */
-  private scanOwed = false;
-  private readonly onDrain = (): void => this.drain();
   private readonly kickOne = (r: number): void => this.kick(r);
   /**
    * One safety-net timer for all sleepers, armed at the earliest nap end (`napAt`); a timer per sleep cost
@@ -124,11 +76,6 @@ export class Waker {
    */
   private napTimer: NodeJS.Timeout | undefined;
   private napAt = Infinity;
-  /**
-   * The sleepers by nap end (a min-heap): a nap expiry costs O(log n) per sleeper, not a scan of all of them
-   * (1000 waiters napping would scan 1000 sleepers at every expiry). Woken sleepers leave it lazily.
-   */
-  private readonly naps: Sleeper[] = [];
   private readonly onNap = (): void => this.expireNaps();
 
   constructor(t: Table, ready: ReadyWaiters) {
@@ -162,41 +109,23 @@ export class Waker {
     else if (!this.rung.includes(part)) this.rung.push(part);
   }
 
-  /**
-   * Rings the noted participants and resolves this thread's kicked sleepers: the first LOCAL_WAKE_BATCH at
-   * once, the rest queued for later batches (drainLater), one setImmediate per batch.
-   */
+  /** Rings the noted participants and resolves this thread's kicked sleepers. */
   private flush(): void {
     for (const part of this.rung) this.ring(part);
     this.rung.length = 0;
     const local = this.local;
-    if (local.length === 0) return;
-    for (const r of local) if (this.sleepers.has(r)) this.due.add(r); // running ones re-check anyway
-    local.length = 0;
-    if (!this.draining) this.wakeDue();
-  }
-
-  /**
-   * Resolves up to LOCAL_WAKE_BATCH queued kicked sleepers, oldest kick first, and leaves the rest to the
-   * next batch. A queued record whose sleeper is gone (woken otherwise) or whose kick was cleared is skipped;
-   * one whose record is reused by a new wait of this thread may be woken needlessly, which a waiter allows
-   * (it re-checks). Returns how many it woke.
-   */
-  private wakeDue(): number {
-    const i32 = this.t.i32;
     let woken = 0;
-    for (const r of this.due) {
+    for (const r of local) {
+      const s = this.sleepers.get(r);
+      if (s === undefined) continue; // running: it re-checks anyway
       if (woken === LOCAL_WAKE_BATCH) {
         this.drainLater();
         break;
       }
-      this.due.delete(r);
-      const s = this.sleepers.get(r);
-      if (s === undefined || (Atomics.load(i32, this.t.recOff(r) + R_FLAGS) & RF_KICK) === 0) continue;
       this.settle(s);
       woken++;
     }
-    return woken;
+    local.length = 0;
   }
 
   /** Rings participant `part`'s doorbell. */
@@ -214,15 +143,11 @@ export class Waker {
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
-    // One shared executor, not a closure per wait: it hands the resolve function over through `captured`.
-    const p = new Promise<void>(capture);
-    const until = monoNow() + timeoutMs;
-    const s: Sleeper = { w, resolve: captured as () => void, until, woken: false };
-    captured = undefined;
-    this.sleepers.set(w, s);
-    heapPush(this.naps, s);
-    if (until < this.napAt) this.armNap(until);
-    return p;
+    return new Promise((resolve) => {
+      const until = monoNow() + timeoutMs;
+      this.sleepers.set(w, { w, resolve, until });
+      if (until < this.napAt) this.armNap(until);
+    });
   }
 
   /** (Re-)arms the nap timer for `at` (monotonic ms). */
@@ -240,16 +165,12 @@ export class Waker {
     this.napTimer = undefined;
     this.napAt = Infinity;
     const now = monoNow();
-    const naps = this.naps;
-    while (naps.length > 0) {
-      const s = naps[0] as Sleeper;
-      if (!s.woken && s.until > now) {
-        this.armNap(s.until);
-        return;
-      }
-      heapPop(naps);
-      if (!s.woken) this.settle(s);
+    let next = Infinity;
+    for (const s of this.sleepers.values()) {
+      if (s.until <= now) this.settle(s);
+      else if (s.until < next) next = s.until;
     }
+    if (next < Infinity) this.armNap(next);
   }
 
   /** Wakes every sleeper of this Waker: each re-checks (an abort in this thread). */
@@ -259,36 +180,27 @@ export class Waker {
 
   /** Wakes a sleeper. */
   private settle(s: Sleeper): void {
-    s.woken = true;
     if (this.sleepers.get(s.w) === s) this.sleepers.delete(s.w);
     s.resolve();
   }
 
-  /** The next batch on a later turn: 1000 waiters re-polling in one microtask burst would stall the loop. */
   private drainLater(): void {
     if (this.draining) return;
+    // The rest on a later turn: 1000 waiters re-polling in one microtask burst would stall the loop.
     this.draining = true;
-    setImmediate(this.onDrain);
+    setImmediate(() => {
+      this.draining = false;
+      this.onRing();
+    });
   }
 
-  /** A batch is due: first the queued kicks of this thread, then (budget left) a ring's scan that was cut short. */
-  private drain(): void {
-    this.draining = false;
-    const woken = this.wakeDue();
-    if (!this.scanOwed) return;
-    if (woken < LOCAL_WAKE_BATCH) this.onRing();
-    else this.drainLater(); // the owed scan on the next batch
-  }
-
-  /** The doorbell rang: wake a batch of the sleepers whose records are kicked (by any participant). */
+  /** The doorbell rang (or a drain is due): wake a batch of the sleepers whose records are kicked. */
   private onRing(): void {
     const i32 = this.t.i32;
-    this.scanOwed = false;
     let woken = 0;
     for (const s of this.sleepers.values()) {
       if ((Atomics.load(i32, this.t.recOff(s.w) + R_FLAGS) & RF_KICK) === 0) continue;
       if (woken === LOCAL_WAKE_BATCH) {
-        this.scanOwed = true;
         this.drainLater();
         return;
       }

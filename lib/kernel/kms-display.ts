@@ -366,12 +366,22 @@ export class KmsDisplay {
         native.kmsDestroyBlob(fd, this.#modeBlob);
         this.#modeBlob = 0;
       }
-      const e = fromNative(err, `KmsDisplay.present (${this.driver})`);
-      if ((e as DmabufError).code === 'EACCES' || (e as DmabufError).code === 'EPERM') {
-        throw new DmabufError((e as DmabufError).code, `${e.message} — another process is DRM master of ${this.path} (a compositor or another test); stop it or use another card`, { cause: err });
-      }
-      throw e;
+      throw this.#commitError(err);
     }
+    return this.#adoptOutFence(outFd);
+  }
+
+  /** The error of a failed atomic commit; EACCES/EPERM name the likely cause (another DRM master). */
+  #commitError(err: unknown): Error {
+    const e = fromNative(err, `KmsDisplay.present (${this.driver})`);
+    if ((e as DmabufError).code === 'EACCES' || (e as DmabufError).code === 'EPERM') {
+      return new DmabufError((e as DmabufError).code, `${e.message} — another process is DRM master of ${this.path} (a compositor or another test); stop it or use another card`, { cause: err });
+    }
+    return e;
+  }
+
+  /** The commit's out-fence fd as a SyncFile (EIO if the driver gave none). */
+  #adoptOutFence(outFd: number): SyncFile {
     if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
     return SyncFile.adopt(outFd);
   }
@@ -385,14 +395,9 @@ export class KmsDisplay {
     try {
       outFd = native.kmsAtomicCommit(this.fd, args.objs, args.counts, args.props, args.values, native.constants.DRM_MODE_ATOMIC_NONBLOCK, 0);
     } catch (err) {
-      const e = fromNative(err, `KmsDisplay.present (${this.driver})`);
-      if ((e as DmabufError).code === 'EACCES' || (e as DmabufError).code === 'EPERM') {
-        throw new DmabufError((e as DmabufError).code, `${e.message} — another process is DRM master of ${this.path} (a compositor or another test); stop it or use another card`, { cause: err });
-      }
-      throw e;
+      throw this.#commitError(err);
     }
-    if (outFd < 0) throw new DmabufError('EIO', `KmsDisplay.present: ${this.driver} returned no out-fence`);
-    return SyncFile.adopt(outFd);
+    return this.#adoptOutFence(outFd);
   }
 
   /** The arrays of a page-flip commit: CRTC {OUT_FENCE_PTR}, plane {FB_ID, CRTC_ID, SRC_*, CRTC_*[, IN_FENCE_FD]}. */

@@ -4,6 +4,7 @@ import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '
 import { cpuBuffer, needs } from './fixtures/kernel-features';
 import { CHILD_MS, childNode } from './fixtures/child-node';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
+import { until } from './fixtures/until';
 
 // Child processes start slowly under TCG (arm64 most), as in processes.test.ts. Every wait below has its own
 // bound (CHILD_MS, FRAME_MS), well inside this one, so a failure fails with a message, not a jest timeout.
@@ -46,15 +47,6 @@ function lockStateOf(inode: bigint): { holders: string[]; waiters: number } {
 /** The lock modes held on `buf` and how many wait for it, machine-wide. */
 function lockState(buf: DmaBuf): { holders: string[]; waiters: number } {
   return lockStateOf(buf.inode);
-}
-
-/** Lets the event loop run until `cond()` holds (a poll of the lock table); ETIMEDOUT naming `what` after `ms`. */
-async function until(cond: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw Object.assign(new Error(`timed out after ${ms} ms waiting for ${what}`), { code: 'ETIMEDOUT' });
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Frame hash of `buf` read under a CPU read lock. */

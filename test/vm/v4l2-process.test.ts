@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query, receiveDmaBufs } from '../../lib';
 import { needs } from './fixtures/kernel-features';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
+import { until } from './fixtures/until';
 
 // Child processes start slowly under TCG (arm64 most). Every wait below has its own bound (CHILD_MS,
 // FRAME_MS), well inside this one, so a failure fails with a message, not a jest timeout.
@@ -36,15 +37,6 @@ function openCamera(): V4l2Device {
 function lockState(buf: DmaBuf): { holders: Array<{ mode: string; pid: number }>; waiters: number } {
   const l = query().locks.find((x) => x.key === buf.inode);
   return { holders: l ? l.holders.map((h) => ({ mode: h.mode, pid: h.pid })) : [], waiters: l ? l.waiters.length : 0 };
-}
-
-/** Lets the event loop run until `cond()` holds (a poll of the lock table); ETIMEDOUT naming `what` after `ms`. */
-async function until(cond: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw Object.assign(new Error(`timed out after ${ms} ms waiting for ${what}`), { code: 'ETIMEDOUT' });
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Marks when `p` settles (without handling its outcome for the caller). */

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, captureFrames, query } from '../../lib';
 import { CHILD_MS, childNode } from './fixtures/child-node';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
+import { until } from './fixtures/until';
 
 // Child processes start slowly under TCG (arm64 most); every wait below has its own bound.
 jest.setTimeout(process.arch === 'x64' ? 300_000 : 900_000);
@@ -44,15 +45,6 @@ afterEach(async () => {
 function lockState(buf: DmaBuf): { holders: string[]; waiters: number } {
   const l = query().locks.find((x) => x.key === buf.inode);
   return { holders: l ? l.holders.map((h) => `${h.mode} ${h.ctxName}`) : [], waiters: l ? l.waiters.length : 0 };
-}
-
-/** Lets the event loop run until `cond()` holds; ETIMEDOUT naming `what` after `ms`. */
-async function until(cond: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw Object.assign(new Error(`timed out after ${ms} ms waiting for ${what}`), { code: 'ETIMEDOUT' });
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The camera's own view: DQBUF on a stopped queue is EINVAL (POLLERR), on a streaming stuck one a timeout. */

@@ -18,7 +18,7 @@ import { DmabufError } from '../errors';
 
 /** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
 export const MAGIC = 0x64_6d_62_53;
-export const VERSION = 5;
+export const VERSION = 6;
 
 // ---- header (word offsets) ----
 /** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
@@ -33,8 +33,11 @@ export const H_NREC = 6;
 export const H_FREE_REC = 7;
 /** Free context list head (slot + 1; 0 = empty). */
 export const H_FREE_CTX = 8;
-/** f64 index (not word index) of the stamp counter and of the unique-key counter. */
-export const F_STAMP = 8; // words 16..17
+/**
+ * i64 index (not word index) of the stamp counter, bumped with Atomics.add outside the table lock (opening a
+ * context takes no table lock), and f64 index of the unique-key counter.
+ */
+export const I_STAMP = 8; // words 16..17
 export const F_KEYCTR = 9; // words 18..19
 export const HEADER_WORDS = 32;
 
@@ -116,6 +119,11 @@ export const CF_FORCED = 4;
  * context without the flag (docs/design.md, "Ordered contexts").
  */
 export const CF_ORDERED = 8;
+/**
+ * A slot kept by its participant (C_PART) for its next context instead of going back to the free list (see
+ * LockStore.closeContext): not a live context (no CF_USED), freed like one when that participant dies.
+ */
+export const CF_PARKED = 16;
 /** Added to an ordered context's stamp (stamps count far below it: 2^52 acquire contexts). */
 export const ORDERED_STAMP = 2 ** 52;
 

@@ -26,7 +26,9 @@ import {
   C_TOKEN,
   C_WAITING_ON,
   F_KEYCTR,
-  F_STAMP,
+  I_STAMP,
+  CF_PARKED,
+  CF_FORCED,
   H_FREE_CTX,
   H_FREE_REC,
   M_HOLD_HEAD,
@@ -68,6 +70,8 @@ export interface LockStore {
   /** Earliest deadline (monotonic ms) of the holders the waiter may force. */
   waitUntil: number;
   victim: number;
+  /** The monotonic time at which the last WAITING result was decided (see waitUntil). */
+  now: number;
   /** The domain (store file name). */
   readonly domain: string;
 
@@ -109,10 +113,10 @@ export interface LockStore {
    */
   viewToken(c: number): bigint;
   /**
-   * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or after `timeoutMs`;
-   * undefined if it already was.
+   * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or `timeoutMs` after
+   * monotonic time `now` (default: the clock now); undefined if it already was.
    */
-  wait(w: number, timeoutMs: number): Promise<unknown> | undefined;
+  wait(w: number, timeoutMs: number, now?: number): Promise<unknown> | undefined;
   query(): LockSnapshot;
 }
 
@@ -131,9 +135,17 @@ const textDecoder = new TextDecoder();
 /** How often (at most) a waiting thread checks that the holders and waiters ahead of it are alive. */
 const LIVENESS_CHECK_MS = 150;
 
+/**
+ * How many context slots a thread keeps for its next contexts (closeContext parks, openContext reuses):
+ * most contexts lock and fini() within a loop turn, and a slot from the free list costs two table-lock
+ * round trips per context. Few: other threads may need the slots.
+ */
+const PARKED_CONTEXTS = 8;
+
 /** LockStore over a store file (shared by every thread of every process of the domain). */
 export class TableLockStore implements LockStore, rules.Core {
   lastRecord = -1;
+  now = 0;
   waitUntil = Infinity;
   victim = -1;
   readonly domain: string;
@@ -148,6 +160,10 @@ export class TableLockStore implements LockStore, rules.Core {
   private readonly nameOf = (c: number): string => this.ctxName(c);
   /** The last context name encoded (openContext), and its bytes. */
   private lastName = '';
+  /** This thread's parked context slots (see PARKED_CONTEXTS). */
+  private readonly parked: number[] = [];
+  /** The name encoding last written into each context slot by this thread (skips rewriting it). */
+  private readonly slotNames: Array<Uint8Array | undefined> = [];
   private lastNameBytes: Uint8Array = new Uint8Array(0);
 
   constructor(domain: string, gid?: number) {
@@ -257,8 +273,8 @@ export class TableLockStore implements LockStore, rules.Core {
   // ---------------------------------------------------------------- contexts
 
   openContext(_kind: number, name: string, maxHoldMs: number, ordered: boolean): number {
-    // Encode outside the critical section; truncate on a character boundary. A sync object locks again and
-    // again under one name: the last encoding is reused.
+    // Encode once per name; truncate on a character boundary. A sync object locks again and again under one
+    // name: the last encoding is reused.
     let bytes = this.lastName === name ? this.lastNameBytes : Buffer.from(name, 'utf8');
     if (bytes.length > NAME_BYTES) {
       let end = NAME_BYTES;
@@ -269,6 +285,36 @@ export class TableLockStore implements LockStore, rules.Core {
     this.lastNameBytes = bytes;
     const t = this.t;
     const i32 = t.i32;
+    // A slot this thread parked at a fini() needs no table lock: it is off the free list and nobody else
+    // reads it (no record names it). A fresh one is taken off the free list under the lock, marked used and
+    // ours there (a recovery's rebuild must not see it free), and filled in outside like a parked one.
+    let c = this.parked.pop();
+    if (c === undefined) c = this.takeFreeContext();
+    const off = t.ctxOff(c);
+    // Stamps need no lock either: one atomic counter, as the kernel's ww_class stamp (atomic_long_inc_return).
+    const stamp = Number(Atomics.add(t.i64, I_STAMP, 1n)) + 1;
+    t.f64[(off + C_STAMP) >> 1] = ordered ? stamp + ORDERED_STAMP : stamp;
+    i32[off + C_ACQUIRED] = 0;
+    i32[off + C_MAX_HOLD] = maxHoldMs;
+    i32[off + C_WAITING_ON] = 0;
+    i32[off + C_HOLD_HEAD] = 0;
+    t.i64[(off + C_TOKEN) >> 1] = 0n;
+    t.i64[(off + C_REVOKED) >> 1] = 0n;
+    if (this.slotNames[c] !== bytes) {
+      i32[off + C_NAME_LEN] = bytes.length;
+      t.u8.set(bytes, (off + C_NAME) * 4);
+      this.slotNames[c] = bytes;
+    }
+    // Published with the flags: another thread reads the fields only after seeing a record of this context,
+    // which it does under the table lock, after this store.
+    Atomics.store(i32, off + C_FLAGS, ordered ? CF_USED | CF_ORDERED : CF_USED);
+    return c;
+  }
+
+  /** Takes a slot off the free list (table locked), marks it used by this participant; ENOSPC if none. */
+  private takeFreeContext(): number {
+    const t = this.t;
+    const i32 = t.i32;
     t.lock();
     try {
       const head = i32[H_FREE_CTX] as number;
@@ -276,20 +322,12 @@ export class TableLockStore implements LockStore, rules.Core {
       const c = head - 1;
       const off = t.ctxOff(c);
       i32[H_FREE_CTX] = i32[off + C_NEXT_FREE] as number;
-      // The stamp counter lives under the table lock; f64 counts exactly up to 2^53.
-      const stamp = (t.f64[F_STAMP] as number) + 1;
-      t.f64[F_STAMP] = stamp;
-      t.f64[(off + C_STAMP) >> 1] = ordered ? stamp + ORDERED_STAMP : stamp;
-      i32[off + C_ACQUIRED] = 0;
-      i32[off + C_MAX_HOLD] = maxHoldMs;
       i32[off + C_PART] = t.self;
-      i32[off + C_WAITING_ON] = 0;
       i32[off + C_HOLD_HEAD] = 0;
-      t.i64[(off + C_TOKEN) >> 1] = 0n;
-      t.i64[(off + C_REVOKED) >> 1] = 0n;
-      i32[off + C_NAME_LEN] = bytes.length;
-      t.u8.set(bytes, (off + C_NAME) * 4);
-      Atomics.store(i32, off + C_FLAGS, ordered ? CF_USED | CF_ORDERED : CF_USED);
+      i32[off + C_WAITING_ON] = 0;
+      i32[off + C_ACQUIRED] = 0;
+      Atomics.store(i32, off + C_FLAGS, CF_PARKED);
+      this.slotNames[c] = undefined;
       return c;
     } finally {
       t.unlock();
@@ -300,6 +338,19 @@ export class TableLockStore implements LockStore, rules.Core {
     const t = this.t;
     const i32 = t.i32;
     const off = t.ctxOff(c);
+    const flags = Atomics.load(i32, off + C_FLAGS);
+    if ((flags & CF_USED) === 0) return true;
+    // Only this thread adds holds or waits of its context; another thread (a forced release, a recovery)
+    // only removes them: "holds nothing" read without the lock cannot be undone behind our back. (Anything
+    // else is re-checked under the lock below: a forced release may be half way.)
+    const idle = Atomics.load(i32, off + C_HOLD_HEAD) === 0 && Atomics.load(i32, off + C_WAITING_ON) === 0;
+    if (idle && this.parked.length < PARKED_CONTEXTS && (flags & CF_FORCED) === 0) {
+      // Kept for this thread's next context; other threads ignore it (no CF_USED), a recovery frees it with
+      // this participant's other slots when it dies.
+      Atomics.store(i32, off + C_FLAGS, CF_PARKED);
+      this.parked.push(c);
+      return true;
+    }
     t.lock();
     try {
       if (((i32[off + C_FLAGS] as number) & CF_USED) === 0) return true;
@@ -352,7 +403,7 @@ export class TableLockStore implements LockStore, rules.Core {
       this.livenessCheckAt = now + LIVENESS_CHECK_MS;
       reapDeadAround(this.t, this.waker, m);
     }
-    return rules.poll(this, w, m, c, write, flags);
+    return rules.poll(this, w, m, c, write, flags, now);
   }
   cancel(w: number, m: number, _c: number): void {
     rules.cancel(this, w, m);
@@ -378,8 +429,8 @@ export class TableLockStore implements LockStore, rules.Core {
 
   // ---------------------------------------------------------------- waiting, query
 
-  wait(w: number, timeoutMs: number): Promise<unknown> | undefined {
-    return this.waker.wait(w, timeoutMs);
+  wait(w: number, timeoutMs: number, now?: number): Promise<unknown> | undefined {
+    return this.waker.wait(w, timeoutMs, now);
   }
 
   query(): LockSnapshot {

@@ -14,6 +14,7 @@
  * @internal
  */
 import {
+  CF_PARKED,
   CF_USED,
   C_ACQUIRED,
   C_FLAGS,
@@ -78,7 +79,7 @@ export function reapParticipant(t: Table, waker: Waker, p: number): number {
   }
   for (let c = 0; c < t.nCtx; c++) {
     const coff = t.ctxOff(c);
-    if (((i32[coff + C_FLAGS] as number) & CF_USED) === 0 || i32[coff + C_PART] !== p) continue;
+    if (((i32[coff + C_FLAGS] as number) & (CF_USED | CF_PARKED)) === 0 || i32[coff + C_PART] !== p) continue;
     Atomics.store(i32, coff + C_FLAGS, 0);
     i32[coff + C_ACQUIRED] = 0;
     i32[coff + C_HOLD_HEAD] = 0;
@@ -178,7 +179,8 @@ export function rebuildTable(t: Table): void {
     i32[coff + C_HOLD_HEAD] = 0;
     i32[coff + C_ACQUIRED] = 0;
     i32[coff + C_WAITING_ON] = 0;
-    if (((i32[coff + C_FLAGS] as number) & CF_USED) === 0) {
+    // A parked slot stays its thread's (that thread's list names it); a dead thread's is freed by reapDead.
+    if (((i32[coff + C_FLAGS] as number) & (CF_USED | CF_PARKED)) === 0) {
       i32[coff + C_NEXT_FREE] = freeCtx;
       freeCtx = c + 1;
     }

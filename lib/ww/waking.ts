@@ -136,15 +136,16 @@ export class Waker {
   }
 
   /**
-   * Resolves when wait record `w` is kicked, or after `timeoutMs`; undefined if it already is (re-check now).
+   * Resolves when wait record `w` is kicked, or `timeoutMs` after monotonic time `now` (default: read the
+   * clock); undefined if it already is (re-check now).
    */
-  wait(w: number, timeoutMs: number): Promise<void> | undefined {
+  wait(w: number, timeoutMs: number, now?: number): Promise<void> | undefined {
     if ((Atomics.load(this.t.i32, this.t.recOff(w) + R_FLAGS) & RF_KICK) !== 0) return undefined;
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
     return new Promise((resolve) => {
-      const until = monoNow() + timeoutMs;
+      const until = (now ?? monoNow()) + timeoutMs;
       this.sleepers.set(w, { w, resolve, until });
       if (until < this.napAt) this.armNap(until);
     });

@@ -285,7 +285,8 @@ export class WwMutex {
     // The caller's deadline is wall-clock time; it is turned into monotonic time once, so a wall-clock jump
     // (a board without an RTC setting its clock) neither ends the wait early nor stretches it.
     const end = monoDeadline(options?.deadline);
-    const started = monoNow();
+    // The wait's start, for the acquired channel's waitedMs: the time the request was queued (no clock read).
+    const started = store.now;
     if (contendedChannel.hasSubscribers) {
       contendedChannel.publish({ key: this.key, ctxName: ctx?.name, stamp: ctx?.stamp, mode: write ? 'write' : 'read' });
     }
@@ -306,13 +307,11 @@ export class WwMutex {
           const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
           if (p !== undefined) await p;
         } else {
-          // Clock reads are a good part of a hand-off: none when neither a deadline nor a holder's limit bounds the nap.
-          let t = MAX_SLEEP_MS;
-          if (store.waitUntil !== Infinity || end !== Infinity) {
-            const now = monoNow();
-            t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
-          }
-          const p = store.wait(w, t);
+          // Clock reads are a good part of a hand-off: the nap is measured from the time the acquire/poll that
+          // returned WAITING read (store.now), not from a fresh read.
+          const now = store.now;
+          const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
+          const p = store.wait(w, t, now);
           if (p !== undefined) await p;
         }
         if (signal?.aborted) {

@@ -78,6 +78,8 @@ export interface Core {
   ownerDied: boolean;
   waitUntil: number;
   victim: number;
+  /** The monotonic time at which the last WAITING result was decided (a waiter's nap is measured from it). */
+  now: number;
 }
 
 /** What a forced release removed. */
@@ -343,6 +345,9 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
   t.lock();
   try {
     if (c >= 0 && isHeld(t, moff) && findHold(t, moff, c) >= 0) return EALREADY;
+    // A tryLock that a holder blocks needs no place in the queue: only a grant can make it succeed, and a
+    // conflicting holder rules that out (verdict's first test), whatever is queued.
+    if ((flags & F_TRY) !== 0 && heldAgainst(t, moff, write)) return c >= 0 && ctxForced(t, c) ? FORCED : WOULD_BLOCK;
     const queued = hasWaiters(t, moff);
     let prev = -1; // record after which a waiter would be inserted (-1: at the head)
     let ahead = 0;
@@ -365,13 +370,15 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     if ((flags & F_TRY) !== 0) return WOULD_BLOCK;
     if (v === V_BACKOFF) return EDEADLK;
     if (v === V_WOUND) woundHolders(k, moff, c);
-    // Queue a wait record.
+    // Queue a wait record. One clock read for the record, the wait's deadlines and the nap (clock reads are
+    // a good part of a contended lock).
+    const now = monoNow();
     const w = allocRecord(t);
-    initWaitRecord(t, w, m, c, write, false, monoNow(), t.self);
+    initWaitRecord(t, w, m, c, write, false, now, t.self);
     linkWaiter(t, moff, w, prev);
     // Wait-die: younger waiters queued behind us must re-check and die if they hold locks (__ww_mutex_die).
     if (recNext(t, w) >= 0) k.waker.wake(moff);
-    prepareWait(k, moff, c);
+    prepareWait(k, moff, c, now);
     k.lastRecord = w;
     return WAITING;
   } finally {
@@ -383,11 +390,11 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
  * Fills waitUntil / victim for a waiter of the mutex at `moff`: the earliest deadline of its
  * holders, and one expired holder (its context) to force, in whatever process (see forceIfExpired).
  */
-function prepareWait(k: Core, moff: number, c: number): void {
+function prepareWait(k: Core, moff: number, c: number, now: number): void {
   const t = k.t;
   let until = Infinity;
   let victim = -1;
-  const now = monoNow();
+  k.now = now;
   for (let r = firstHolder(t, moff); r >= 0; r = recNext(t, r)) {
     const d = recDeadline(t, r);
     if (d < until) until = d;
@@ -422,8 +429,8 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
   }
 }
 
-/** Re-checks waiter w (context c) of mutex m after a wake. */
-export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number): number {
+/** Re-checks waiter w (context c) of mutex m after a wake; `now`: the caller's monotonic time, read just before. */
+export function poll(k: Core, w: number, m: number, c: number, write: boolean, flags: number, now: number): number {
   const t = k.t;
   const moff = t.mutexOff(m);
   // Table.critical(body) inline: a closure per call costs on the hot path.
@@ -438,7 +445,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
     const v = verdict(t, c, write, ahead, (flags & F_WW) !== 0, summarizeMutex(t, moff, opMutex));
     if (v === V_GRANT) {
       removeWaiter(t, moff, w);
-      addHold(t, m, moff, w, c, write, monoNow(), t.self);
+      addHold(t, m, moff, w, c, write, now, t.self);
       k.ownerDied = takeOwnerDied(t, moff);
       // Readers queued behind may be admitted too, and younger waiters may have to die: let them re-check.
       k.waker.wake(moff);
@@ -455,7 +462,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
     if (v === V_WOUND) woundHolders(k, moff, c);
     // Re-checked: a later change kicks it again if it concerns it (waking.ts).
     clearKick(t, w);
-    prepareWait(k, moff, c);
+    prepareWait(k, moff, c, now);
     return WAITING;
   } finally {
     t.unlock();

@@ -69,7 +69,12 @@ export const M_KEY = 0;
 export const M_STATE = 2;
 /** Threads (participants, of any process) referencing the slot: one RF_REF record each. */
 export const M_REFS = 3;
-// Word 4 is unused.
+/**
+ * Queued records that a release may have to kick from anywhere in the queue: watchers, and requests of
+ * unordered contexts (their wound/die checks can act behind a queued writer). With none, forEachReady stops
+ * at the first queued write request (ww-rules.ts).
+ */
+export const M_NSPECIAL = 4;
 export const M_NWAITERS = 5;
 export const M_HOLD_HEAD = 6;
 export const M_WAIT_HEAD = 7;

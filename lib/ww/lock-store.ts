@@ -35,6 +35,7 @@ import {
   M_KEY,
   M_KIND,
   M_NHOLDERS,
+  M_NSPECIAL,
   M_NWAITERS,
   M_REFS,
   M_STATE,
@@ -225,6 +226,7 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + M_WAIT_HEAD] = 0;
       i32[off + M_NHOLDERS] = 0;
       i32[off + M_NWAITERS] = 0;
+      i32[off + M_NSPECIAL] = 0;
       i32[off + M_WRITE_HELD] = 0;
       Atomics.store(i32, off + M_STATE, SLOT_USED);
       this.addRef(slot); // a free record was checked above

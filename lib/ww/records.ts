@@ -4,6 +4,7 @@
  * @internal
  */
 import {
+  CF_ORDERED,
   CF_WOUNDED,
   C_ACQUIRED,
   C_FLAGS,
@@ -13,6 +14,7 @@ import {
   H_FREE_REC,
   M_HOLD_HEAD,
   M_NHOLDERS,
+  M_NSPECIAL,
   M_NWAITERS,
   M_REFS,
   M_STATE,
@@ -89,8 +91,18 @@ export function linkWaiter(t: Table, moff: number, w: number, prev: number): voi
     i32[poff + R_NEXT] = w + 1;
   }
   i32[moff + M_NWAITERS]++;
+  if (isSpecialWaiter(t, w)) i32[moff + M_NSPECIAL]++;
   const ctag = i32[woff + R_CTX] as number;
   if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = (i32[woff + R_MUTEX] as number) + 1;
+}
+
+/** Whether wait record w counts in M_NSPECIAL: a watcher, or a request of an unordered context. */
+export function isSpecialWaiter(t: Table, w: number): boolean {
+  const i32 = t.i32;
+  const roff = t.recOff(w);
+  if (((i32[roff + R_FLAGS] as number) & RF_WATCH) !== 0) return true;
+  const ctag = i32[roff + R_CTX] as number;
+  return ctag !== 0 && ((i32[t.ctxOff(ctag - 1) + C_FLAGS] as number) & CF_ORDERED) === 0;
 }
 
 /** The ENOSPC error of an empty record pool. */
@@ -228,6 +240,7 @@ export function removeWaiter(t: Table, moff: number, w: number): void {
   const i32 = t.i32;
   unlink(t, moff + M_WAIT_HEAD, w, R_NEXT);
   i32[moff + M_NWAITERS]--;
+  if (isSpecialWaiter(t, w)) i32[moff + M_NSPECIAL]--;
   const ctag = i32[t.recOff(w) + R_CTX] as number;
   if (ctag !== 0) i32[t.ctxOff(ctag - 1) + C_WAITING_ON] = 0;
 }

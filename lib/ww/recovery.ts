@@ -26,6 +26,7 @@ import {
   H_FREE_REC,
   M_HOLD_HEAD,
   M_NHOLDERS,
+  M_NSPECIAL,
   M_NWAITERS,
   M_OWNER_DIED,
   M_REFS,
@@ -47,7 +48,7 @@ import {
   R_SINCE,
   SLOT_USED,
 } from './layout';
-import { dropRef, freeMutexIfUnused, freeRecord, linkWaiter, removeHold, removeWaiter } from './records';
+import { dropRef, freeMutexIfUnused, freeRecord, isSpecialWaiter, linkWaiter, removeHold, removeWaiter } from './records';
 import { debug, type Table } from './table';
 import { queueSpot } from './ww-rules';
 import type { Waker } from './waking';
@@ -170,6 +171,7 @@ export function rebuildTable(t: Table): void {
     i32[moff + M_WAIT_HEAD] = 0;
     i32[moff + M_NHOLDERS] = 0;
     i32[moff + M_NWAITERS] = 0;
+    i32[moff + M_NSPECIAL] = 0;
     i32[moff + M_WRITE_HELD] = 0;
     i32[moff + M_REFS] = 0;
   }
@@ -277,13 +279,16 @@ export function checkTable(t: Table): string[] {
         if ((f & RF_WRITE) !== 0) writers++;
         seen[r]! += 1;
       });
+      let special = 0;
       const nw = walk(moff + M_WAIT_HEAD, R_NEXT, `mutex ${m} waiters`, (r) => {
         const f = i32[t.recOff(r) + R_FLAGS] as number;
+        if (isSpecialWaiter(t, r)) special++;
         if ((f & RF_USED) === 0 || (f & RF_WAITER) === 0 || i32[t.recOff(r) + R_MUTEX] !== m) problems.push(`mutex ${m}: waiter ${r} is not a wait on it`);
         seen[r]! += 1;
       });
       if (nh !== i32[moff + M_NHOLDERS]) problems.push(`mutex ${m}: ${nh} holders listed, count ${i32[moff + M_NHOLDERS]}`);
       if (nw !== i32[moff + M_NWAITERS]) problems.push(`mutex ${m}: ${nw} waiters listed, count ${i32[moff + M_NWAITERS]}`);
+      if (special !== i32[moff + M_NSPECIAL]) problems.push(`mutex ${m}: ${special} special waiters listed, count ${i32[moff + M_NSPECIAL]}`);
       if (writers > 1 || (writers === 1 && nh > 1)) problems.push(`mutex ${m}: a writer shares it (${writers} writers, ${nh} holders)`);
       if ((writers === 1) !== (i32[moff + M_WRITE_HELD] === 1)) problems.push(`mutex ${m}: write-held flag wrong`);
     }

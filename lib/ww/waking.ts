@@ -99,6 +99,12 @@ export class Waker {
     this.flush();
   }
 
+  /** Kicks wait record r (table locked) and tells its thread: it re-checks (a wound, a forced context). */
+  kickWaiter(r: number): void {
+    this.kick(r);
+    this.flush();
+  }
+
   /** Sets record r's kick and notes who must be told. */
   private kick(r: number): void {
     const t = this.t;

@@ -44,6 +44,7 @@ import {
   recWatch,
   recWrite,
   setRecTag,
+  specialWaiters,
   takeOwnerDied,
   unreferenced,
 } from './ww-view';
@@ -286,8 +287,23 @@ function woundHolders(k: Core, moff: number, c: number): void {
   for (let r = woundableHolder(t, firstHolder(t, moff), c); r >= 0; r = woundableHolder(t, recNext(t, r), c)) {
     const h = recCtx(t, r);
     markWounded(t, h);
-    const on = ctxWaitingOn(t, h);
-    if (on >= 0) k.waker.wake(t.mutexOff(on));
+    kickContextWaiter(k, h);
+  }
+}
+
+/**
+ * Kicks context c's wait record, if it waits: the act that wounds or forces c tells it (its re-check backs
+ * off or fails), since forEachReady may stop before it (it walks only as far as a verdict can change).
+ */
+function kickContextWaiter(k: Core, c: number): void {
+  const t = k.t;
+  const on = ctxWaitingOn(t, c);
+  if (on < 0) return;
+  for (let r = firstWaiter(t, t.mutexOff(on)); r >= 0; r = recNext(t, r)) {
+    if (recCtx(t, r) === c && !recWatch(t, r)) {
+      k.waker.kickWaiter(r);
+      return;
+    }
   }
 }
 
@@ -410,10 +426,23 @@ function prepareWait(k: Core, moff: number, c: number, now: number): void {
  * V_WAIT. One pass over the queue. A watcher is kicked when nothing conflicting holds the mutex (and marked:
  * its watch is over). The one difference with poll: lockSlow waiters run without the ww checks, which this
  * cannot tell from the record, so one may be kicked for a wound it will not deal (it re-checks and sleeps).
+ * A context that is wounded or forced is kicked by that act (kickContextWaiter), so this may leave it out.
+ *
+ * The pass stops at the first queued write request when nothing behind it can get another verdict than
+ * V_WAIT: no watcher and no unordered context is queued (M_NSPECIAL), and, for wait-die, no unordered
+ * context holds the mutex. Then every request behind has a conflicting request ahead (no grant), and is
+ * ctx-less (never wounds or dies) or of an ordered context, which neither wounds (an unordered holder is
+ * older, an ordered one exempt) nor dies (only for an unordered holder or request ahead, and there is none).
+ * DmabufSync's contexts are all ordered: a release visits the head of the queue, not the whole queue.
  */
 export function forEachReady(t: Table, moff: number, kick: (r: number) => void): void {
   let ahead = 0;
   const ms = summarizeMutex(t, moff, readyMutex);
+  let stopAt = 0;
+  if (specialWaiters(t, moff) === 0) {
+    if (ms.waitDie) holderStamps(t, ms);
+    if (!ms.waitDie || ms.oldestUnordered === Infinity) stopAt = A_ANY << 1;
+  }
   for (let r = firstWaiter(t, moff); r >= 0; ) {
     const next = recNext(t, r);
     if (recWatch(t, r)) {
@@ -424,6 +453,7 @@ export function forEachReady(t: Table, moff: number, kick: (r: number) => void):
     } else {
       if (verdict(t, recCtx(t, r), recWrite(t, r), ahead, true, ms) !== V_WAIT) kick(r);
       ahead = aheadWith(t, ahead, r);
+      if ((ahead & stopAt) !== 0) return;
     }
     r = next;
   }
@@ -649,9 +679,8 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
       k.waker.wake(moff);
       if (unreferenced(t, moff)) maybeFree(m);
     }
-    // If the forced context is waiting for another lock, wake it there so that it fails with ETIMEDOUT.
-    const on = ctxWaitingOn(t, c);
-    if (on >= 0) k.waker.wake(t.mutexOff(on));
+    // If the forced context is waiting for another lock, kick it there so that it fails with ETIMEDOUT.
+    kickContextWaiter(k, c);
     return { ctxId: c, ctxName: ctxName(c), keys, tags };
   });
 }

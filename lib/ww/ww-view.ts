@@ -22,6 +22,7 @@ import {
   M_KEY,
   M_KIND,
   M_NHOLDERS,
+  M_NSPECIAL,
   M_NWAITERS,
   M_OWNER_DIED,
   M_REFS,
@@ -128,6 +129,10 @@ export function mutexKey(t: Table, moff: number): bigint {
 /** Whether anything (waiter or watcher) is queued on the mutex. */
 export function hasWaiters(t: Table, moff: number): boolean {
   return t.i32[moff + M_NWAITERS] !== 0;
+}
+/** How many watchers and unordered contexts' requests the mutex's queue has (layout.ts M_NSPECIAL). */
+export function specialWaiters(t: Table, moff: number): number {
+  return t.i32[moff + M_NSPECIAL] as number;
 }
 /** Whether the mutex's class is wait-die (else wound-wait). */
 export function isWaitDie(t: Table, moff: number): boolean {

@@ -84,6 +84,8 @@ export const M_WRITE_HELD = 9;
 export const M_KIND = 10;
 /** 1 when a write holder died holding it: the next locker is told (ownerDied), which clears it. */
 export const M_OWNER_DIED = 11;
+/** The last record of the wait queue (+ 1; 0: empty): a request usually goes there (ww-rules.ts queueSpot). */
+export const M_WAIT_TAIL = 12;
 
 export const SLOT_EMPTY = 0;
 export const SLOT_USED = 1;

@@ -40,6 +40,7 @@ import {
   M_REFS,
   M_STATE,
   M_WAIT_HEAD,
+  M_WAIT_TAIL,
   M_WRITE_HELD,
   NAME_BYTES,
   ORDERED_STAMP,
@@ -224,6 +225,7 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + M_KIND] = kind;
       i32[off + M_HOLD_HEAD] = 0;
       i32[off + M_WAIT_HEAD] = 0;
+      i32[off + M_WAIT_TAIL] = 0;
       i32[off + M_NHOLDERS] = 0;
       i32[off + M_NWAITERS] = 0;
       i32[off + M_NSPECIAL] = 0;

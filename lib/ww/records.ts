@@ -19,6 +19,7 @@ import {
   M_REFS,
   M_STATE,
   M_WAIT_HEAD,
+  M_WAIT_TAIL,
   M_WRITE_HELD,
   RF_REF,
   RF_USED,
@@ -90,6 +91,7 @@ export function linkWaiter(t: Table, moff: number, w: number, prev: number): voi
     i32[woff + R_NEXT] = i32[poff + R_NEXT] as number;
     i32[poff + R_NEXT] = w + 1;
   }
+  if (i32[woff + R_NEXT] === 0) i32[moff + M_WAIT_TAIL] = w + 1;
   i32[moff + M_NWAITERS]++;
   if (isSpecialWaiter(t, w)) i32[moff + M_NSPECIAL]++;
   const ctag = i32[woff + R_CTX] as number;
@@ -238,7 +240,17 @@ export function removeHold(t: Table, moff: number, r: number): void {
 /** Unlinks waiter w from the mutex's wait list and clears its context's waitingOn. */
 export function removeWaiter(t: Table, moff: number, w: number): void {
   const i32 = t.i32;
-  unlink(t, moff + M_WAIT_HEAD, w, R_NEXT);
+  let prev = -1;
+  for (let p = i32[moff + M_WAIT_HEAD] as number; p !== 0; p = i32[t.recOff(p - 1) + R_NEXT] as number) {
+    if (p - 1 === w) {
+      const after = i32[t.recOff(w) + R_NEXT] as number;
+      if (prev < 0) i32[moff + M_WAIT_HEAD] = after;
+      else i32[t.recOff(prev) + R_NEXT] = after;
+      if (after === 0) i32[moff + M_WAIT_TAIL] = prev + 1;
+      break;
+    }
+    prev = p - 1;
+  }
   i32[moff + M_NWAITERS]--;
   if (isSpecialWaiter(t, w)) i32[moff + M_NSPECIAL]--;
   const ctag = i32[t.recOff(w) + R_CTX] as number;

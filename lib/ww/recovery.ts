@@ -32,6 +32,7 @@ import {
   M_REFS,
   M_STATE,
   M_WAIT_HEAD,
+  M_WAIT_TAIL,
   M_WRITE_HELD,
   P_STATE,
   RF_REF,
@@ -169,6 +170,7 @@ export function rebuildTable(t: Table): void {
     const moff = t.mutexOff(m);
     i32[moff + M_HOLD_HEAD] = 0;
     i32[moff + M_WAIT_HEAD] = 0;
+    i32[moff + M_WAIT_TAIL] = 0;
     i32[moff + M_NHOLDERS] = 0;
     i32[moff + M_NWAITERS] = 0;
     i32[moff + M_NSPECIAL] = 0;
@@ -280,14 +282,17 @@ export function checkTable(t: Table): string[] {
         seen[r]! += 1;
       });
       let special = 0;
+      let last = -1;
       const nw = walk(moff + M_WAIT_HEAD, R_NEXT, `mutex ${m} waiters`, (r) => {
         const f = i32[t.recOff(r) + R_FLAGS] as number;
+        last = r;
         if (isSpecialWaiter(t, r)) special++;
         if ((f & RF_USED) === 0 || (f & RF_WAITER) === 0 || i32[t.recOff(r) + R_MUTEX] !== m) problems.push(`mutex ${m}: waiter ${r} is not a wait on it`);
         seen[r]! += 1;
       });
       if (nh !== i32[moff + M_NHOLDERS]) problems.push(`mutex ${m}: ${nh} holders listed, count ${i32[moff + M_NHOLDERS]}`);
       if (nw !== i32[moff + M_NWAITERS]) problems.push(`mutex ${m}: ${nw} waiters listed, count ${i32[moff + M_NWAITERS]}`);
+      if (last + 1 !== i32[moff + M_WAIT_TAIL]) problems.push(`mutex ${m}: wait queue ends at ${last}, tail says ${(i32[moff + M_WAIT_TAIL] as number) - 1}`);
       if (special !== i32[moff + M_NSPECIAL]) problems.push(`mutex ${m}: ${special} special waiters listed, count ${i32[moff + M_NSPECIAL]}`);
       if (writers > 1 || (writers === 1 && nh > 1)) problems.push(`mutex ${m}: a writer shares it (${writers} writers, ${nh} holders)`);
       if ((writers === 1) !== (i32[moff + M_WRITE_HELD] === 1)) problems.push(`mutex ${m}: write-held flag wrong`);

@@ -45,6 +45,7 @@ import {
   recWrite,
   setRecTag,
   specialWaiters,
+  lastWaiter,
   takeOwnerDied,
   unreferenced,
 } from './ww-view';
@@ -325,8 +326,23 @@ const spot: QueueSpot = { prev: -1, ahead: 0 };
  * waiters between them keep their place. Watchers wait for nothing: nobody is behind them, requests go
  * before trailing ones. The one rule of queue order: acquire queues by it, and recovery's rebuild places by
  * it the waiters whose list it could not trust. Returns a scratch object (valid until the next call).
+ *
+ * A write request (`write` true; acquire passes it, recovery does not) takes a shortcut where the walk's
+ * answer is known without it: no watcher and no unordered context is queued (M_NSPECIAL), and the request is
+ * ctx-less or of an ordered context younger than the context of the last record. Then its place is the tail
+ * (every context queued is older, no watcher trails), and of the summary it gets, the bits verdict reads for
+ * such a writer are exact: a request is ahead (A_ANY), no unordered context is (A_UNORDERED).
  */
-export function queueSpot(t: Table, moff: number, c: number): QueueSpot {
+export function queueSpot(t: Table, moff: number, c: number, write?: boolean): QueueSpot {
+  if (write === true && specialWaiters(t, moff) === 0) {
+    const tail = lastWaiter(t, moff);
+    const tc = recCtx(t, tail);
+    if (c < 0 || (ctxOrdered(t, c) && tc >= 0 && ctxLess(t, tc, c))) {
+      spot.prev = tail;
+      spot.ahead = A_ANY;
+      return spot;
+    }
+  }
   let last = -1;
   let ahead = 0;
   let cand = -1; // the first younger context after the last older one
@@ -368,7 +384,7 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     let prev = -1; // record after which a waiter would be inserted (-1: at the head)
     let ahead = 0;
     if (queued) {
-      const at = queueSpot(t, moff, c);
+      const at = queueSpot(t, moff, c, write);
       prev = at.prev;
       ahead = at.ahead;
     }

@@ -27,6 +27,7 @@ import {
   M_OWNER_DIED,
   M_REFS,
   M_WAIT_HEAD,
+  M_WAIT_TAIL,
   M_WRITE_HELD,
   RF_KICK,
   RF_REF,
@@ -129,6 +130,10 @@ export function mutexKey(t: Table, moff: number): bigint {
 /** Whether anything (waiter or watcher) is queued on the mutex. */
 export function hasWaiters(t: Table, moff: number): boolean {
   return t.i32[moff + M_NWAITERS] !== 0;
+}
+/** The last record of the mutex's wait queue, or -1. */
+export function lastWaiter(t: Table, moff: number): number {
+  return (t.i32[moff + M_WAIT_TAIL] as number) - 1;
 }
 /** How many watchers and unordered contexts' requests the mutex's queue has (layout.ts M_NSPECIAL). */
 export function specialWaiters(t: Table, moff: number): number {

@@ -10,7 +10,7 @@ import { WwClass } from '../../lib/ww/ww-class';
 import { CHANNEL_OWNER_DIED, WwMutex, queryLocks, takeOwnerDied } from '../../lib/ww/ww-mutex';
 import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
 import { checkTable, reapDead, rebuildTable } from '../../lib/ww/recovery';
-import { M_KEY, M_REFS, M_STATE, SLOT_USED } from '../../lib/ww/layout';
+import { CF_PARKED, C_FLAGS, C_NEXT_FREE, C_PART, H_FREE_CTX, M_KEY, M_REFS, M_STATE, P_PID, SLOT_USED } from '../../lib/ww/layout';
 
 jest.setTimeout(60_000);
 
@@ -221,6 +221,35 @@ test("a dead process's WwMutex objects do not keep their mutex slot: its referen
   await kill(child);
   expect(consistent()).toEqual([]);
   expect(slotOf()).toBe(-1);
+});
+
+test("a dead process's parked context slots go back to the free list", async () => {
+  const t = store.t;
+  const freeContexts = (): number => {
+    let n = 0;
+    t.lock();
+    for (let p = t.i32[H_FREE_CTX] as number; p !== 0; p = t.i32[t.ctxOff(p - 1) + C_NEXT_FREE] as number) n++;
+    t.unlock();
+    return n;
+  };
+  const parkedBy = (pid: number): number => {
+    let n = 0;
+    for (let c = 0; c < t.nCtx; c++) {
+      const off = t.ctxOff(c);
+      if (t.i32[off + C_FLAGS] === CF_PARKED && t.i32[t.partOff(t.i32[off + C_PART] as number) + P_PID] === pid) n++;
+    }
+    return n;
+  };
+  const before = freeContexts();
+  const child = await startChild({ job: 'park' }, 'parked');
+  const parked = parkedBy(child.pid as number);
+  expect(parked).toBeGreaterThan(0);
+  // 12 opened at once, some kept by the child, the rest given back.
+  expect(freeContexts()).toBe(before - parked);
+  await kill(child);
+  expect(consistent()).toEqual([]);
+  expect(parkedBy(child.pid as number)).toBe(0);
+  expect(freeContexts()).toBe(before);
 });
 
 test('a rebuild after a dead owner keeps the wait queue order: ctx-less waiters between contexts keep their place', async () => {

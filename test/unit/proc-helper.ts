@@ -4,6 +4,8 @@
  *   releaseAfterMs, unlocks and prints "released"), then idles until killed.
  * - { job: 'wait', domain, key }: queues a write lock() for `key`, prints "waiting", idles until killed.
  * - { job: 'attach', domain }: attaches to the store, prints "attached" or the error code, idles.
+ * - { job: 'park', domain }: opens 12 acquire contexts at once and fini()s them (the thread keeps some slots
+ *   for its next contexts), prints "parked", idles until killed.
  * - { job: 'stress', domain, keys, kind }: locks random subsets in random orders forever (to be killed).
  * - { job: 'cycles', domain, keys, kind }: prints "ready", then for each line N read on stdin runs N lock/unlock
  *   cycles over `keys` (test/helpers/lock-cycles.ts) and prints "done <lock() calls that waited so far>
@@ -20,7 +22,7 @@ import { CHANNEL_CONTENDED } from '../../lib/ww/ww-mutex';
 import { lockCycles } from '../helpers/lock-cycles';
 
 interface Job {
-  job: 'hold' | 'wait' | 'attach' | 'stress' | 'cycles';
+  job: 'hold' | 'wait' | 'attach' | 'stress' | 'cycles' | 'park';
   domain: string;
   key?: string;
   keys?: string[];
@@ -94,6 +96,13 @@ async function main(): Promise<void> {
     } catch (err) {
       say(String((err as { code?: string }).code));
     }
+    idle();
+    return;
+  }
+  if (job.job === 'park') {
+    const ctxs = Array.from({ length: 12 }, (_, i) => cls.acquireContext({ name: `park${i}` }));
+    for (const ctx of ctxs) ctx.fini();
+    say('parked');
     idle();
     return;
   }

@@ -69,8 +69,13 @@ let stateOf: (ctx: AcquireContext) => ContextState;
  * an uncontended lock. The list holds them strongly, so none can be collected before its pass.
  */
 const unregistered: AcquireContext[] = [];
-/** Contexts after which the registration pass runs at once. */
-const REGISTER_BATCH = 64;
+/**
+ * Contexts after which the registration pass runs at once. Async tasks handing locks to each other in
+ * microtasks never let the loop turn: the pass then runs every REGISTER_BATCH contexts and registers those
+ * still open. Large, so that most of them have ended by then (with 64 tasks, a batch of 64 registered nearly
+ * every context); the list keeps at most this many small objects alive.
+ */
+const REGISTER_BATCH = 1024;
 
 function registerOpenContexts(): void {
   for (const ctx of unregistered) {

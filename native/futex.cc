@@ -70,6 +70,9 @@ Napi::Value FutexWait(const Napi::CallbackInfo& info) {
 // at environment teardown, before the store it watches is unmapped (cleanup hooks run last-in first-out).
 struct Doorbell {
   uint32_t* word;
+  // The word's value when doorbell() was called: a ring after that call and before the thread first runs
+  // must wake it (the thread reading the word itself would take such a ring as the starting value).
+  uint32_t initial;
   Napi::ThreadSafeFunction tsfn;
   std::thread thread;
   std::atomic<bool> stop{false};
@@ -88,7 +91,7 @@ void Ring(Napi::Env env, Napi::Function callback, Doorbell* bell) {
 }
 
 void Watch(Doorbell* bell) {
-  uint32_t seen = __atomic_load_n(bell->word, __ATOMIC_SEQ_CST);
+  uint32_t seen = bell->initial;
   while (!bell->stop.load()) {
     Futex(bell->word, FUTEX_WAIT, seen, nullptr);
     uint32_t now = __atomic_load_n(bell->word, __ATOMIC_SEQ_CST);
@@ -124,6 +127,7 @@ Napi::Value DoorbellStart(const Napi::CallbackInfo& info) {
   Napi::Function callback = ArgFunction(info, 2, "callback");
   Doorbell* bell = new Doorbell();
   bell->word = word;
+  bell->initial = __atomic_load_n(word, __ATOMIC_SEQ_CST);
   bell->tsfn = Napi::ThreadSafeFunction::New(env, callback, "dmabuf-sync doorbell", 0, 1);
   bell->tsfn.Unref(env);
   try {

@@ -65,10 +65,12 @@ export class Waker {
   private readonly sleepers = new Map<number, Sleeper>();
   private bell: NativeDoorbell | undefined;
   private draining = false;
-  /** Participants to ring after the current wake (de-duplication scratch). */
+  /** Participants to ring after the current wake (de-duplication scratch; the first nRung count). */
   private readonly rung: number[] = [];
-  /** This thread's kicked records of the current wake. */
+  private nRung = 0;
+  /** This thread's kicked records of the current wake (the first nLocal count). */
   private readonly local: number[] = [];
+  private nLocal = 0;
   private readonly kickOne = (r: number): void => this.kick(r);
   /**
    * One safety-net timer for all sleepers, armed at the earliest nap end (`napAt`); a timer per sleep cost
@@ -111,18 +113,27 @@ export class Waker {
     const roff = t.recOff(r);
     Atomics.or(t.i32, roff + R_FLAGS, RF_KICK);
     const part = t.i32[roff + R_PART] as number;
-    if (part === t.self) this.local.push(r);
-    else if (!this.rung.includes(part)) this.rung.push(part);
+    if (part === t.self) {
+      this.local[this.nLocal++] = r;
+      return;
+    }
+    let i = 0;
+    while (i < this.nRung && this.rung[i] !== part) i++;
+    if (i === this.nRung) this.rung[this.nRung++] = part;
   }
 
-  /** Rings the noted participants and resolves this thread's kicked sleepers. */
+  /**
+   * Rings the noted participants and resolves this thread's kicked sleepers. The scratch lists are reused
+   * with a count (setting an array's length is a runtime call, paid on every wake).
+   */
   private flush(): void {
-    for (const part of this.rung) this.ring(part);
-    this.rung.length = 0;
-    const local = this.local;
+    for (let i = 0; i < this.nRung; i++) this.ring(this.rung[i] as number);
+    this.nRung = 0;
+    const n = this.nLocal;
+    this.nLocal = 0;
     let woken = 0;
-    for (const r of local) {
-      const s = this.sleepers.get(r);
+    for (let i = 0; i < n; i++) {
+      const s = this.sleepers.get(this.local[i] as number);
       if (s === undefined) continue; // running: it re-checks anyway
       if (woken === LOCAL_WAKE_BATCH) {
         this.drainLater();
@@ -131,7 +142,6 @@ export class Waker {
       this.settle(s);
       woken++;
     }
-    local.length = 0;
   }
 
   /** Rings participant `part`'s doorbell. */

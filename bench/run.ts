@@ -16,6 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fig1c, fig3c } from './core-figures';
+import { fig9c } from './core-handoff';
+import { fig3pc } from './core-stress-processes';
 import { FIGURES, devices, log, results, rows } from './figures';
 import { fig9, fig9a } from './handoff';
 import { fig3Processes } from './stress-processes';
@@ -29,12 +31,13 @@ import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
  */
 const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {
   if (f[0] === '1') return [f, ['1c', 'lock core of lock+unlock vs async-mutex', false, fig1c]];
-  if (f[0] === '3') return [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes], ['3c', 'lock-core stress_reorder', false, fig3c]];
+  if (f[0] === '3') return [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes], ['3c', 'lock-core stress_reorder', false, fig3c], ['3pc', 'lock-core stress_reorder over 4 processes', false, fig3pc]];
   return [f];
 });
 ALL_FIGURES.push(['9', 'hand-off latency across tasks, threads, processes vs C futex', true, fig9]);
 // Figure 9's probe rows (one thread, against async-mutex with the same addon calls); DMABUF_BENCH_ONLY=9 runs them too.
 ALL_FIGURES.push(['9a', 'hand-off and lock+map+unlock vs async-mutex with the same kernel calls', true, fig9a]);
+ALL_FIGURES.push(['9c', 'lock-core hand-off latency across tasks, threads, processes vs their floors', false, fig9c]);
 ALL_FIGURES.push(['10', 'V4L2 capture → CPU read lock vs a C loop (vivid)', true, fig10]);
 
 /** A comma-separated list setting as a set, or undefined when unset or empty. */

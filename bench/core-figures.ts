@@ -257,7 +257,7 @@ async function stressSortedMutex(M: number, plan: number[][][]): Promise<CoreStr
 
 function lostUpdates(counts: Counters, expected: number[]): number {
   let lost = 0;
-  for (let i = 0; i < counts.length; i++) lost += (expected[i] as number) - (counts[i] as number);
+  for (let i = 0; i < expected.length; i++) lost += (expected[i] as number) - (counts[i] as number);
   return lost;
 }
 

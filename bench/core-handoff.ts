@@ -182,7 +182,13 @@ export async function fig9c(): Promise<void> {
       const ours = tail(oursAll);
       const base = tail(baseAll);
       if (placement.name === 'processes') oursProcessesP50 = ours.p50;
-      out[placement.name] = { ours: { ...ours, n: oursAll.length, samplesNs: oursAll }, baseline: { kind: placement.baseline, ...base, n: baseAll.length, samplesNs: baseAll }, roundRatios, ratio, retaken };
+      out[placement.name] = {
+        ours: { ...ours, n: oursAll.length, samplesNs: oursAll },
+        baseline: { kind: placement.baseline, ...base, n: baseAll.length, samplesNs: baseAll },
+        roundRatios,
+        ratio,
+        retaken,
+      };
       log(`fig9c ${placement.name}: WwMutex p50 ${fmtNs(ours.p50)}, ${placement.baseline} p50 ${fmtNs(base.p50)}`);
       rows.push({
         figure: '9c',

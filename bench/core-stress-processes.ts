@@ -71,7 +71,8 @@ interface SplitRun {
   error?: string;
   lost: number;
   backoffs: number;
-  perProcess: number[];
+  /** How long each process's share ran (ms). */
+  perProcessMs: number[];
 }
 
 /** Runs T tasks on M mutexes split evenly over `peers`, all started at once; checks the shared counters. */
@@ -92,7 +93,7 @@ async function stressSplit(peers: StressPeer[], counters: Int32Array, T: number,
     error: runs.find((r) => r.error !== undefined)?.error,
     lost,
     backoffs: runs.reduce((sum, r) => sum + r.backoffs, 0),
-    perProcess: runs.map((r) => r.ops),
+    perProcessMs: runs.map((r) => r.ms),
   };
 }
 
@@ -151,7 +152,7 @@ export async function fig3pc(): Promise<void> {
             : undefined;
         const backoffs = runs.reduce((sum, x) => sum + x.split.backoffs + x.one.backoffs, 0);
         out[`T${T}_M${M}`] = { count, probeMsPerOp: perOpMs, ratio: r.ratio, roundRatios: r.ratios, runs: runs.map(({ split, one: o }) => ({ split, one: { ...o, expected: undefined } })), mutexesLeftLocked: held };
-        log(`fig3pc T=${T} M=${M}: ${PROCESSES} processes ${r.a.toFixed(0)}/s (per process ${runs.map((x) => x.split.perProcess.join('/')).join(', ')} ops), 1 process ${r.b.toFixed(0)}/s`);
+        log(`fig3pc T=${T} M=${M}: ${PROCESSES} processes ${r.a.toFixed(0)}/s (ms per process and round: ${runs.map((x) => x.split.perProcessMs.map((ms) => ms.toFixed(0)).join('/')).join(', ')}), 1 process ${r.b.toFixed(0)}/s`);
         rows.push({
           figure: '3pc',
           what: `lock-core stress_reorder T=${T} M=${M}, tasks over ${PROCESSES} processes (${count} ops/task x ${ROUNDS})`,

@@ -1,6 +1,6 @@
 /**
  * The dmabuf-sync benchmark suite (npm run bench). Needs real dma-bufs (udmabuf, vgem) for every figure but
- * the lock-core ones (1c, 2, 3c: pure JS, any host); scripts/bench.sh runs those natively on the host and the
+ * the lock-core ones (1c, 2, 3c, 3pc, 9c: pure JS, any host); scripts/bench.sh runs those natively on the host and the
  * rest in the test VM when this host lacks the devices. Every figure is a ratio against a baseline measured
  * in the same run, on the same kind of buffers; targets print PASS/MISS and never fail the run. The rows of
  * the lock-core figures and of the dma-buf figures print as two tables when a run has both. The results JSON
@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a, not 9c), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */
@@ -26,7 +26,8 @@ import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
 
 /**
  * figures.ts's figures, with the others (their own files) next to their relatives: the lock-core ones
- * (core-figures.ts) after figures 1 and 3, the cross-process ones after figure 3 and at the end. A figure
+ * (core-figures.ts) after figures 1 and 3, the cross-process ones after figure 3 and at the end (the lock
+ * core's, 3pc in core-stress-processes.ts and 9c in core-handoff.ts, after their dma-buf relatives). A figure
  * that needs no devices is a lock-core figure: its rows go to the lock-core table.
  */
 const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {

@@ -137,7 +137,33 @@ function waitAsyncTurn(i32: Int32Array, turn: number, side: number): Turn {
 
 /** A peer process's doorbell: started on its bell word at the first 'futex doorbell' job, kept for the next. */
 let bellWaiter: (() => void) | undefined;
+let bellRung = false;
 let bellStarted = false;
+
+/**
+ * Starts this process's doorbell on its bell word (32-bit word `side` of slot 0) and returns once it has
+ * answered: the doorbell thread reads the word's value when it first runs, so a change made before that
+ * (the peer's first ring, under load) would be lost; ringing our own bell until the callback comes proves
+ * the thread is in its wait loop.
+ */
+async function startBell(buffer: ArrayBuffer, i32: Int32Array, side: number): Promise<void> {
+  if (!bellStarted) {
+    native.doorbell(buffer, side, () => {
+      bellRung = true;
+      const wake = bellWaiter;
+      bellWaiter = undefined;
+      wake?.();
+    });
+    bellStarted = true;
+  }
+  const giveUp = nowMs() + PEER_TIMEOUT_MS;
+  while (!bellRung) {
+    if (nowMs() > giveUp) throw new Error(`core hand-off peer: the doorbell thread did not answer within ${PEER_TIMEOUT_MS} ms`);
+    Atomics.add(i32, side, 1);
+    native.futexWake(buffer, side, 1);
+    await sleep(1);
+  }
+}
 
 /**
  * The cross-process floor: the turn word passed by storing it and futex-waking the waiter's bell word
@@ -145,14 +171,6 @@ let bellStarted = false;
  * to the event loop as a callback.
  */
 function doorbellTurn(buffer: ArrayBuffer, i32: Int32Array, turn: number, side: number): Turn {
-  if (!bellStarted) {
-    native.doorbell(buffer, side, () => {
-      const wake = bellWaiter;
-      bellWaiter = undefined;
-      wake?.();
-    });
-    bellStarted = true;
-  }
   return {
     acquire: async () => {
       // The check and the waiter's registration run in one go: the callback runs on this thread, later.
@@ -238,6 +256,7 @@ export async function playTurns(job: CoreHandOffJob, buffer: ArrayBufferLike, mu
   } else if (job.kind === 'Atomics.waitAsync') turn = waitAsyncTurn(i32, turnWord, job.side);
   else {
     if (buffer instanceof SharedArrayBuffer) throw new Error('core hand-off peer: the futex doorbell runs only in a peer process');
+    await startBell(buffer as ArrayBuffer, i32, job.side);
     turn = doorbellTurn(buffer as ArrayBuffer, i32, turnWord, job.side);
   }
   try {

@@ -36,6 +36,11 @@ const SETTLE_MS = 1;
 const SLOTS = 256;
 const SHARED_BYTES = SLOTS * SLOT_BYTES;
 
+/** A ping-pong that takes longer than this is stuck: the figure fails (ERROR) instead of hanging the run. */
+const PING_PONG_TIMEOUT_MS = 120_000;
+/** Peer processes get this long to exit once their stdin closes, then are killed (a stuck one never would). */
+const EXIT_GRACE_MS = 2000;
+
 const PEER_SCRIPT = path.join(__dirname, 'core-handoff-peer.js');
 
 /** Where the two peers run, what ours is compared with there, and the target. */
@@ -128,7 +133,9 @@ async function peersInProcesses(): Promise<PeerPair> {
           if (c.exitCode !== null || c.signalCode !== null) return;
           const gone = once(c, 'exit');
           c.stdin!.end();
+          const kill = setTimeout(() => c.kill('SIGKILL'), EXIT_GRACE_MS);
           await gone;
+          clearTimeout(kill);
         }),
       );
       fs.rmSync(dir, { recursive: true, force: true });
@@ -149,7 +156,11 @@ function tail(samples: number[]): { p50: number; p99: number } {
 
 /** One ping-pong of `kind` on `pair`: every sample of both sides, and the re-takes. */
 async function pingPong(pair: PeerPair, kind: CoreTurnKind, key: bigint, total: number, warm: number, warmLocks: number): Promise<CoreHandOffSide> {
-  const sides = await pair.play({ kind, key: key.toString(), total, warm, warmLocks, settleMs: SETTLE_MS });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`figure 9c: a ${kind} ping-pong did not finish within ${PING_PONG_TIMEOUT_MS / 1000} s (a lost wake-up?)`)), PING_PONG_TIMEOUT_MS);
+  });
+  const sides = await Promise.race([pair.play({ kind, key: key.toString(), total, warm, warmLocks, settleMs: SETTLE_MS }), timeout]).finally(() => clearTimeout(timer));
   return { samples: sides.flatMap((s) => s.samples), retaken: sides.reduce((sum, s) => sum + s.retaken, 0) };
 }
 

@@ -21,8 +21,12 @@ import { ROUNDS, WARM_MS, log, results, rows } from './figures';
 import { SCALE, fmtNs, interleaved, nowMs, verdict } from './util';
 
 const PROCESSES = 4;
-/** The length of one of our one-process runs (x SCALE), which the count per grid point is calibrated for. */
-const RUN_MS = 300;
+/**
+ * The length of one round (x SCALE): a run over the processes plus a run in one process, which the count
+ * per grid point is calibrated for (the split runs are the slower ones today: calibrating on one side alone
+ * would make a round take seconds).
+ */
+const ROUND_MS = 700;
 /** A process that completes no op for this long is stalled (4 processes share this host's cores). */
 const PROCESS_STALL_MS = 10_000;
 const PEER_SCRIPT = path.join(__dirname, 'core-stress-peer.js');
@@ -122,10 +126,12 @@ export async function fig3pc(): Promise<void> {
     for (const M of [8, 64]) {
       for (const T of [4, 16, 64]) {
         const seed = M * 100 + T;
-        // Calibration: a short one-process run on this grid point sets the count for about RUN_MS a run.
-        const probe = await one(T, M, Math.max(2, Math.ceil(400 / T)), seed);
-        const perOpMs = probe.ms / Math.max(1, probe.ops);
-        const count = Math.max(2, Math.round((RUN_MS * SCALE) / perOpMs / T));
+        // Calibration: a short run of each side on this grid point sets the count for about ROUND_MS a round.
+        const probeCount = Math.max(2, Math.ceil(400 / T));
+        const probeOne = await one(T, M, probeCount, seed);
+        const probeSplit = await stressSplit(peers, counters, T, M, probeCount, seed);
+        const perOpMs = probeOne.ms / Math.max(1, probeOne.ops) + probeSplit.ms / Math.max(1, probeSplit.ops);
+        const count = Math.max(2, Math.round((ROUND_MS * SCALE) / perOpMs / T));
         const runs: Array<{ split: SplitRun; one: CoreStressRun }> = [];
         let last: SplitRun | undefined;
         const r = await interleaved(
@@ -151,7 +157,7 @@ export async function fig3pc(): Promise<void> {
             ? `${held} mutexes left locked`
             : undefined;
         const backoffs = runs.reduce((sum, x) => sum + x.split.backoffs + x.one.backoffs, 0);
-        out[`T${T}_M${M}`] = { count, probeMsPerOp: perOpMs, ratio: r.ratio, roundRatios: r.ratios, runs: runs.map(({ split, one: o }) => ({ split, one: { ...o, expected: undefined } })), mutexesLeftLocked: held };
+        out[`T${T}_M${M}`] = { count, probeMsPerOpBothSides: perOpMs, ratio: r.ratio, roundRatios: r.ratios, runs: runs.map(({ split, one: o }) => ({ split, one: { ...o, expected: undefined } })), mutexesLeftLocked: held };
         log(`fig3pc T=${T} M=${M}: ${PROCESSES} processes ${r.a.toFixed(0)}/s (ms per process and round: ${runs.map((x) => x.split.perProcessMs.map((ms) => ms.toFixed(0)).join('/')).join(', ')}), 1 process ${r.b.toFixed(0)}/s`);
         rows.push({
           figure: '3pc',

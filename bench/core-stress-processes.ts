@@ -26,7 +26,9 @@ const PROCESSES = 4;
  * per grid point is calibrated for (the split runs are the slower ones today: calibrating on one side alone
  * would make a round take seconds).
  */
-const ROUND_MS = 700;
+const ROUND_MS = 1000;
+/** At least this many ops per run (all tasks): a run of a few ms would measure the processes' start skew. */
+const MIN_OPS = 2000;
 /** A process that completes no op for this long is stalled (4 processes share this host's cores). */
 const PROCESS_STALL_MS = 10_000;
 const PEER_SCRIPT = path.join(__dirname, 'core-stress-peer.js');
@@ -131,7 +133,7 @@ export async function fig3pc(): Promise<void> {
         const probeOne = await one(T, M, probeCount, seed);
         const probeSplit = await stressSplit(peers, counters, T, M, probeCount, seed);
         const perOpMs = probeOne.ms / Math.max(1, probeOne.ops) + probeSplit.ms / Math.max(1, probeSplit.ops);
-        const count = Math.max(2, Math.round((ROUND_MS * SCALE) / perOpMs / T));
+        const count = Math.max(2, Math.ceil((MIN_OPS * SCALE) / T), Math.round((ROUND_MS * SCALE) / perOpMs / T));
         const runs: Array<{ split: SplitRun; one: CoreStressRun }> = [];
         let last: SplitRun | undefined;
         const r = await interleaved(

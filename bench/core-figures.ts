@@ -7,6 +7,8 @@
  *
  * 1c: what DmabufSync.lock()+unlock() does in the lock core, uncontended, vs async-mutex.
  * 3c: stress_reorder (figure 3's task/subset grid) on the lock core, vs per-key async-mutex in sorted order.
+ * Figures 3pc (core-stress-processes.ts) and 9c (core-handoff.ts), the lock core across processes and in
+ * hand-offs, use the keys and the stress of this file.
  */
 import { Mutex, type MutexInterface } from 'async-mutex';
 import { WwClass, WwMutex, type AcquireContext } from '../lib';
@@ -16,7 +18,7 @@ import { SCALE, fmtNs, interleaved, nowMs, prng, randomSubset, timeLoop, timeSyn
 /** Figure 3c: the length of one of our stress runs (x SCALE), which the count per grid point is calibrated for. */
 const RUN_MS = 500;
 /** DmabufSync's acquire contexts carry a hold limit, which arms the watchdog per grant: so do ours. */
-export const MAX_HOLD_MS = 10_000;
+const MAX_HOLD_MS = 10_000;
 
 /**
  * The first key of a run's mutexes: 2^62 + `range` x 2^52 + pid x 4096. Each figure draws from its own
@@ -56,7 +58,8 @@ async function mutexLockUnlock(ms: Mutex[]): Promise<void> {
 
 /**
  * Figure 1c: uncontended lock-core cost of DmabufSync.lock()+unlock() for 1 and 8 mutexes vs async-mutex
- * (target <= 1.2x, issue 17), with two informational rows of what part of it costs: the context alone, and the await floor.
+ * (target <= 1.2x, issue 17), with two informational rows of what part of it costs: the context alone,
+ * and the await floor.
  */
 export async function fig1c(): Promise<void> {
   const cls = new WwClass('wound-wait', 'fig1c');

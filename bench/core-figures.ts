@@ -7,6 +7,8 @@
  *
  * 1c: what DmabufSync.lock()+unlock() does in the lock core, uncontended, vs async-mutex.
  * 3c: stress_reorder (figure 3's task/subset grid) on the lock core, vs per-key async-mutex in sorted order.
+ * Figures 3pc (core-stress-processes.ts) and 9c (core-handoff.ts), the lock core across processes and in
+ * hand-offs, use the keys and the stress of this file.
  */
 import { Mutex, type MutexInterface } from 'async-mutex';
 import { WwClass, WwMutex, type AcquireContext } from '../lib';
@@ -18,9 +20,17 @@ const RUN_MS = 500;
 /** DmabufSync's acquire contexts carry a hold limit, which arms the watchdog per grant: so do ours. */
 const MAX_HOLD_MS = 10_000;
 
-/** `n` keyed mutexes of `cls`, keys ascending with the index (so sorting indices sorts keys). */
-function keyedMutexes(cls: WwClass, n: number): WwMutex[] {
-  const base = (1n << 62n) + BigInt(process.pid) * 4096n;
+/**
+ * The first key of a run's mutexes: 2^62 + `range` x 2^52 + pid x 4096. Each figure draws from its own
+ * `range` (1c and 3c: 0; 9c: 1; 3pc: 2), and the pid (of the bench process, also in its peers) keeps runs
+ * of other benches on the same machine apart: the store's default domain is machine-wide.
+ */
+export function keyBase(range: number, pid = process.pid): bigint {
+  return (1n << 62n) + BigInt(range) * (1n << 52n) + BigInt(pid) * 4096n;
+}
+
+/** `n` keyed mutexes of `cls` from `base` on, keys ascending with the index (so sorting indices sorts keys). */
+export function keyedMutexes(cls: WwClass, n: number, base = keyBase(0)): WwMutex[] {
   return Array.from({ length: n }, (_, i) => new WwMutex(cls, base + BigInt(i)));
 }
 
@@ -48,7 +58,8 @@ async function mutexLockUnlock(ms: Mutex[]): Promise<void> {
 
 /**
  * Figure 1c: uncontended lock-core cost of DmabufSync.lock()+unlock() for 1 and 8 mutexes vs async-mutex
- * (informational), with two rows of what part of it costs: the context alone, and the await floor.
+ * (target <= 1.2x, issue 17), with two informational rows of what part of it costs: the context alone,
+ * and the await floor.
  */
 export async function fig1c(): Promise<void> {
   const cls = new WwClass('wound-wait', 'fig1c');
@@ -77,8 +88,9 @@ export async function fig1c(): Promise<void> {
       ours: fmtNs(r.a),
       baseline: `${fmtNs(r.b)} (async-mutex)`,
       ratio: r.ratio,
-      target: '(info)',
-      verdict: '',
+      target: '<= 1.2x',
+      verdict: verdict(r.ratio, 'le', 1.2),
+      note: `median of ${ROUNDS} interleaved rounds' ratios (${r.ratios.map((x) => x.toFixed(2)).join(', ')})`,
     });
   }
   // Where the 1-mutex time goes: the context's own cost, and the floor of one awaited async call.
@@ -100,7 +112,7 @@ export async function fig1c(): Promise<void> {
 // Figure 3c: stress_reorder on the lock core.
 
 /** One stress run of either side: throughput and what its checks found. */
-interface CoreStressRun {
+export interface CoreStressRun {
   ops: number;
   ms: number;
   opsPerSec: number;
@@ -109,14 +121,19 @@ interface CoreStressRun {
   /** Increments lost: the counters' shortfall against the increments made (0 unless exclusion failed). */
   lost: number;
   backoffs: number;
+  /** Increments this run made per counter (index < M). */
+  expected: number[];
 }
+
+/** The counters of a stress run: a plain array, or shared memory (figure 3pc: one per mutex, every process). */
+export type Counters = number[] | Int32Array;
 
 /**
  * The critical section of both sides: reads every counter, yields once (figure 3's tasks hold across at
  * least one microtask, since they await lock()), then writes each back plus one. Two tasks inside at once
  * would lose an increment, which the exact counter check then reports.
  */
-async function critical(counts: number[], expected: number[], idx: number[]): Promise<void> {
+async function critical(counts: Counters, expected: number[], idx: number[]): Promise<void> {
   const before = idx.map((k) => counts[k] as number);
   await null;
   for (let j = 0; j < idx.length; j++) {
@@ -158,18 +175,30 @@ async function acquireAll(ms: WwMutex[], ctx: AcquireContext, held: WwMutex[], o
 /**
  * Every task's ops, drawn as figure 3 draws them (same seeds, subset sizes, prng and randomSubset), each
  * subset sorted by key (DmabufSync.lock() takes its buffers in inode order). Drawn before the clock starts:
- * at tens of µs an op, the drawing would be a good part of what is timed.
+ * at tens of µs an op, the drawing would be a good part of what is timed. Tasks `first` … `first`+T-1: a
+ * task's ops depend on its number only, so tasks split over processes (figure 3pc) do the same work.
  */
-function planOps(T: number, M: number, count: number, seed: number): number[][][] {
-  return Array.from({ length: T }, (_, t) => {
+export function planOps(T: number, M: number, count: number, seed: number, first = 0): number[][][] {
+  return Array.from({ length: T }, (_, i) => {
+    const t = first + i;
     const rand = prng(seed * 1000 + t);
     return Array.from({ length: count }, () => randomSubset(rand, M, subsetSize(rand, M)).sort((x, y) => x - y));
   });
 }
 
-/** Our side: every task runs its planned ops, each op under one fresh acquire context. */
-async function stressCore(cls: WwClass, mutexes: WwMutex[], M: number, plan: number[][][]): Promise<CoreStressRun> {
-  const counts = new Array<number>(M).fill(0);
+/**
+ * Our side: every task runs its planned ops, each op under one fresh acquire context. `counts` (zeroed by
+ * the caller when given) are the counters the critical sections increment; `lost` compares them with this
+ * run's own increments, so it means something only when no other process increments them meanwhile.
+ */
+export async function stressCore(
+  cls: WwClass,
+  mutexes: WwMutex[],
+  M: number,
+  plan: number[][][],
+  counts: Counters = new Array<number>(M).fill(0),
+  stallMs?: number,
+): Promise<CoreStressRun> {
   const expected = new Array<number>(M).fill(0);
   const lists = plan.map((ops) => ops.map((idx) => idx.map((k) => mutexes[k] as WwMutex)));
   let backoffs = 0;
@@ -197,8 +226,9 @@ async function stressCore(cls: WwClass, mutexes: WwMutex[], M: number, plan: num
       }
     },
     () => undefined, // the aborted signal rejects every pending lock()
+    stallMs,
   );
-  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs };
+  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs, expected };
 }
 
 /** The baseline: the same planned ops with one async-mutex per key, acquired in sorted order. */
@@ -225,12 +255,12 @@ async function stressSortedMutex(M: number, plan: number[][][]): Promise<CoreStr
       for (const m of mutexes) m.cancel();
     },
   );
-  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs: 0 };
+  return { ...r, opsPerSec: (r.ops / r.ms) * 1000, lost: lostUpdates(counts, expected), backoffs: 0, expected };
 }
 
-function lostUpdates(counts: number[], expected: number[]): number {
+function lostUpdates(counts: Counters, expected: number[]): number {
   let lost = 0;
-  for (let i = 0; i < counts.length; i++) lost += (expected[i] as number) - (counts[i] as number);
+  for (let i = 0; i < expected.length; i++) lost += (expected[i] as number) - (counts[i] as number);
   return lost;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The dmabuf-sync benchmark suite (npm run bench). Needs real dma-bufs (udmabuf, vgem) for every figure but
- * the lock-core ones (1c, 2, 3c: pure JS, any host); scripts/bench.sh runs those natively on the host and the
+ * the lock-core ones (1c, 2, 3c, 3pc, 9c: pure JS, any host); scripts/bench.sh runs those natively on the host and the
  * rest in the test VM when this host lacks the devices. Every figure is a ratio against a baseline measured
  * in the same run, on the same kind of buffers; targets print PASS/MISS and never fail the run. The rows of
  * the lock-core figures and of the dma-buf figures print as two tables when a run has both. The results JSON
@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a, not 9c), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */
@@ -16,6 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fig1c, fig3c } from './core-figures';
+import { fig9c } from './core-handoff';
+import { fig3pc } from './core-stress-processes';
 import { FIGURES, devices, log, results, rows } from './figures';
 import { fig9, fig9a } from './handoff';
 import { fig3Processes } from './stress-processes';
@@ -24,17 +26,19 @@ import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
 
 /**
  * figures.ts's figures, with the others (their own files) next to their relatives: the lock-core ones
- * (core-figures.ts) after figures 1 and 3, the cross-process ones after figure 3 and at the end. A figure
+ * (core-figures.ts) after figures 1 and 3, the cross-process ones after figure 3 and at the end (the lock
+ * core's, 3pc in core-stress-processes.ts and 9c in core-handoff.ts, after their dma-buf relatives). A figure
  * that needs no devices is a lock-core figure: its rows go to the lock-core table.
  */
 const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {
   if (f[0] === '1') return [f, ['1c', 'lock core of lock+unlock vs async-mutex', false, fig1c]];
-  if (f[0] === '3') return [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes], ['3c', 'lock-core stress_reorder', false, fig3c]];
+  if (f[0] === '3') return [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes], ['3c', 'lock-core stress_reorder', false, fig3c], ['3pc', 'lock-core stress_reorder over 4 processes', false, fig3pc]];
   return [f];
 });
 ALL_FIGURES.push(['9', 'hand-off latency across tasks, threads, processes vs C futex', true, fig9]);
 // Figure 9's probe rows (one thread, against async-mutex with the same addon calls); DMABUF_BENCH_ONLY=9 runs them too.
 ALL_FIGURES.push(['9a', 'hand-off and lock+map+unlock vs async-mutex with the same kernel calls', true, fig9a]);
+ALL_FIGURES.push(['9c', 'lock-core hand-off latency across tasks, threads, processes vs their floors', false, fig9c]);
 ALL_FIGURES.push(['10', 'V4L2 capture → CPU read lock vs a C loop (vivid)', true, fig10]);
 
 /** A comma-separated list setting as a set, or undefined when unset or empty. */

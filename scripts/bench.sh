@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # npm run bench: builds what is missing (addon, TypeScript, the C baseline bench/raw-baseline), then runs
 # dist/bench/run.js twice:
-#  1. the lock-core figures (1c, 2, 3c: pure JS, no dma-buf) natively on this host, printed under their own
-#     heading: under QEMU TCG JavaScript costs far more relative to syscalls than on hardware, so this is the
+#  1. the lock-core figures (1c, 2, 3c, 3pc, 9c: pure JS, no dma-buf) natively on this host, printed under
+#     their own heading: under QEMU TCG JavaScript costs far more relative to syscalls than on hardware, so this is the
 #     truthful view of the library's own overhead. JSON: bench/results-host.json.
 #  2. the dma-buf figures on real dma-bufs: on this host if it has /dev/udmabuf and a vgem card, otherwise
 #     inside the test VM (scripts/vm.sh). The lock-core figures are excluded there (each figure is measured
@@ -38,7 +38,7 @@ if [ ! -x bench/raw-baseline ] || [ bench/raw-baseline.c -nt bench/raw-baseline 
 fi
 
 # The lock-core figures (run.ts registers them as needing no devices); keep this list in step with it.
-CORE_FIGS=(1c 2 3c)
+CORE_FIGS=(1c 2 3c 3pc 9c)
 is_core() { local f; for f in "${CORE_FIGS[@]}"; do [ "$f" = "$1" ] && return 0; done; return 1; }
 user_only="${DMABUF_BENCH_ONLY:-${BENCH_ONLY:-}}"
 user_only="${user_only// /}"

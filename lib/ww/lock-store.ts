@@ -41,6 +41,8 @@ import {
   M_STATE,
   M_WAIT_HEAD,
   M_WAIT_TAIL,
+  M_COHORT_PASSES,
+  M_COHORT_PART,
   M_WRITE_HELD,
   NAME_BYTES,
   ORDERED_STAMP,
@@ -226,6 +228,8 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + M_HOLD_HEAD] = 0;
       i32[off + M_WAIT_HEAD] = 0;
       i32[off + M_WAIT_TAIL] = 0;
+      i32[off + M_COHORT_PASSES] = 0;
+      i32[off + M_COHORT_PART] = 0;
       i32[off + M_NHOLDERS] = 0;
       i32[off + M_NWAITERS] = 0;
       i32[off + M_NSPECIAL] = 0;
@@ -409,8 +413,8 @@ export class TableLockStore implements LockStore, rules.Core {
     }
     return rules.poll(this, w, m, c, write, flags, now);
   }
-  cancel(w: number, m: number, _c: number): void {
-    rules.cancel(this, w, m);
+  cancel(w: number, m: number, c: number): void {
+    rules.cancel(this, w, m, c);
   }
   release(m: number, c: number, r: number): number {
     return rules.release(this, m, c, r, this.maybeFree);

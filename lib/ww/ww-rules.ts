@@ -8,7 +8,7 @@
  * never awaits; waiting is the caller's.
  * @internal
  */
-import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
+import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_COHORT_PART, M_COHORT_PASSES, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
 import { native } from '../kernel/native';
 import { monoNow, type Table } from './table';
@@ -45,6 +45,7 @@ import {
   recWrite,
   setRecTag,
   specialWaiters,
+  recPart,
   lastWaiter,
   takeOwnerDied,
   unreferenced,
@@ -482,7 +483,17 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   // Table.critical(body) inline: a closure per call costs on the hot path.
   t.lock();
   try {
-  // The summary of what is queued ahead of w, as far as it can still matter.
+    if (!isWaitOf(t, w, m, c)) {
+      // A release of this thread passed w the lock (cohortPass); or, for a context forced since, the forced
+      // release freed that hold (and w may be reused: leave it alone).
+      if (c >= 0 && ctxForced(t, c)) return FORCED;
+      if (!isHandedTo(t, w, m, c)) return NOT_HELD; // cannot happen: reported as EIO
+      clearKick(t, w);
+      k.ownerDied = takeOwnerDied(t, moff);
+      k.lastRecord = w;
+      return GRANTED;
+    }
+    // The summary of what is queued ahead of w, as far as it can still matter.
     const all = decidingBits(write);
     let ahead = 0;
     for (let r = firstWaiter(t, moff); r >= 0 && r !== w && (ahead & all) !== all; r = recNext(t, r)) {
@@ -546,12 +557,15 @@ export function watch(k: Core, m: number, write: boolean, w: number): number {
 }
 
 /** Removes waiter w of mutex m (timeout, abort). */
-export function cancel(k: Core, w: number, m: number): void {
+export function cancel(k: Core, w: number, m: number, c: number): void {
   const t = k.t;
   const moff = t.mutexOff(m);
   t.critical(() => {
-    if (!recWaiting(t, w)) return;
-    removeWaiter(t, moff, w);
+    if (recWaiting(t, w)) removeWaiter(t, moff, w);
+    else if (isHandedTo(t, w, m, c) && !(c >= 0 && ctxForced(t, c))) {
+      // Passed the lock (cohortPass) before the waiter saw it: the cancelled lock() must not keep it.
+      removeHold(t, moff, w);
+    } else return;
     freeRecord(t, w);
     k.waker.wake(moff);
   });
@@ -568,12 +582,69 @@ export function release(k: Core, m: number, c: number, r: number, maybeFree: (m:
     if (h < 0) return c >= 0 && ctxForced(t, c) ? FORCED : NOT_HELD;
     removeHold(t, moff, h);
     freeRecord(t, h);
+    if (hasWaiters(t, moff)) cohortPass(k, m, moff);
     k.waker.wake(moff);
     if (unreferenced(t, moff)) maybeFree(m);
     return GRANTED;
   } finally {
     t.unlock();
   }
+}
+
+/** How many releases in a row may pass a mutex to their own thread's waiter over the head of its queue. */
+const COHORT_BOUND = 8;
+
+/**
+ * The cohort hand-off (lock cohorting, Dice, Marathe and Shavit, PPoPP 2012; docs/design.md "Cohort
+ * hand-offs"): at a release whose queue's head belongs to another participant (a thread of this or another
+ * process), the first waiter of the releasing participant that a grant would take now, were nothing queued
+ * ahead of it, is granted here, in this critical section, and its thread resolves it in a microtask: no wake
+ * of another thread or process, whose wake-up costs tens to hundreds of µs. At most COHORT_BOUND releases
+ * in a row do so, then the queue's order rules again: the other participants' waiters are late by at most
+ * that many critical sections, never starved. Every holder and waiter stays in the table, so other
+ * processes' ww checks see them as before (the passed-over waiters are kicked by the wake that follows and
+ * re-check against the new holder: an older context wounds it, a younger one dies for it).
+ */
+function cohortPass(k: Core, m: number, moff: number): void {
+  const t = k.t;
+  const i32 = t.i32;
+  const head = firstRequest(t, moff);
+  if (head < 0) return;
+  if (recPart(t, head) === t.self) {
+    // The queue's order serves this participant anyway: the count starts again.
+    i32[moff + M_COHORT_PASSES] = 0;
+    return;
+  }
+  const passes = i32[moff + M_COHORT_PART] === t.self + 1 ? (i32[moff + M_COHORT_PASSES] as number) : 0;
+  if (passes >= COHORT_BOUND) return;
+  const ms = summarizeMutex(t, moff, opMutex);
+  for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) {
+    if (recWatch(t, r) || recPart(t, r) !== t.self) continue;
+    if (verdict(t, recCtx(t, r), recWrite(t, r), 0, false, ms) !== V_GRANT) return;
+    removeWaiter(t, moff, r);
+    addHold(t, m, moff, r, recCtx(t, r), recWrite(t, r), monoNow(), t.self);
+    i32[moff + M_COHORT_PART] = t.self + 1;
+    i32[moff + M_COHORT_PASSES] = passes + 1;
+    k.waker.kickWaiter(r);
+    return;
+  }
+}
+
+/** The first request (not a watcher) in the mutex's wait queue, or -1. */
+function firstRequest(t: Table, moff: number): number {
+  let r = firstWaiter(t, moff);
+  while (r >= 0 && recWatch(t, r)) r = recNext(t, r);
+  return r;
+}
+
+/** Whether record w is still context c's (-1: a ctx-less) wait record on mutex m (not handed the lock). */
+function isWaitOf(t: Table, w: number, m: number, c: number): boolean {
+  return recWaiting(t, w) && !recWatch(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
+}
+
+/** Whether record w is a hold of context c (-1: ctx-less) on mutex m: a cohort pass handed it the lock. */
+function isHandedTo(t: Table, w: number, m: number, c: number): boolean {
+  return recHold(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
 }
 
 /** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */

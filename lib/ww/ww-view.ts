@@ -28,6 +28,7 @@ import {
   M_REFS,
   M_WAIT_HEAD,
   M_WAIT_TAIL,
+  R_PART,
   M_WRITE_HELD,
   RF_KICK,
   RF_REF,
@@ -130,6 +131,10 @@ export function mutexKey(t: Table, moff: number): bigint {
 /** Whether anything (waiter or watcher) is queued on the mutex. */
 export function hasWaiters(t: Table, moff: number): boolean {
   return t.i32[moff + M_NWAITERS] !== 0;
+}
+/** The participant (a thread of a process) that made record r. */
+export function recPart(t: Table, r: number): number {
+  return t.i32[t.recOff(r) + R_PART] as number;
 }
 /** The last record of the mutex's wait queue, or -1. */
 export function lastWaiter(t: Table, moff: number): number {

@@ -1,0 +1,112 @@
+/**
+ * Cohort hand-offs (lib/ww/ww-rules.ts cohortPass, docs/design.md "Cohort hand-offs"): a release whose queue
+ * head is another process's waiter passes the mutex to the releasing thread's own waiter, at most 8 times in
+ * a row; then the head gets it. The passed-over waiter stays queued and visible; a waiter aborted after it
+ * was passed the lock, before it ran, gives the lock on, holding nothing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { WwClass } from '../../lib/ww/ww-class';
+import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
+import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
+import { checkTable } from '../../lib/ww/recovery';
+
+jest.setTimeout(60_000);
+
+const HELPER = path.join(__dirname, 'proc-helper.js');
+const DOMAIN = 'cohort';
+const cls = new WwClass('wound-wait', 'cohort', { domain: DOMAIN });
+// Attached before fd-guard's snapshot (a store's fd lives as long as the thread).
+const store = lockStore(DOMAIN) as TableLockStore;
+let nextKey = 0x7100_0000n;
+const COHORT_BOUND = 8;
+
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await gone;
+  }
+});
+
+/** A child process that queues a write lock() of `key` (and keeps it once granted); resolves once queued. */
+async function remoteWaiter(key: bigint): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [HELPER, JSON.stringify({ domain: DOMAIN, job: 'wait', key: String(key) })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: process.env, // jest's process.env: the per-file store directory
+  });
+  children.push(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => (d.toString().includes('waiting') ? resolve() : undefined));
+    child.once('exit', (code) => reject(new Error(`waiter exited with ${code}`)));
+  });
+  return child;
+}
+
+/** Holders' and waiters' pids and names of `key`. */
+function state(key: bigint): { holders: string[]; waiters: string[] } {
+  const lock = queryLocks(DOMAIN).locks.find((l) => l.key === key);
+  const who = (x: { pid: number; ctxName: string }): string => (x.pid === process.pid ? x.ctxName : 'remote');
+  return { holders: (lock?.holders ?? []).map(who), waiters: (lock?.waiters ?? []).map(who) };
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!cond()) throw new Error(`timed out waiting until ${what}`);
+}
+
+test(`a release passes to this thread's waiter over another process's head, ${COHORT_BOUND} times in a row, then the head gets it`, async () => {
+  const key = nextKey++;
+  const m = new WwMutex(cls, key);
+  let ctx = cls.acquireContext({ name: 'local-0' });
+  await m.lock(ctx, 'write');
+  const child = await remoteWaiter(key);
+  expect(state(key)).toEqual({ holders: ['local-0'], waiters: ['remote'] });
+  for (let i = 1; i <= COHORT_BOUND; i++) {
+    const next = cls.acquireContext({ name: `local-${i}` });
+    const granted = m.lock(next, 'write');
+    expect(state(key).waiters).toEqual(['remote', `local-${i}`]);
+    m.unlock(ctx);
+    ctx.fini();
+    await granted;
+    expect(state(key)).toEqual({ holders: [`local-${i}`], waiters: ['remote'] });
+    ctx = next;
+  }
+  const last = cls.acquireContext({ name: 'local-last' });
+  let settled = false;
+  const granted = m.lock(last, 'write').then(() => void (settled = true));
+  m.unlock(ctx);
+  ctx.fini();
+  await until('the other process holds it', () => state(key).holders[0] === 'remote');
+  expect(settled).toBe(false);
+  expect(state(key).waiters).toEqual(['local-last']);
+  child.kill('SIGKILL');
+  await granted; // the dead holder is reaped
+  m.unlock(last);
+  last.fini();
+  expect(checkTable(store.t)).toEqual([]);
+  m.dispose();
+});
+
+test('a waiter aborted after a release passed it the lock, before it ran, holds nothing and the lock goes on', async () => {
+  const key = nextKey++;
+  const m = new WwMutex(cls, key);
+  const ctx = cls.acquireContext({ name: 'holder' });
+  await m.lock(ctx, 'write');
+  await remoteWaiter(key);
+  const waiter = cls.acquireContext({ name: 'aborted' });
+  const ac = new AbortController();
+  const pending = m.lock(waiter, 'write', { signal: ac.signal });
+  m.unlock(ctx); // passes it to 'aborted', whose lock() has not run yet
+  expect(state(key).holders).toEqual(['aborted']);
+  ac.abort();
+  await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+  expect(waiter.acquired).toBe(0);
+  await until('the other process holds it', () => state(key).holders[0] === 'remote');
+  ctx.fini();
+  waiter.fini();
+  expect(checkTable(store.t)).toEqual([]);
+  m.dispose();
+});

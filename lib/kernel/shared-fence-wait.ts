@@ -18,12 +18,13 @@ import { deadlineOf, type WaitOptions } from './fd-wait';
 import { exportFences, pollEvents } from './implicit-fences';
 import { writes, type Access } from './access';
 import type { SyncFile } from './sync-file';
+import { OwnedFd } from './owned-fd';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** The buffer a fence wait is for: an fd of it, open until the wait settles, and its identity. */
+/** The buffer a fence wait is for: an fd of it and its identity. */
 export interface FencedBuffer {
-  /** An fd of the dma-buf; the caller keeps it open until the wait settles. */
+  /** An fd of the dma-buf, used during the call only (a group that needs one later keeps its own dup). */
   readonly fd: number;
   /** The dma-buf's inode: waits of one thread on the same inode share their export. */
   readonly inode: bigint;
@@ -31,8 +32,6 @@ export interface FencedBuffer {
 
 /** One waiter of a group. */
 interface Sharer {
-  /** The waiter's fd of the buffer (open until it settles): the group polls and exports through one of them. */
-  fd: number;
   deadline: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -54,6 +53,12 @@ interface Group {
   sharers: Sharer[];
   /** Some sharer is not covered by the current export. */
   uncovered: boolean;
+  /**
+   * The group's own dup of the dma-buf: what it polls without EXPORT_SYNC_FILE; with it, taken when the first
+   * late joiner joins, for the re-check and a re-export. Callers' fds are not used after their call: one
+   * closing its fd while waiting cannot make the group poll another file.
+   */
+  buffer: OwnedFd | undefined;
   /** The exported fences; undefined on kernels without EXPORT_SYNC_FILE (the dma-buf itself is polled). */
   sf: SyncFile | undefined;
   /** The libuv poll on sf (or on the dma-buf); undefined once it fired or was cancelled. */
@@ -88,17 +93,14 @@ export function waitForFences(buf: FencedBuffer, access: Access, options?: WaitO
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const map = writes(access) ? writeGroups : readGroups;
-  const fd = buf.fd;
   const group = map.get(buf.inode);
-  if (group !== undefined) {
-    if (deadline <= Date.now()) return checkNow(fd, group.events, group.what);
-    // Joining costs no syscall. A live poll of the dma-buf (no export) covers fences attached meanwhile.
-    return join(group, fd, deadline, signal, group.sf === undefined);
-  }
+  if (group !== undefined) return joinLate(group, buf, deadline, signal);
   const what = `device fences on a dma-buf (${writes(access) ? 'write' : 'read'})`;
   const events = pollEvents(access);
+  let fd = -1;
   let sf: SyncFile | undefined;
   try {
+    fd = buf.fd;
     sf = exportFences(fd, access);
     const ready = sf !== undefined ? native.pollReady(sf.fd, native.constants.POLLIN) : native.pollReady(fd, events);
     if (ready || deadline <= Date.now()) {
@@ -117,6 +119,7 @@ export function waitForFences(buf: FencedBuffer, access: Access, options?: WaitO
     what,
     sharers: [],
     uncovered: false,
+    buffer: undefined,
     sf,
     waiter: undefined,
     onPoll: (err) => onPoll(g, err),
@@ -125,13 +128,30 @@ export function waitForFences(buf: FencedBuffer, access: Access, options?: WaitO
     cancelTimer: noop,
   };
   try {
-    arm(g, fd);
+    if (sf === undefined) g.buffer = OwnedFd.dup(fd, 'a shared fence wait\'s dma-buf');
+    arm(g);
   } catch (err) {
     sf?.close();
+    g.buffer?.close();
     return Promise.reject(fromNative(err, `waiting for ${what}`));
   }
   map.set(g.inode, g);
-  return join(g, fd, deadline, signal, true);
+  return join(g, deadline, signal, true);
+}
+
+/**
+ * A waiter for a buffer that already has a group. A live poll of the dma-buf (no export) covers every fence;
+ * an export may miss fences attached since it was taken, so the group keeps a dup of the buffer to re-check.
+ */
+function joinLate(g: Group, buf: FencedBuffer, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    if (deadline <= Date.now()) return checkNow(buf.fd, g.events, g.what);
+    if (g.sf !== undefined) g.buffer ??= OwnedFd.dup(buf.fd, 'a shared fence wait\'s dma-buf');
+  } catch (err) {
+    return Promise.reject(fromNative(err, `waiting for ${g.what}`));
+  }
+  // Joining costs no syscall after the first late joiner.
+  return join(g, deadline, signal, g.sf === undefined);
 }
 
 /** @internal How many shared fence waits this thread has under way (groups), and how many waiters share them. */
@@ -144,16 +164,12 @@ export function sharedFenceWaits(): { groups: number; waiters: number } {
 
 /** A waiter whose deadline has passed on arrival: settled by one poll of the dma-buf. */
 function checkNow(fd: number, events: number, what: string): Promise<void> {
-  try {
-    return native.pollReady(fd, events) ? RESOLVED : Promise.reject(timeoutError(what));
-  } catch (err) {
-    return Promise.reject(fromNative(err, `waiting for ${what}`));
-  }
+  return native.pollReady(fd, events) ? RESOLVED : Promise.reject(timeoutError(what));
 }
 
 /** Adds a waiter to `g`: its promise, its abort listener, and the group timer if its deadline is the earliest. */
-function join(g: Group, fd: number, deadline: number, signal: AbortSignal | undefined, covered: boolean): Promise<void> {
-  const s: Sharer = { fd, deadline, signal, onAbort: undefined, covered, resolve: noop, reject: noop };
+function join(g: Group, deadline: number, signal: AbortSignal | undefined, covered: boolean): Promise<void> {
+  const s: Sharer = { deadline, signal, onAbort: undefined, covered, resolve: noop, reject: noop };
   const p = new Promise<void>((resolve, reject) => {
     s.resolve = resolve;
     s.reject = reject;
@@ -172,9 +188,9 @@ function join(g: Group, fd: number, deadline: number, signal: AbortSignal | unde
   return p;
 }
 
-/** Starts the libuv poll of `g`: on its sync_file, or on the dma-buf (through `fd`) without one. */
-function arm(g: Group, fd: number): void {
-  g.waiter = g.sf !== undefined ? native.waitFd(g.sf.fd, native.constants.POLLIN, g.onPoll) : native.waitFd(fd, g.events, g.onPoll);
+/** Starts the libuv poll of `g`: on its sync_file, or on its dup of the dma-buf without one. */
+function arm(g: Group): void {
+  g.waiter = g.sf !== undefined ? native.waitFd(g.sf.fd, native.constants.POLLIN, g.onPoll) : native.waitFd(g.buffer!.fd, g.events, g.onPoll);
 }
 
 /** Settles one sharer (already taken out of the group's list). */
@@ -193,7 +209,7 @@ function leave(g: Group, s: Sharer, err: Error): void {
   if (g.sharers.length === 0) dispose(g);
 }
 
-/** Ends the group: stops its poll and timer, closes its sync_file (once) and forgets it. */
+/** Ends the group: stops its poll and timer, closes its sync_file and its dup (once each) and forgets it. */
 function dispose(g: Group): void {
   if (g.map.get(g.inode) === g) g.map.delete(g.inode);
   g.waiter?.cancel();
@@ -204,6 +220,9 @@ function dispose(g: Group): void {
   const sf = g.sf;
   g.sf = undefined;
   sf?.close();
+  const buffer = g.buffer;
+  g.buffer = undefined;
+  buffer?.close();
 }
 
 /** Settles every sharer with `err` (null: resolved) in one pass, and ends the group. */
@@ -232,7 +251,7 @@ function ready(g: Group): void {
   }
   let idle: boolean;
   try {
-    idle = native.pollReady((g.sharers[0] as Sharer).fd, g.events);
+    idle = native.pollReady(g.buffer!.fd, g.events);
   } catch (err) {
     settleAll(g, fromNative(err, `waiting for ${g.what}`));
     return;
@@ -258,7 +277,7 @@ function reexport(g: Group): void {
   const old = g.sf;
   g.sf = undefined;
   old?.close();
-  const fd = (g.sharers[0] as Sharer).fd;
+  const fd = g.buffer!.fd;
   try {
     g.sf = exportFences(fd, g.access);
     const isReady = g.sf !== undefined ? native.pollReady(g.sf.fd, native.constants.POLLIN) : native.pollReady(fd, g.events);
@@ -268,7 +287,7 @@ function reexport(g: Group): void {
       settleAll(g, null);
       return;
     }
-    arm(g, fd);
+    arm(g);
   } catch (err) {
     settleAll(g, fromNative(err, `waiting for ${g.what}`));
     return;
@@ -297,7 +316,7 @@ function onTimer(g: Group): void {
   if (g.sharers.length === 0) return;
   let isReady = false;
   try {
-    isReady = g.sf !== undefined ? native.pollReady(g.sf.fd, native.constants.POLLIN) : native.pollReady((g.sharers[0] as Sharer).fd, g.events);
+    isReady = native.pollReady(g.sf !== undefined ? g.sf.fd : g.buffer!.fd, g.sf !== undefined ? native.constants.POLLIN : g.events);
   } catch {
     // The fd went bad meanwhile: report the timeouts the callers asked for.
   }

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { DmabufSync, VgemDevice, query, type DmaBuf, type VgemBuffer } from '../../lib';
 import { setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
+import { sharedFenceWaits } from '../../lib/kernel/shared-fence-wait';
 import { needs } from './fixtures/kernel-features';
 
 const PAGE = 4096;
@@ -83,7 +84,10 @@ describe.each([
     // Every lock() is waiting now (the waits are armed synchronously): one export and one poll for all.
     const waiting = newFds(before);
     expect(waiting.length).toBeGreaterThanOrEqual(1);
-    expect(waiting.length).toBeLessThanOrEqual(2); // the export (if any) and the poll's dup of what it polls
+    // The export (or, without one, the wait's dup of the buffer), the poll's dup of what it polls, and the
+    // dup through which late joiners are re-checked: not one or two per waiter.
+    expect(waiting.length).toBeLessThanOrEqual(3);
+    expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: N });
     if (exportSupport === undefined) {
       expect(waiting.filter(isSyncFile).length).toBeGreaterThanOrEqual(1);
       expect(waiting.filter(isSyncFile).length).toBeLessThan(N);
@@ -97,6 +101,7 @@ describe.each([
     await turns();
     expect(settled.slice(2)).toEqual(new Array(N - 2).fill(false));
     expect(newFds(before)).toEqual(waiting); // the shared wait is still there for the others
+    expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: N - 2 });
 
     fence.signal();
     await Promise.all(locks.slice(2));
@@ -107,6 +112,7 @@ describe.each([
     }
     for (const s of syncs) s.fini();
     expectNothingHeld(bo.dmaBuf);
+    expect(sharedFenceWaits()).toEqual({ groups: 0, waiters: 0 });
     await turns();
     expect(newFds(before)).toEqual([]);
   });
@@ -116,9 +122,14 @@ describe.each([
     const before = openFds();
     const acs = [new AbortController(), new AbortController()];
     const waits = acs.map((ac) => bo.dmaBuf.waitIdle('read', { signal: ac.signal }));
-    expect(newFds(before).length).toBeLessThanOrEqual(2);
-    for (const ac of acs) ac.abort();
-    for (const w of waits) await expect(w).rejects.toMatchObject({ name: 'AbortError' });
+    expect(newFds(before).length).toBeLessThanOrEqual(3);
+    expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: 2 });
+    acs[0]!.abort();
+    await expect(waits[0]).rejects.toMatchObject({ name: 'AbortError' });
+    expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: 1 });
+    acs[1]!.abort();
+    await expect(waits[1]).rejects.toMatchObject({ name: 'AbortError' });
+    expect(sharedFenceWaits()).toEqual({ groups: 0, waiters: 0 });
     await turns();
     expect(newFds(before)).toEqual([]);
     const again = bo.dmaBuf.waitIdle('read');
@@ -145,6 +156,7 @@ needs('exportSyncFile')('a waiter that joins after the shared export still waits
   sync.get(bo.dmaBuf, 'read');
   const lateLock = sync.lock();
 
+  expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: 3 });
   first.signal();
   await early; // it asked before the second job existed: the first fence was all it had to wait for
   expect(await stateAfter(lateWait, 200)).toBe('pending');
@@ -156,6 +168,7 @@ needs('exportSyncFile')('a waiter that joins after the shared export still waits
   await sync.unlock();
   sync.fini();
   expectNothingHeld(bo.dmaBuf);
+  expect(sharedFenceWaits()).toEqual({ groups: 0, waiters: 0 });
   bo2.close();
 });
 
@@ -169,6 +182,7 @@ needs('exportSyncFile')('a writer does not join the readers\' wait: it also wait
   bo.dmaBuf.importSyncFile(sf, 'read');
   sf.close();
   const writer = bo.dmaBuf.waitIdle('write');
+  expect(sharedFenceWaits()).toEqual({ groups: 2, waiters: 2 });
   writeJob.signal();
   await reader;
   expect(await stateAfter(writer, 200)).toBe('pending');

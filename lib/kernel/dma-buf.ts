@@ -12,7 +12,8 @@ import { dmaBufInfo } from './fdinfo';
 import { Mapping } from './mapping';
 import { SyncFile } from './sync-file';
 import { checkAccess, syncFlags, type Access } from './access';
-import { fencesSignaled, importFence, waitForFences } from './implicit-fences';
+import { fencesSignaled, importFence } from './implicit-fences';
+import { waitForFences } from './shared-fence-wait';
 import { deadlineOf, type WaitOptions } from './fd-wait';
 
 /** The largest size we pass to the kernel; beyond it the numbers would not be exact in JavaScript. */
@@ -183,13 +184,14 @@ export class DmaBuf {
 
   /**
    * Resolves when no pending device fence conflicts with `access`: exported sync_file + poll, or a poll on
-   * the dma-buf itself on kernels without EXPORT_SYNC_FILE. Never blocks the event loop.
+   * the dma-buf itself on kernels without EXPORT_SYNC_FILE; the waits of one thread on the same buffer share
+   * one export and one poll. Never blocks the event loop.
    */
   waitIdle(access: Access, options?: WaitOptions): Promise<void> {
     try {
       checkAccess(access);
       deadlineOf(options);
-      return waitForFences(this.fd, access, options);
+      return waitForFences(this, access, options);
     } catch (err) {
       return Promise.reject(err);
     }

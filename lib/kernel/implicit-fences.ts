@@ -4,11 +4,11 @@
  * everyone. Whether any is pending is one poll() of the dma-bufs (POLLIN: writers done; POLLOUT: all done).
  * To wait, kernels >= 6.0 export those fences as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE); older ones
  * answer ENOTTY and we wait on the dma-buf fd itself. The probe runs once per process and is remembered.
+ * The waiting itself, shared by the waiters of one buffer, is in shared-fence-wait.ts.
  */
 import { native } from './native';
 import { DmabufError, fromNative, kernelCall } from '../errors';
 import { SyncFile } from './sync-file';
-import { waitFdReady, type WaitOptions } from './fd-wait';
 import { syncFlags, writes, type Access } from './access';
 import { isDmaBuf } from './fdinfo';
 
@@ -25,10 +25,10 @@ export function setExportSyncFileSupport(value: boolean | undefined): void {
 }
 
 /**
- * Exports the fences a task with `access` must wait for, as a SyncFile; undefined when the kernel lacks
- * EXPORT_SYNC_FILE (the caller then polls the dma-buf). Other errors throw.
+ * @internal Exports the fences a task with `access` must wait for, as a SyncFile; undefined when the kernel
+ * lacks EXPORT_SYNC_FILE (the caller then polls the dma-buf). Other errors throw.
  */
-function exportFences(fd: number, access: Access): SyncFile | undefined {
+export function exportFences(fd: number, access: Access): SyncFile | undefined {
   if (exportSupported === false) return undefined;
   try {
     const sf = SyncFile.adopt(native.exportSyncFile(fd, syncFlags(access)));
@@ -69,17 +69,6 @@ export function fencesSignaled(fd: number, access: Access): boolean {
  */
 export function firstPending(fds: Int32Array, events: Uint32Array): number {
   return kernelCall('polling dma-bufs for their device fences', () => native.firstUnready(fds, events));
-}
-
-/** Waits (async) until no pending fence conflicts with `access`; ETIMEDOUT / AbortError as in waitFdReady. */
-export async function waitForFences(fd: number, access: Access, options?: WaitOptions): Promise<void> {
-  const sf = exportFences(fd, access);
-  if (!sf) return waitFdReady(fd, pollEvents(access), `device fences on a dma-buf (${access})`, options);
-  try {
-    await waitFdReady(sf.fd, native.constants.POLLIN, `device fences on a dma-buf (${access})`, options);
-  } finally {
-    sf.close();
-  }
 }
 
 /** Attaches a device job's fence: a write fence (exclusive) for a writer, a read fence (shared) for a reader. */

@@ -29,7 +29,8 @@ import {
 } from '../errors';
 import { checkAccess, writes, type Access } from '../kernel/access';
 import { deadlineOf } from '../kernel/fd-wait';
-import { firstPending, importFence, pollEvents, waitForFences } from '../kernel/implicit-fences';
+import { firstPending, importFence, pollEvents } from '../kernel/implicit-fences';
+import { waitForFences } from '../kernel/shared-fence-wait';
 import { WwClass } from '../ww/ww-class';
 import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
 import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
@@ -448,7 +449,7 @@ export class DmabufSync {
         if (!wait) throw usageError('EBUSY', `${this.name}: dma-buf inode ${e.buf.inode} has unsignalled device fences (wait: false); try again later`);
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: e.access });
-        await waitForFences(e.buf.fd, e.access, opts);
+        await waitForFences(e.buf, e.access, opts);
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device fences; raise maxHoldMs`);
       }
     } catch (err) {
@@ -566,7 +567,7 @@ export class DmabufSync {
         const e = batch.entries[i] as Entry;
         this.#fenceWaits++;
         if (fenceWaitChannel.hasSubscribers) fenceWaitChannel.publish({ sync: this.name, inode: e.buf.inode, access: 'read' });
-        await waitForFences(e.buf.fd, 'read', { signal, deadline });
+        await waitForFences(e.buf, 'read', { signal, deadline });
         if (ctx.forced) throw new DmabufError('ETIMEDOUT', `${this.name}: the watchdog forced the locks off while waiting for device writers; raise maxHoldMs`);
       }
     } catch (err) {

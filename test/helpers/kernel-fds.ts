@@ -8,6 +8,19 @@ import * as fs from 'node:fs';
 /** The event loop's own anon inodes (libuv opens and closes these on its own schedule). */
 const LOOP_INODES = /^anon_inode:\[?(eventfd|eventpoll|io_uring|timerfd|signalfd|inotify)\]?$/;
 
+/** Every open fd of this process and its /proc/self/fd link target. */
+export function openFds(): Map<string, string> {
+  const fds = new Map<string, string>();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      fds.set(fd, fs.readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // The directory fd readdir used is gone by now.
+    }
+  }
+  return fds;
+}
+
 /** The sorted link targets of every open dma-buf, anon-inode and /dev/dri fd of this process. */
 export function kernelFds(): string[] {
   const out: string[] = [];

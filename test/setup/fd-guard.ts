@@ -2,19 +2,7 @@
  * Every test file must leave the process's fds as it found them: no leaked dup, sync_file or device fd.
  * Registered for every file via jest's setupFilesAfterEnv.
  */
-import * as fs from 'node:fs';
-
-function openFds(): Map<string, string> {
-  const fds = new Map<string, string>();
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      fds.set(fd, fs.readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      // The directory fd readdir used is gone by now.
-    }
-  }
-  return fds;
-}
+import { openFds } from '../helpers/kernel-fds';
 
 let before: Map<string, string>;
 beforeAll(() => {

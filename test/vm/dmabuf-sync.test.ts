@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { DmabufSync, VgemDevice, WwClass, query, type DmaBuf, type VgemBuffer } from '../../lib';
 import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 import { cpuBuffer, needs } from './fixtures/kernel-features';
+import { stateAfter } from './fixtures/until';
 
 const PAGE = 4096;
 
@@ -14,13 +15,6 @@ function counter(buf: DmaBuf): number {
   const v = new Uint32Array(m.buffer)[0];
   m.release();
   return v;
-}
-
-async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' | 'pending'> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  await new Promise((r) => setTimeout(r, ms));
-  return done ? 'resolved' : 'pending';
 }
 
 function expectNothingHeld(bufs: DmaBuf[]): void {

@@ -2,6 +2,7 @@
 import { SyncFile, VgemDevice, type VgemBuffer } from '../../lib';
 import { setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 import { cpuBuffer, needs } from './fixtures/kernel-features';
+import { stateAfter } from './fixtures/until';
 
 let dev: VgemDevice;
 let bo: VgemBuffer;
@@ -13,14 +14,6 @@ afterEach(() => {
   bo.close();
   dev.close();
 });
-
-/** Resolves to 'resolved' or 'pending' after letting the event loop run for `ms`. */
-async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' | 'pending'> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  await new Promise((r) => setTimeout(r, ms));
-  return done ? 'resolved' : 'pending';
-}
 
 describe.each([
   ['EXPORT_SYNC_FILE', undefined],

@@ -1,26 +1,14 @@
 // The shared fence wait: lock() calls of one thread waiting for the same buffer's device fences share one
 // exported sync_file and one poll, each keeping its own deadline and AbortSignal.
-import * as fs from 'node:fs';
+import { openFds, settle } from '../helpers/kernel-fds';
 import { DmabufSync, VgemDevice, query, type DmaBuf, type VgemBuffer } from '../../lib';
 import { setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 import { sharedFenceWaits } from '../../lib/kernel/shared-fence-wait';
 import { needs } from './fixtures/kernel-features';
+import { stateAfter } from './fixtures/until';
 
 const PAGE = 4096;
 const N = 10;
-
-/** This process's open fds and what they point to. */
-function openFds(): Map<string, string> {
-  const fds = new Map<string, string>();
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      fds.set(fd, fs.readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      // readdir's own fd, gone by now.
-    }
-  }
-  return fds;
-}
 
 /** The fds open now that were not (or pointed elsewhere) in `before`. */
 function newFds(before: Map<string, string>): string[] {
@@ -28,18 +16,6 @@ function newFds(before: Map<string, string>): string[] {
 }
 
 const isSyncFile = (target: string): boolean => target.includes('sync_file');
-
-/** Lets the event loop run (a finished poll closes its dup in a later loop turn). */
-async function turns(n = 3): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-}
-
-async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' | 'pending'> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  await new Promise((r) => setTimeout(r, ms));
-  return done ? 'resolved' : 'pending';
-}
 
 function expectNothingHeld(buf: DmaBuf): void {
   const busy = query().locks.filter((l) => l.key === buf.inode && (l.holders.length > 0 || l.waiters.length > 0));
@@ -98,7 +74,7 @@ describe.each([
     expect(syncs[0]!.locked).toBe(false);
     await expect(locks[1]).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     expect(syncs[1]!.locked).toBe(false);
-    await turns();
+    await settle();
     expect(settled.slice(2)).toEqual(new Array(N - 2).fill(false));
     expect(newFds(before)).toEqual(waiting); // the shared wait is still there for the others
     expect(sharedFenceWaits()).toEqual({ groups: 1, waiters: N - 2 });
@@ -113,7 +89,7 @@ describe.each([
     for (const s of syncs) s.fini();
     expectNothingHeld(bo.dmaBuf);
     expect(sharedFenceWaits()).toEqual({ groups: 0, waiters: 0 });
-    await turns();
+    await settle();
     expect(newFds(before)).toEqual([]);
   });
 
@@ -130,13 +106,13 @@ describe.each([
     acs[1]!.abort();
     await expect(waits[1]).rejects.toMatchObject({ name: 'AbortError' });
     expect(sharedFenceWaits()).toEqual({ groups: 0, waiters: 0 });
-    await turns();
+    await settle();
     expect(newFds(before)).toEqual([]);
     const again = bo.dmaBuf.waitIdle('read');
     expect(await stateAfter(again, 100)).toBe('pending');
     fence.signal();
     await again;
-    await turns();
+    await settle();
     expect(newFds(before)).toEqual([]);
   });
 });

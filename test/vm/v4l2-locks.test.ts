@@ -4,7 +4,7 @@ import { DeviceQueue, DmaBuf, DmabufSync, V4l2Device, VgemDevice, query } from '
 import { cpuBuffer, needs } from './fixtures/kernel-features';
 import { CHILD_MS, childNode } from './fixtures/child-node';
 import { openVivid, releaseVivid, tracked } from './fixtures/vivid';
-import { until } from './fixtures/until';
+import { stateAfter, until } from './fixtures/until';
 
 // Child processes start slowly under TCG (arm64 most), as in processes.test.ts. Every wait below has its own
 // bound (CHILD_MS, FRAME_MS), well inside this one, so a failure fails with a message, not a jest timeout.
@@ -69,14 +69,6 @@ function openCamera(): V4l2Device {
     cam.setFormat('capture', { width: 640, height: 480, pixelformat: 'XR24' });
     cam.setFrameInterval('capture', 1, 60);
   });
-}
-
-/** Resolves to 'resolved' or 'pending' after letting the event loop run for `ms`. */
-async function stateAfter(p: Promise<unknown>, ms: number): Promise<'resolved' | 'pending'> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  await new Promise((r) => setTimeout(r, ms));
-  return done ? 'resolved' : 'pending';
 }
 
 /** Another process's DmabufSync.single(buf, 'read', {wait: false}) on fd 3: 'locked' or its error code. */

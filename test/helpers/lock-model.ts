@@ -11,6 +11,10 @@
  * - a waiter is granted once nothing blocks it; the model runs every waiter to a fixpoint after each change,
  *   which is what the store's wake-ups do (every change wakes the mutex's waiters, each re-checks).
  * A request with a deadline already passed is never re-checked once queued: it times out (ETIMEDOUT).
+ * - a cohort hand-off (ww-rules.ts cohortPass, docs/design.md "Cohort hand-offs"): every hold and request belongs
+ *   to a participant (a thread; `part`). A release whose queue head is another participant's first grants the
+ *   releaser's own first queued request behind it, if no holder conflicts with it, at most COHORT_BOUND
+ *   releases in a row (per mutex, counted while the head is another participant's); the fixpoint follows;
  * A waitUnlocked() watcher is in no queue (it is ahead of nobody); it resolves once nothing conflicting holds the
  * mutex. Right after a release it races the waiters that the release lets in: if the mutex was free for it
  * between the two, it may have resolved (`mayResolve`), and if it is still free after them, it has.
@@ -30,6 +34,17 @@ export interface Hold {
   mode: Mode;
   /** An ordered context (AcquireContextOptions.ordered): two of them never wound or kill each other. */
   ordered?: boolean;
+  /** The participant (thread) that requests and holds (cohort hand-offs); one participant if left out. */
+  part?: number;
+}
+
+/** How many releases in a row may pass a mutex to the releaser's own waiter over the queue's head (ww-rules.ts). */
+export const COHORT_BOUND = 8;
+
+/** A mutex's cohort count: the participant whose releases passed it last, and how many times in a row. */
+export interface Cohort {
+  part: number | undefined;
+  passes: number;
 }
 
 /** A queued request. */
@@ -75,11 +90,14 @@ export class LockModel {
   readonly watchers: Watcher[] = [];
   /** The highest key each ordered context took since it last held nothing. */
   readonly lastKey = new Map<string, bigint>();
+  /** Per mutex: the cohort count (see Cohort). */
+  readonly cohorts: Cohort[];
 
   /** `keys`: each mutex's key (ordered contexts must lock them in ascending order). */
   constructor(readonly kind: Kind, readonly keys: readonly bigint[]) {
     this.holders = keys.map(() => []);
     this.queues = keys.map(() => []);
+    this.cohorts = keys.map(() => ({ part: undefined, passes: 0 }));
   }
 
   /** Whether a lock of `key` by ordered context `r` breaks ascending order (EINVAL). */
@@ -89,7 +107,7 @@ export class LockModel {
   }
 
   private grant(key: number, h: Hold): void {
-    (this.holders[key] as Hold[]).push({ actor: h.actor, stamp: h.stamp, mode: h.mode, ordered: h.ordered });
+    (this.holders[key] as Hold[]).push({ actor: h.actor, stamp: h.stamp, mode: h.mode, ordered: h.ordered, part: h.part });
     if (h.ordered) this.lastKey.set(h.actor, this.keys[key] as bigint);
   }
 
@@ -194,9 +212,11 @@ export class LockModel {
     const hs = this.holders[key] as Hold[];
     const i = hs.map((h) => h.actor).lastIndexOf(actor);
     if (i < 0) return false;
+    const part = (hs[i] as Hold).part;
     hs.splice(i, 1);
     // A context that holds nothing is no longer wounded (it has backed off).
     if (this.acquired(actor) === 0) this.wounded.delete(actor);
+    this.cohortPass(key, part);
     for (const w of this.watchers) if (w.key === key && this.unlockedFor(key, w.mode)) w.mayResolve = true;
     this.fixpoint();
     for (const w of this.watchers.filter((x) => x.key === key && this.unlockedFor(key, x.mode))) {
@@ -204,6 +224,31 @@ export class LockModel {
       this.outcomes.set(w.req, 'granted');
     }
     return true;
+  }
+
+  /**
+   * The cohort hand-off at a release by participant `part` of mutex `key`: the head of the queue is
+   * another participant's, and the first request of `part` behind it is granted if no holder conflicts with
+   * it (what is queued ahead does not count), unless `part` passed this mutex COHORT_BOUND times in a row.
+   * A head of `part` itself starts the count again.
+   */
+  private cohortPass(key: number, part: number | undefined): void {
+    const q = this.queues[key] as Waiter[];
+    const head = q[0];
+    if (head === undefined) return;
+    const cohort = this.cohorts[key] as Cohort;
+    if (head.part === part) {
+      cohort.passes = 0;
+      return;
+    }
+    const passes = cohort.part === part ? cohort.passes : 0;
+    if (passes >= COHORT_BOUND) return;
+    const w = q.find((x) => x.part === part);
+    if (w === undefined || !this.unlockedFor(key, w.mode)) return;
+    this.remove(w, 'granted');
+    this.grant(key, w);
+    cohort.part = part;
+    cohort.passes = passes + 1;
   }
 
   /** The queued requests whose deadline passed leave with ETIMEDOUT. */

@@ -18,7 +18,11 @@
  * wake-up rule itself: right after every step, forEachReady kicks a waiter exactly when its re-check (poll)
  * would act (grant, back off, wound), so that no wake-up is lost and nobody is woken for nothing (the one
  * exception: a lockSlow waiter, which does not wound, may be kicked for a wound). Steps: lock, lockSlow,
- * tryLock, unlock, abort; states are merged by what the model holds (holders, queues, wounds). ENUM_DEPTH sets
+ * tryLock, unlock, abort; states are merged by what the model holds (holders, queues, wounds, cohort counts).
+ * It runs once with every actor in one participant, and once with two (e0, e2 and e1, l0: two stores of this
+ * thread, each its own participant of the table), where a release passes a mutex to its own participant's
+ * waiter over the other's queue head (the cohort hand-off, which the model has too), and the passed-over head
+ * re-checks against the new holder (wounds it, waits, or dies). ENUM_DEPTH sets
  * the depth (default 5: 16k–23k states and 120k–160k steps per class and ordering; watchers are left to the
  * random part).
  */
@@ -26,13 +30,13 @@ import fc from 'fast-check';
 import { AcquireContext } from '../../lib/ww/acquire-context';
 import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex } from '../../lib/ww/ww-mutex';
-import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
+import { lockStore, TableLockStore } from '../../lib/ww/lock-store';
 import { checkTable } from '../../lib/ww/recovery';
 import { CAPACITY_ENV, CF_WOUNDED, KIND_WAIT_DIE, KIND_WOUND_WAIT, RF_KICK, R_FLAGS } from '../../lib/ww/layout';
 import { EALREADY, EDEADLK, F_TRY, F_WW, GRANTED, WAITING, WOULD_BLOCK } from '../../lib/ww/lock-store';
 import { forEachReady } from '../../lib/ww/ww-rules';
-import { firstWaiter, recNext } from '../../lib/ww/ww-view';
-import { LockModel, type Hold, type Kind, type Mode, type Outcome, type Waiter } from '../helpers/lock-model';
+import { firstWaiter, recHold, recNext, recPart } from '../../lib/ww/ww-view';
+import { LockModel, type Cohort, type Hold, type Kind, type Mode, type Outcome, type Waiter } from '../helpers/lock-model';
 
 jest.setTimeout(120_000);
 
@@ -41,6 +45,9 @@ const DOMAIN = 'lock-model';
 const savedCapacity = process.env[CAPACITY_ENV];
 process.env[CAPACITY_ENV] = '64';
 const store = lockStore(DOMAIN) as TableLockStore;
+// A second participant of the same table in this thread (its own open of the file, so its own liveness lock),
+// for the enumeration of cohort hand-offs between two participants.
+const storeB = new TableLockStore(DOMAIN);
 if (savedCapacity === undefined) delete process.env[CAPACITY_ENV];
 else process.env[CAPACITY_ENV] = savedCapacity;
 
@@ -599,6 +606,8 @@ interface EnumReq {
   ww: boolean;
   /** Its wait record while pending. */
   w: number;
+  /** The participant's store it went through. */
+  st: TableLockStore;
 }
 
 /** One state of the enumeration: the model, the real requests, and the store's words. */
@@ -617,6 +626,7 @@ function cloneModel(m: LockModel): LockModel {
   for (const a of m.wounded) n.wounded.add(a);
   for (const [k, v] of m.outcomes) n.outcomes.set(k, v);
   for (const [k, v] of m.lastKey) n.lastKey.set(k, v);
+  m.cohorts.forEach((c, i) => Object.assign(n.cohorts[i] as Cohort, c));
   return n;
 }
 
@@ -624,33 +634,44 @@ function cloneModel(m: LockModel): LockModel {
 function stateKey(m: LockModel): string {
   const hs = m.holders.map((h) => h.map((x) => `${x.actor}:${x.mode}`).sort().join(','));
   const qs = m.queues.map((q) => q.map((x) => `${x.actor}:${x.mode}:${x.ww ? 'ww' : 'slow'}`).join(','));
-  return JSON.stringify([hs, qs, [...m.wounded].sort(), [...m.lastKey].map(([a, k]) => `${a}>${k}`).sort()]);
+  const cs = m.cohorts.map((c) => `${c.part ?? '-'}x${c.passes}`);
+  return JSON.stringify([hs, qs, [...m.wounded].sort(), [...m.lastKey].map(([a, k]) => `${a}>${k}`).sort(), cs]);
 }
 
 describe.each([
-  ['wound-wait', 0],
-  ['wait-die', 0],
-  ['wound-wait', 2],
-  ['wait-die', 2],
-] as const)('enumeration: %s, %d of 3 contexts ordered', (kind, ordered) => {
+  ['wound-wait', 0, 'one participant'],
+  ['wait-die', 0, 'one participant'],
+  ['wound-wait', 2, 'one participant'],
+  ['wait-die', 2, 'one participant'],
+  ['wound-wait', 0, 'two participants'],
+  ['wait-die', 0, 'two participants'],
+  ['wound-wait', 2, 'two participants'],
+  ['wait-die', 2, 'two participants'],
+] as const)('enumeration: %s, %d of 3 contexts ordered, %s', (kind, ordered, who) => {
   test(`every state up to depth ${ENUM_DEPTH}: verdicts match the model; forEachReady kicks exactly the waiters whose poll acts`, () => {
     const t = store.t;
+    // The participant of e0, e1, e2 and l0. With two, a release can pass a mutex to its own participant's
+    // waiter over the other's head (cohort hand-off): e0 and e2 (A) around e1 (B) in stamp order, l0 (B) at the tail.
+    const parts = who === 'two participants' ? [0, 1, 0, 1] : [0, 0, 0, 0];
+    const storeOf = (i: number): TableLockStore => (parts[i] === 0 ? store : storeB);
     const u8 = new Uint8Array(t.buffer);
     const kindId = kind === 'wait-die' ? KIND_WAIT_DIE : KIND_WOUND_WAIT;
     const mutexes = [store.openMutex(undefined, kindId), store.openMutex(undefined, kindId)];
     const keys = mutexes.map((m) => store.mutexKey(m));
-    const ctxs = Array.from({ length: ENUM_CTX }, (_, i) => store.openContext(kindId, `e${i}`, 0, i >= ENUM_CTX - ordered));
+    const ctxs = Array.from({ length: ENUM_CTX }, (_, i) => storeOf(i).openContext(kindId, `e${i}`, 0, i >= ENUM_CTX - ordered));
     const names = ctxs.map((_, i) => `e${i}`);
     const holdOfCtx = (i: number, write: boolean): Hold => ({
       actor: names[i] as string,
       stamp: store.ctxStamp(ctxs[i] as number),
       mode: write ? 'write' : 'read',
       ordered: i >= ENUM_CTX - ordered,
+      part: parts[i] as number,
     });
     const start = u8.slice();
     const visited = new Map<string, number>();
     let steps = 0;
     let kickChecks = 0;
+    let handed = 0;
 
     const fail = (path: string[], what: string, got: unknown, want: unknown): void => {
       expect({ path, what, got }).toEqual({ path, what, got: want });
@@ -666,7 +687,7 @@ describe.each([
 
     /** Polls request q as its thread would after a kick; updates its outcome. Returns poll's code. */
     const pollReq = (q: EnumReq, out: Map<number, Outcome>): number => {
-      const code = store.poll(q.w, mutexes[q.key] as number, q.c, q.write, q.ww ? F_WW : 0);
+      const code = q.st.poll(q.w, mutexes[q.key] as number, q.c, q.write, q.ww ? F_WW : 0);
       if (code === GRANTED) out.set(q.id, 'granted');
       else if (code === EDEADLK) out.set(q.id, 'EDEADLK');
       else if (code !== WAITING) out.set(q.id, `code ${code}` as Outcome);
@@ -708,9 +729,20 @@ describe.each([
           for (const w of waitersOf(m)) {
             if (((t.i32[t.recOff(w) + R_FLAGS] as number) & RF_KICK) === 0) continue;
             const q = n.reqs.find((x) => x.w === w && out.get(x.id) === 'pending') as EnumReq;
-            if (pollReq(q, out) === GRANTED && q.c < 0) n.ctxlessHold[q.key] = store.lastRecord;
+            if (pollReq(q, out) === GRANTED && q.c < 0) n.ctxlessHold[q.key] = q.st.lastRecord;
             again = true;
           }
+        }
+        // Requests a release passed the lock to (cohort hand-off): their record is a hold of their own
+        // participant, kicked (else their thread never learns it), and their poll grants.
+        for (const q of n.reqs) {
+          if (out.get(q.id) !== 'pending' || !recHold(t, q.w)) continue;
+          const kicked = ((t.i32[t.recOff(q.w) + R_FLAGS] as number) & RF_KICK) !== 0;
+          if (!kicked || recPart(t, q.w) !== q.st.t.self) fail([], `handed hold of ${q.actor} k${q.key}: kicked, own participant`, [kicked, recPart(t, q.w)], [true, q.st.t.self]);
+          if (pollReq(q, out) !== GRANTED) fail([], `handed hold of ${q.actor} k${q.key}: poll`, out.get(q.id), 'granted');
+          if (q.c < 0) n.ctxlessHold[q.key] = q.st.lastRecord;
+          handed++;
+          again = true;
         }
       }
     };
@@ -748,15 +780,16 @@ describe.each([
       const request = (actor: string, c: number, key: number, write: boolean, how: 'lock' | 'slow' | 'try'): Step => ({
         name: `${how}(${actor}, k${key}, ${write ? 'write' : 'read'})`,
         run: (x, out) => {
-          const i = names.indexOf(actor);
-          const hold: Hold = c < 0 ? { actor, stamp: null, mode: write ? 'write' : 'read' } : holdOfCtx(i, write);
-          const code = store.acquire(mutexes[key] as number, c, write, how === 'lock' ? F_WW : how === 'try' ? F_TRY : 0);
+          const i = c < 0 ? ENUM_CTX : names.indexOf(actor);
+          const st = storeOf(i);
+          const hold: Hold = c < 0 ? { actor, stamp: null, mode: write ? 'write' : 'read', part: parts[i] as number } : holdOfCtx(i, write);
+          const code = st.acquire(mutexes[key] as number, c, write, how === 'lock' ? F_WW : how === 'try' ? F_TRY : 0);
           if (how === 'try') {
             const want = x.model.holds(actor, key) ? EALREADY : x.model.tryLock(hold, key) ? GRANTED : WOULD_BLOCK;
             if (code !== want) fail([], `${actor} tryLock k${key}`, code, want);
             return;
           }
-          const q: EnumReq = { id: x.reqs.length, actor, c, key, write, ww: how === 'lock', w: code === WAITING ? store.lastRecord : -1 };
+          const q: EnumReq = { id: x.reqs.length, actor, c, key, write, ww: how === 'lock', w: code === WAITING ? st.lastRecord : -1, st };
           x.reqs.push(q);
           if (x.model.holds(actor, key)) {
             x.model.outcomes.set(q.id, 'EALREADY');
@@ -765,7 +798,7 @@ describe.each([
           }
           x.model.request(q.id, hold, key, c >= 0 && how === 'lock', false);
           out.set(q.id, code === GRANTED ? 'granted' : code === EDEADLK ? 'EDEADLK' : code === WAITING ? 'pending' : (`code ${code}` as Outcome));
-          if (code === GRANTED && c < 0) x.ctxlessHold[key] = store.lastRecord;
+          if (code === GRANTED && c < 0) x.ctxlessHold[key] = st.lastRecord;
         },
       });
       names.forEach((actor, i) => {
@@ -775,7 +808,7 @@ describe.each([
           list.push({
             name: `abort(${actor})`,
             run: (x, out) => {
-              store.cancel(p.w, mutexes[p.key] as number, c);
+              p.st.cancel(p.w, mutexes[p.key] as number, c);
               out.set(p.id, 'ABORT_ERR');
               x.model.abort(p.id);
             },
@@ -787,7 +820,7 @@ describe.each([
             list.push({
               name: `unlock(${actor}, k${key})`,
               run: (x) => {
-                const code = store.release(mutexes[key] as number, c, -1);
+                const code = storeOf(i).release(mutexes[key] as number, c, -1);
                 if (code !== GRANTED) fail([], `${actor} unlock k${key}`, code, GRANTED);
                 x.model.unlock(actor, key);
               },
@@ -806,7 +839,7 @@ describe.each([
         list.push({
           name: 'abort(l0)',
           run: (x, out) => {
-            store.cancel(p.w, mutexes[p.key] as number, -1);
+            p.st.cancel(p.w, mutexes[p.key] as number, -1);
             out.set(p.id, 'ABORT_ERR');
             x.model.abort(p.id);
           },
@@ -817,7 +850,7 @@ describe.each([
             list.push({
               name: `unlock(l0, k${key})`,
               run: (x) => {
-                const code = store.release(mutexes[key] as number, -1, x.ctxlessHold[key] as number);
+                const code = storeOf(ENUM_CTX).release(mutexes[key] as number, -1, x.ctxlessHold[key] as number);
                 if (code !== GRANTED) fail([], `l0 unlock k${key}`, code, GRANTED);
                 x.model.unlock('l0', key);
               },
@@ -855,12 +888,13 @@ describe.each([
       explore({ model: new LockModel(kind, keys), reqs: [], ctxlessHold: [-1, -1], words: start }, ENUM_DEPTH, []);
     } finally {
       u8.set(start);
-      for (const c of ctxs) store.closeContext(c);
+      ctxs.forEach((c, i) => storeOf(i).closeContext(c));
       for (const m of mutexes) store.closeMutex(m);
     }
-    if (process.env.ENUM_LOG) process.stderr.write(`enumeration ${kind} ${ordered}: depth ${ENUM_DEPTH}, ${visited.size} states, ${steps} steps, ${kickChecks} kick checks\n`);
+    if (process.env.ENUM_LOG) process.stderr.write(`enumeration ${kind} ${ordered} ${who}: depth ${ENUM_DEPTH}, ${visited.size} states, ${steps} steps, ${kickChecks} kick checks, ${handed} cohort hand-offs\n`);
     // Enough was explored to mean something (and the counts show in a failure's context).
-    expect({ states: visited.size > 200, kickChecks: kickChecks > 100 }).toEqual({ states: true, kickChecks: true });
+    // Two participants meet in cohort hand-offs; one never passes over its own queue.
+    expect({ states: visited.size > 200, kickChecks: kickChecks > 100, handed: handed > 0 }).toEqual({ states: true, kickChecks: true, handed: who === 'two participants' });
     expect(steps).toBeGreaterThan(0);
     expect(checkTable(store.t)).toEqual([]);
   });

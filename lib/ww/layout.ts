@@ -87,7 +87,7 @@ export const M_OWNER_DIED = 11;
 /** The last record of the wait queue (+ 1; 0: empty): a request usually goes there (ww-rules.ts queueSpot). */
 export const M_WAIT_TAIL = 12;
 /**
- * Cohort passes (ww-rules.ts cohortPass): how many releases in a row passed the mutex to a waiter of the
+ * Cohort passes (ww-rules.ts handOff): how many releases in a row passed the mutex to a waiter of the
  * releasing participant over the head of the queue, and that participant (+ 1).
  */
 export const M_COHORT_PASSES = 13;

@@ -120,7 +120,7 @@ export interface LockStore {
    * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or `timeoutMs` after
    * monotonic time `now` (default: the clock now); undefined if it already was.
    */
-  wait(w: number, timeoutMs: number, now?: number): Promise<unknown> | undefined;
+  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined;
   query(): LockSnapshot;
 }
 
@@ -437,7 +437,7 @@ export class TableLockStore implements LockStore, rules.Core {
 
   // ---------------------------------------------------------------- waiting, query
 
-  wait(w: number, timeoutMs: number, now?: number): Promise<unknown> | undefined {
+  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined {
     return this.waker.wait(w, timeoutMs, now);
   }
 

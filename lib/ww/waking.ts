@@ -26,13 +26,20 @@ import { monoNow, type Table } from './table';
 /** How many same-thread waiters one wake resolves directly. */
 const LOCAL_WAKE_BATCH = 8;
 
+/** What wait() resolves with: woken (kicked or nap over): re-check. */
+export const WOKEN = 0;
+/** What wait() resolves with: a release of this thread handed the waiter the lock (handOff); no re-check needed. */
+export const HANDED = 1;
+/** As HANDED, and the mutex's previous owner died holding it (the grant's ownerDied). */
+export const HANDED_OWNER_DIED = 2;
+
 /** Calls `kick(r)` for every waiter record of the mutex at `moff` that a re-check would let proceed. */
 export type ReadyWaiters = (t: Table, moff: number, kick: (r: number) => void) => void;
 
 interface Sleeper {
   /** The waiter's record. */
   w: number;
-  resolve: () => void;
+  resolve: (how: number) => void;
   /** When its nap ends (monotonic ms). */
   until: number;
 }
@@ -107,6 +114,26 @@ export class Waker {
     this.flush();
   }
 
+  /**
+   * Whether wait record r (table locked) belongs to a sleeper of this thread's that handOff() can resolve
+   * directly: asleep in wait(), not woken yet.
+   */
+  isAsleep(r: number): boolean {
+    return this.sleepers.has(r);
+  }
+
+  /**
+   * Resolves the sleeper of wait record r (isAsleep) with `how` (HANDED, HANDED_OWNER_DIED): a release of
+   * this thread made r a hold of its context, so its wait() returns granted without a re-check under the
+   * table lock (and without RF_KICK: nobody polls the record again).
+   */
+  handOff(r: number, how: number): void {
+    const s = this.sleepers.get(r);
+    if (s === undefined) return;
+    this.sleepers.delete(r);
+    s.resolve(how);
+  }
+
   /** Sets record r's kick and notes who must be told. */
   private kick(r: number): void {
     const t = this.t;
@@ -153,14 +180,15 @@ export class Waker {
 
   /**
    * Resolves when wait record `w` is kicked, or `timeoutMs` after monotonic time `now` (default: read the
-   * clock); undefined if it already is (re-check now).
+   * clock), with WOKEN; with HANDED or HANDED_OWNER_DIED when a release of this thread handed it the lock
+   * (handOff). Undefined if it already is kicked (re-check now).
    */
-  wait(w: number, timeoutMs: number, now?: number): Promise<void> | undefined {
+  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined {
     if ((Atomics.load(this.t.i32, this.t.recOff(w) + R_FLAGS) & RF_KICK) !== 0) return undefined;
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
-    return new Promise((resolve) => {
+    return new Promise<number>((resolve) => {
       const until = (now ?? monoNow()) + timeoutMs;
       this.sleepers.set(w, { w, resolve, until });
       if (until < this.napAt) this.armNap(until);
@@ -198,7 +226,7 @@ export class Waker {
   /** Wakes a sleeper. */
   private settle(s: Sleeper): void {
     if (this.sleepers.get(s.w) === s) this.sleepers.delete(s.w);
-    s.resolve();
+    s.resolve(WOKEN);
   }
 
   private drainLater(): void {

@@ -20,7 +20,7 @@ import {
 } from './lock-store';
 import { WwClass } from './ww-class';
 import { forceContext, noticeForced, waiterBlocked, watchHold } from './ww-watchdog';
-import { wakeOnAbort } from './waking';
+import { HANDED, WOKEN, wakeOnAbort } from './waking';
 
 export { setForceHook, type ForceHook } from './ww-watchdog';
 export type { LockSnapshot, LockHolderInfo, LockWaiterInfo } from './lock-store';
@@ -297,6 +297,8 @@ export class WwMutex {
     waiterBlocked(1);
     try {
       for (;;) {
+        // How the wait ended: WOKEN (re-check), or HANDED (_OWNER_DIED): a release of this thread made w our hold.
+        let how = WOKEN;
         // store.waitUntil/victim were set by the acquire()/poll() that returned WAITING.
         const victim = store.victim;
         if (victim >= 0 && forceContext(store, victim, monoNow())) {
@@ -305,14 +307,14 @@ export class WwMutex {
           // The expired holder is in another process whose revoker has not acknowledged yet (or is stopped):
           // ask again shortly; the caller's deadline still ends the wait.
           const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
-          if (p !== undefined) await p;
+          if (p !== undefined) how = await p;
         } else {
           // Clock reads are a good part of a hand-off: the nap is measured from the time the acquire/poll that
           // returned WAITING read (store.now), not from a fresh read.
           const now = store.now;
           const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
           const p = store.wait(w, t, now);
-          if (p !== undefined) await p;
+          if (p !== undefined) how = await p;
         }
         if (signal?.aborted) {
           store.cancel(w, m, c);
@@ -321,6 +323,13 @@ export class WwMutex {
         if (end !== Infinity && monoNow() >= end) {
           store.cancel(w, m, c);
           throw timeoutError(`lock ${this.key}`);
+        }
+        // Handed the lock: granted, unless the watchdog forced the context since (its poll says FORCED).
+        if (how !== WOKEN && (ctx === null || !ctx.forced)) {
+          store.ownerDied = how !== HANDED;
+          store.lastRecord = w;
+          this.granted(ctx, write, acquiredChannel.hasSubscribers ? monoNow() - started : 0);
+          return;
         }
         const code = store.poll(w, m, c, write, flags);
         if (code === GRANTED) {

@@ -50,7 +50,7 @@ import {
   takeOwnerDied,
   unreferenced,
 } from './ww-view';
-import type { Waker } from './waking';
+import { HANDED, HANDED_OWNER_DIED, type Waker } from './waking';
 
 // ---- result codes ----
 /** The lock was taken; `lastRecord` is the hold record. */
@@ -484,7 +484,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   t.lock();
   try {
     if (!isWaitOf(t, w, m, c)) {
-      // A release of this thread passed w the lock (cohortPass); or, for a context forced since, the forced
+      // A release of this thread passed w the lock (handOff) before it slept or while it ran; or, for a context forced since, the forced
       // release freed that hold (and w may be reused: leave it alone).
       if (c >= 0 && ctxForced(t, c)) return FORCED;
       if (!isHandedTo(t, w, m, c)) return NOT_HELD; // cannot happen: reported as EIO
@@ -563,7 +563,7 @@ export function cancel(k: Core, w: number, m: number, c: number): void {
   t.critical(() => {
     if (recWaiting(t, w)) removeWaiter(t, moff, w);
     else if (isHandedTo(t, w, m, c) && !(c >= 0 && ctxForced(t, c))) {
-      // Passed the lock (cohortPass) before the waiter saw it: the cancelled lock() must not keep it.
+      // Passed the lock (handOff) before the waiter saw it: the cancelled lock() must not keep it.
       removeHold(t, moff, w);
     } else return;
     freeRecord(t, w);
@@ -582,7 +582,7 @@ export function release(k: Core, m: number, c: number, r: number, maybeFree: (m:
     if (h < 0) return c >= 0 && ctxForced(t, c) ? FORCED : NOT_HELD;
     removeHold(t, moff, h);
     freeRecord(t, h);
-    if (hasWaiters(t, moff)) cohortPass(k, m, moff);
+    if (hasWaiters(t, moff)) handOff(k, m, moff);
     k.waker.wake(moff);
     if (unreferenced(t, moff)) maybeFree(m);
     return GRANTED;
@@ -595,24 +595,32 @@ export function release(k: Core, m: number, c: number, r: number, maybeFree: (m:
 const COHORT_BOUND = 8;
 
 /**
- * The cohort hand-off (lock cohorting, Dice, Marathe and Shavit, PPoPP 2012; docs/design.md "Cohort
- * hand-offs"): at a release whose queue's head belongs to another participant (a thread of this or another
- * process), the first waiter of the releasing participant that a grant would take now, were nothing queued
- * ahead of it, is granted here, in this critical section, and its thread resolves it in a microtask: no wake
- * of another thread or process, whose wake-up costs tens to hundreds of µs. At most COHORT_BOUND releases
- * in a row do so, then the queue's order rules again: the other participants' waiters are late by at most
- * that many critical sections, never starved. Every holder and waiter stays in the table, so other
- * processes' ww checks see them as before (the passed-over waiters are kicked by the wake that follows and
- * re-check against the new holder: an older context wounds it, a younger one dies for it).
+ * The hand-offs of a release to a waiter of its own participant (this thread), inside the release's critical
+ * section (docs/design.md "Cohort hand-offs"):
+ * - the queue's head is ours and a grant would take it now: it is granted here (a direct hand-off), as its
+ *   own re-check would once woken, and the count of cohort passes starts again;
+ * - the head is another participant's (a thread of this or another process): the cohort pass (lock
+ *   cohorting, Dice, Marathe and Shavit, PPoPP 2012): our first waiter that a grant would take now, were
+ *   nothing queued ahead of it, is granted here: no wake of another thread or process, whose wake-up costs tens
+ *   to hundreds of µs. At most COHORT_BOUND releases in a row do so, then the queue's order rules again: the
+ *   other participants' waiters are late by at most that many critical sections, never starved. Every holder
+ *   and waiter stays in the table, so other processes' ww checks see them as before (the passed-over waiters
+ *   are kicked by the wake that follows and re-check against the new holder: an older context wounds it, a
+ *   younger one dies for it).
  */
-function cohortPass(k: Core, m: number, moff: number): void {
+function handOff(k: Core, m: number, moff: number): void {
   const t = k.t;
   const i32 = t.i32;
+  // The mutex is free for a moment, between the release and the hand-off: a watcher (waitUnlocked) that it
+  // lets through has seen it unlocked, as after a release without a hand-off (else a chain of hand-offs
+  // could keep it from ever seeing the mutex free).
+  if (specialWaiters(t, moff) > 0) releaseWatchers(k, moff);
   const head = firstRequest(t, moff);
   if (head < 0) return;
   if (recPart(t, head) === t.self) {
     // The queue's order serves this participant anyway: the count starts again.
     i32[moff + M_COHORT_PASSES] = 0;
+    if (verdict(t, recCtx(t, head), recWrite(t, head), 0, false, summarizeMutex(t, moff, opMutex)) === V_GRANT) grantHandOff(k, m, moff, head);
     return;
   }
   const passes = i32[moff + M_COHORT_PART] === t.self + 1 ? (i32[moff + M_COHORT_PASSES] as number) : 0;
@@ -621,12 +629,34 @@ function cohortPass(k: Core, m: number, moff: number): void {
   for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) {
     if (recWatch(t, r) || recPart(t, r) !== t.self) continue;
     if (verdict(t, recCtx(t, r), recWrite(t, r), 0, false, ms) !== V_GRANT) return;
-    removeWaiter(t, moff, r);
-    addHold(t, m, moff, r, recCtx(t, r), recWrite(t, r), monoNow(), t.self);
+    grantHandOff(k, m, moff, r);
     i32[moff + M_COHORT_PART] = t.self + 1;
     i32[moff + M_COHORT_PASSES] = passes + 1;
-    k.waker.kickWaiter(r);
     return;
+  }
+}
+
+/**
+ * Makes wait record r of this thread a hold of mutex m and tells its waiter: asleep, its wait() resolves
+ * granted (Waker.handOff, with the grant's ownerDied), so it needs no re-check under the table lock; not
+ * asleep (already woken, running), a kick: its poll finds the hold (isHandedTo) and takes the ownerDied.
+ */
+function grantHandOff(k: Core, m: number, moff: number, r: number): void {
+  const t = k.t;
+  removeWaiter(t, moff, r);
+  addHold(t, m, moff, r, recCtx(t, r), recWrite(t, r), monoNow(), t.self);
+  if (k.waker.isAsleep(r)) k.waker.handOff(r, takeOwnerDied(t, moff) ? HANDED_OWNER_DIED : HANDED);
+  else k.waker.kickWaiter(r);
+}
+
+/** Marks and kicks every watcher of the mutex at `moff` that nothing conflicting holds it against now. */
+function releaseWatchers(k: Core, moff: number): void {
+  const t = k.t;
+  for (let r = firstWaiter(t, moff); r >= 0; r = recNext(t, r)) {
+    if (recWatch(t, r) && !recUnlockedSeen(t, r) && !heldAgainst(t, moff, recWrite(t, r))) {
+      markUnlockedSeen(t, r);
+      k.waker.kickWaiter(r);
+    }
   }
 }
 
@@ -642,7 +672,7 @@ function isWaitOf(t: Table, w: number, m: number, c: number): boolean {
   return recWaiting(t, w) && !recWatch(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
 }
 
-/** Whether record w is a hold of context c (-1: ctx-less) on mutex m: a cohort pass handed it the lock. */
+/** Whether record w is a hold of context c (-1: ctx-less) on mutex m: a release handed it the lock (handOff). */
 function isHandedTo(t: Table, w: number, m: number, c: number): boolean {
   return recHold(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
 }

@@ -92,6 +92,8 @@ export class LockModel {
   readonly lastKey = new Map<string, bigint>();
   /** Per mutex: the cohort count (see Cohort). */
   readonly cohorts: Cohort[];
+  /** Cohort passes made so far (a test counts them). */
+  cohortPasses = 0;
 
   /** `keys`: each mutex's key (ordered contexts must lock them in ascending order). */
   constructor(readonly kind: Kind, readonly keys: readonly bigint[]) {
@@ -249,6 +251,7 @@ export class LockModel {
     this.grant(key, w);
     cohort.part = part;
     cohort.passes = passes + 1;
+    this.cohortPasses++;
   }
 
   /** The queued requests whose deadline passed leave with ETIMEDOUT. */

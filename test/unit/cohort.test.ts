@@ -1,7 +1,8 @@
 /**
- * Cohort hand-offs (lib/ww/ww-rules.ts cohortPass, docs/design.md "Cohort hand-offs"): a release whose queue
- * head is another process's waiter passes the mutex to the releasing thread's own waiter, at most 8 times in
- * a row; then the head gets it. The passed-over waiter stays queued and visible; a waiter aborted after it
+ * Hand-offs at release (lib/ww/ww-rules.ts handOff, docs/design.md "Direct hand-offs", "Cohort hand-offs"):
+ * a release whose queue head is this thread's waiter grants it at once (forced before it ran: ETIMEDOUT);
+ * a release whose queue head is another process's waiter passes the mutex to the releasing thread's own
+ * waiter, at most 8 times in a row; then the head gets it. The passed-over waiter stays queued and visible; a waiter aborted after it
  * was passed the lock, before it ran, gives the lock on, holding nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -56,6 +57,45 @@ async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!cond()) throw new Error(`timed out waiting until ${what}`);
 }
+
+test("a release hands the lock to this thread's head waiter at once; its lock() resolves without a re-check", async () => {
+  const key = nextKey++;
+  const m = new WwMutex(cls, key);
+  const ctx = cls.acquireContext({ name: 'holder' });
+  await m.lock(ctx, 'write');
+  const next = cls.acquireContext({ name: 'next' });
+  const granted = m.lock(next, 'write');
+  m.unlock(ctx); // hands it to 'next', whose lock() has not run yet
+  expect(state(key)).toEqual({ holders: ['next'], waiters: [] });
+  await granted;
+  expect(m.isHeldBy(next)).toBe(true);
+  m.unlock(next);
+  ctx.fini();
+  next.fini();
+  expect(checkTable(store.t)).toEqual([]);
+  m.dispose();
+});
+
+test('a waiter forced off after a release handed it the lock, before it ran, rejects ETIMEDOUT and holds nothing', async () => {
+  const key = nextKey++;
+  const m = new WwMutex(cls, key);
+  const ctx = cls.acquireContext({ name: 'holder' });
+  await m.lock(ctx, 'write');
+  const waiter = cls.acquireContext({ name: 'forced', maxHoldMs: 60_000 });
+  const pending = m.lock(waiter, 'write');
+  m.unlock(ctx); // hands it to 'forced'
+  expect(state(key).holders).toEqual(['forced']);
+  expect(store.forceIfExpired(waiter.id, Infinity)).not.toBeNull();
+  await expect(pending).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+  expect(waiter.acquired).toBe(0);
+  expect(state(key)).toEqual({ holders: [], waiters: [] });
+  expect(m.tryLock('write', ctx)).toBe(true);
+  m.unlock(ctx);
+  ctx.fini();
+  waiter.fini();
+  expect(checkTable(store.t)).toEqual([]);
+  m.dispose();
+});
 
 test(`a release passes to this thread's waiter over another process's head, ${COHORT_BOUND} times in a row, then the head gets it`, async () => {
   const key = nextKey++;

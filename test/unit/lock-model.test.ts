@@ -627,6 +627,7 @@ function cloneModel(m: LockModel): LockModel {
   for (const [k, v] of m.outcomes) n.outcomes.set(k, v);
   for (const [k, v] of m.lastKey) n.lastKey.set(k, v);
   m.cohorts.forEach((c, i) => Object.assign(n.cohorts[i] as Cohort, c));
+  n.cohortPasses = m.cohortPasses;
   return n;
 }
 
@@ -672,6 +673,7 @@ describe.each([
     let steps = 0;
     let kickChecks = 0;
     let handed = 0;
+    let passes = 0;
 
     const fail = (path: string[], what: string, got: unknown, want: unknown): void => {
       expect({ path, what, got }).toEqual({ path, what, got: want });
@@ -873,6 +875,7 @@ describe.each([
         const here = [...path, st.name];
         st.run(x, out);
         steps++;
+        passes += x.model.cohortPasses - n.model.cohortPasses;
         checkKicks(x, out, here);
         settle(x, out);
         compare(x, out, here);
@@ -891,10 +894,16 @@ describe.each([
       ctxs.forEach((c, i) => storeOf(i).closeContext(c));
       for (const m of mutexes) store.closeMutex(m);
     }
-    if (process.env.ENUM_LOG) process.stderr.write(`enumeration ${kind} ${ordered} ${who}: depth ${ENUM_DEPTH}, ${visited.size} states, ${steps} steps, ${kickChecks} kick checks, ${handed} cohort hand-offs\n`);
+    if (process.env.ENUM_LOG) process.stderr.write(`enumeration ${kind} ${ordered} ${who}: depth ${ENUM_DEPTH}, ${visited.size} states, ${steps} steps, ${kickChecks} kick checks, ${handed} hand-offs, ${passes} of them cohort passes\n`);
     // Enough was explored to mean something (and the counts show in a failure's context).
-    // Two participants meet in cohort hand-offs; one never passes over its own queue.
-    expect({ states: visited.size > 200, kickChecks: kickChecks > 100, handed: handed > 0 }).toEqual({ states: true, kickChecks: true, handed: who === 'two participants' });
+    // Releases hand off to their own participant's head; two participants meet in cohort passes, one never
+    // passes over its own queue.
+    expect({ states: visited.size > 200, kickChecks: kickChecks > 100, handed: handed > 100, passes: passes > 0 }).toEqual({
+      states: true,
+      kickChecks: true,
+      handed: true,
+      passes: who === 'two participants',
+    });
     expect(steps).toBeGreaterThan(0);
     expect(checkTable(store.t)).toEqual([]);
   });

@@ -153,8 +153,9 @@ describe.each(KINDS)('%s', (kind) => {
 
 });
 
-// An older context takes a lock that a younger waiter (holding another lock) waits for. The two classes
-// differ here, so each states its own outcome (no early return for the other).
+// An older context takes a lock that a younger waiter (holding another lock) waits for: it joins the
+// younger readers that hold it, ahead of the younger writer in the queue. The two classes differ here, so
+// each states its own outcome (no early return for the other).
 describe.each(KINDS)('%s: a waiter that would now wait for an older holder', (kind) => {
   test(kind === 'wait-die' ? 'is woken to die (EDEADLK)' : 'keeps waiting and gets the lock once the older one leaves', async () => {
     const cls = new WwClass(kind);
@@ -162,15 +163,16 @@ describe.each(KINDS)('%s: a waiter that would now wait for an older holder', (ki
     const old = cls.acquireContext({ name: 'old' });
     const mid = cls.acquireContext({ name: 'mid' });
     const young = cls.acquireContext({ name: 'young' });
-    await m.lock(young);
+    await m.lock(young, 'read');
     await held.lock(mid);
     let settled = false;
-    const pMid = codeOf(m.lock(mid, 'read')).finally(() => (settled = true)); // waits: the holder is younger
+    const pMid = codeOf(m.lock(mid, 'write')).finally(() => (settled = true)); // waits: the holder is younger
     await tick();
     expect(settled).toBe(false);
-    // Released, and in the same tick an older context takes it: mid would now wait for an older holder.
+    // An older context joins the readers (it queues ahead of mid, so nothing is ahead of it): mid would now
+    // wait for an older holder.
+    expect(m.tryLock('read', old)).toBe(true);
     m.unlock(young);
-    expect(m.tryLock('write', old)).toBe(true);
     if (kind === 'wait-die') {
       expect(await pMid).toBe('EDEADLK');
       expect(queryLocks().locks.find((l) => l.key === m.key)!.waiters).toEqual([]);

@@ -19,7 +19,6 @@ import { exportFences, pollEvents } from './implicit-fences';
 import { writes, type Access } from './access';
 import type { SyncFile } from './sync-file';
 import { OwnedFd } from './owned-fd';
-import { WAKE_BATCH, laterTurn } from '../wake-pacing';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -226,34 +225,12 @@ function dispose(g: Group): void {
   buffer?.close();
 }
 
-/**
- * Settles every sharer with `err` (null: resolved) and ends the group. Failures settle in one pass; of the
- * resolved, WAKE_BATCH now and the rest a batch per later loop turn (lib/wake-pacing.ts), so that a hundred
- * waiters on one fence do not make one long loop turn.
- */
+/** Settles every sharer with `err` (null: resolved) in one pass, and ends the group. */
 function settleAll(g: Group, err: Error | null): void {
   const sharers = g.sharers;
   g.sharers = [];
   dispose(g);
-  if (err !== null || sharers.length <= WAKE_BATCH) {
-    for (let i = 0; i < sharers.length; i++) settle(sharers[i] as Sharer, err);
-    return;
-  }
-  resolveBatch({ sharers, next: 0 });
-}
-
-/** Resolved sharers still to be told, from `next` on. */
-interface ResolvedRest {
-  sharers: Sharer[];
-  next: number;
-}
-
-/** Resolves the next WAKE_BATCH of `rest`, and the others on a later turn. */
-function resolveBatch(rest: ResolvedRest): void {
-  const end = Math.min(rest.sharers.length, rest.next + WAKE_BATCH);
-  for (let i = rest.next; i < end; i++) settle(rest.sharers[i] as Sharer, null);
-  rest.next = end;
-  if (end < rest.sharers.length) laterTurn(resolveBatch, rest);
+  for (let i = 0; i < sharers.length; i++) settle(sharers[i] as Sharer, err);
 }
 
 /** The libuv poll fired: the export (or the dma-buf) is ready, or the poll failed. */
@@ -290,7 +267,7 @@ function ready(g: Group): void {
   // The late joiner that set the flag may have left meanwhile: then nobody waits any more.
   if (late.length === 0) dispose(g);
   else reexport(g);
-  resolveBatch({ sharers: done, next: 0 });
+  for (const s of done) settle(s, null);
 }
 
 /** Waits again for the group's remaining sharers on a fresh export, which covers all of them. */

@@ -8,8 +8,7 @@
  * wakes one writer, not the whole queue (no thundering herd, no re-polls that only queue again).
  *
  * A kicked waiter of this thread is resolved directly (a microtask: async tasks of one thread hand a lock
- * over without an event-loop turn), at most WAKE_BATCH at once, the rest one batch per later loop turn
- * (lib/wake-pacing.ts).
+ * over without an event-loop turn), at most LOCAL_WAKE_BATCH at once, the rest one batch per setImmediate.
  * Every other participant (thread, any process) with a kicked record gets its doorbell rung: its P_DOORBELL
  * word is bumped and futex-woken; a helper thread of that participant sleeps in FUTEX_WAIT on it and hands
  * the ring to its event loop, which resolves its sleepers whose records are kicked. V8's Atomics.notify
@@ -23,7 +22,9 @@ import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
 import { M_NWAITERS, M_WAIT_HEAD, P_DOORBELL, RF_KICK, R_FLAGS, R_NEXT, R_PART } from './layout';
 import { monoNow, type Table } from './table';
-import { WAKE_BATCH, laterTurn } from '../wake-pacing';
+
+/** How many same-thread waiters one wake resolves directly. */
+const LOCAL_WAKE_BATCH = 8;
 
 /** Calls `kick(r)` for every waiter record of the mutex at `moff` that a re-check would let proceed. */
 export type ReadyWaiters = (t: Table, moff: number, kick: (r: number) => void) => void;
@@ -54,10 +55,6 @@ export function wakeOnAbort(signal: AbortSignal): void {
   if (listenedSignals.has(signal)) return;
   listenedSignals.add(signal);
   signal.addEventListener('abort', onAbort, { once: true });
-}
-
-function drain(waker: Waker): void {
-  waker.drained();
 }
 
 /** Waits and wakes of one thread on one store. */
@@ -138,7 +135,7 @@ export class Waker {
     for (let i = 0; i < n; i++) {
       const s = this.sleepers.get(this.local[i] as number);
       if (s === undefined) continue; // running: it re-checks anyway
-      if (woken === WAKE_BATCH) {
+      if (woken === LOCAL_WAKE_BATCH) {
         this.drainLater();
         break;
       }
@@ -208,13 +205,10 @@ export class Waker {
     if (this.draining) return;
     // The rest on a later turn: 1000 waiters re-polling in one microtask burst would stall the loop.
     this.draining = true;
-    laterTurn(drain, this);
-  }
-
-  /** @internal A drain is due (laterTurn): the next batch of kicked sleepers. */
-  drained(): void {
-    this.draining = false;
-    this.onRing();
+    setImmediate(() => {
+      this.draining = false;
+      this.onRing();
+    });
   }
 
   /** The doorbell rang (or a drain is due): wake a batch of the sleepers whose records are kicked. */
@@ -223,7 +217,7 @@ export class Waker {
     let woken = 0;
     for (const s of this.sleepers.values()) {
       if ((Atomics.load(i32, this.t.recOff(s.w) + R_FLAGS) & RF_KICK) === 0) continue;
-      if (woken === WAKE_BATCH) {
+      if (woken === LOCAL_WAKE_BATCH) {
         this.drainLater();
         return;
       }

@@ -642,8 +642,11 @@ interface Fig5Run {
   failed: number;
   firstError?: string;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Delay samples taken in the measured part (about one per loop turn, at most one per ms): p99 is about the (samples/100)th largest. */
+  samples: number;
   meanMs: number;
   fdsBeforeWaiters: number;
   fdsWhileWaiting: number;
@@ -752,7 +755,9 @@ export async function fig5Once(opts: Fig5Options = {}): Promise<Fig5Run> {
     failed,
     firstError,
     p50Ms: h.percentile(50) / 1e6,
+    p90Ms: h.percentile(90) / 1e6,
     p99Ms: h.percentile(99) / 1e6,
+    samples: h.count,
     maxMs: h.max / 1e6,
     meanMs: h.mean / 1e6,
     fdsBeforeWaiters: fd0,
@@ -816,7 +821,8 @@ export async function fig5(): Promise<void> {
     verdict: failed > 0 ? 'MISS' : verdict(p99Max, 'lt', 5),
     note:
       `after ${FIG5_WARMUP_RUNS} warm-up runs (p99 ${warmup.map((r) => r.p99Ms.toFixed(1)).join(', ')} ms, not counted), ${done}/${FIG5_WAITERS * FIG5_RUNS} done, median ${median(runs.map((r) => r.totalMs)).toFixed(0)} ms a run after ` +
-      `${median(runs.map((r) => r.setupMs)).toFixed(0)} ms setup, max delay ${worstMax.toFixed(1)} ms, ` +
+      `${median(runs.map((r) => r.setupMs)).toFixed(0)} ms setup, median p90 ${median(runs.map((r) => r.p90Ms)).toFixed(2)} ms of ` +
+      `${median(runs.map((r) => r.samples))} samples a run, max delay ${worstMax.toFixed(1)} ms, ` +
       `CPU ${median(runs.map((r) => r.cpuMs)).toFixed(0)} ms a run, ${median(runs.map((r) => r.fdsWhileWaiting - r.fdsBeforeWaiters))} fds opened by the waiters` +
       (failed ? `, ${failed} failed: ${firstError}` : ''),
   });

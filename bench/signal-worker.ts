@@ -4,7 +4,8 @@
  *
  * Messages: { fd, id, delayMs } → sleeps delayMs, records CLOCK_MONOTONIC, signals fence `id` on the vgem
  * fd, replies { t } (ns as a string). { fd, ids, intervalMs } → signals each fence in turn every intervalMs,
- * replies { done: true }. { ping: true, delayMs } → sleeps, replies { t } (the time it posted).
+ * replies { done: true }. { ping: true, delayMs } → sleeps, replies { t } (the time it posted); figure 5 sends
+ * one with delayMs 0 to know the worker runs before it starts measuring.
  */
 import { parentPort } from 'node:worker_threads';
 import { native } from '../lib/kernel/native';

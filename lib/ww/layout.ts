@@ -18,7 +18,7 @@ import { DmabufError } from '../errors';
 
 /** 'dmbS': a cross-process store. Bumped with every change of the layout below. */
 export const MAGIC = 0x64_6d_62_53;
-export const VERSION = 6;
+export const VERSION = 7;
 
 // ---- header (word offsets) ----
 /** Table lock: 0 free, else the owner's participant index + 1, with CONTENDED set when someone sleeps on it. */
@@ -87,11 +87,12 @@ export const M_OWNER_DIED = 11;
 /** The last record of the wait queue (+ 1; 0: empty): a request usually goes there (ww-rules.ts queueSpot). */
 export const M_WAIT_TAIL = 12;
 /**
- * Cohort passes (ww-rules.ts handOff): how many releases in a row passed the mutex to a waiter of the
- * releasing participant over the head of the queue, and that participant (+ 1).
+ * Cohort passes (ww-rules.ts handOff, cohortArrival): how many times the mutex went to a participant's own
+ * request over the head of the queue, and that head's record (+ 1): passes over one head are bounded, whoever
+ * makes them (a reused record may count on: fewer passes, never more).
  */
 export const M_COHORT_PASSES = 13;
-export const M_COHORT_PART = 14;
+export const M_COHORT_HEAD = 14;
 
 export const SLOT_EMPTY = 0;
 export const SLOT_USED = 1;

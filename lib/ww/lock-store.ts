@@ -42,7 +42,7 @@ import {
   M_WAIT_HEAD,
   M_WAIT_TAIL,
   M_COHORT_PASSES,
-  M_COHORT_PART,
+  M_COHORT_HEAD,
   M_WRITE_HELD,
   NAME_BYTES,
   ORDERED_STAMP,
@@ -229,7 +229,7 @@ export class TableLockStore implements LockStore, rules.Core {
       i32[off + M_WAIT_HEAD] = 0;
       i32[off + M_WAIT_TAIL] = 0;
       i32[off + M_COHORT_PASSES] = 0;
-      i32[off + M_COHORT_PART] = 0;
+      i32[off + M_COHORT_HEAD] = 0;
       i32[off + M_NHOLDERS] = 0;
       i32[off + M_NWAITERS] = 0;
       i32[off + M_NSPECIAL] = 0;

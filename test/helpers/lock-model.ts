@@ -13,8 +13,9 @@
  * A request with a deadline already passed is never re-checked once queued: it times out (ETIMEDOUT).
  * - a cohort hand-off (ww-rules.ts cohortPass, docs/design.md "Cohort hand-offs"): every hold and request belongs
  *   to a participant (a thread; `part`). A release whose queue head is another participant's first grants the
- *   releaser's own first queued request behind it, if no holder conflicts with it, at most COHORT_BOUND
- *   releases in a row (per mutex, counted while the head is another participant's); the fixpoint follows;
+ *   releaser's own first queued request behind it, if no holder conflicts with it; a new lock() (not a
+ *   tryLock) that only the queue blocks, while the head is another participant's and none of its own is
+ *   queued, is granted at once; at most COHORT_BOUND such passes over one head; the fixpoint follows;
  * A waitUnlocked() watcher is in no queue (it is ahead of nobody); it resolves once nothing conflicting holds the
  * mutex. Right after a release it races the waiters that the release lets in: if the mutex was free for it
  * between the two, it may have resolved (`mayResolve`), and if it is still free after them, it has.
@@ -41,9 +42,9 @@ export interface Hold {
 /** How many releases in a row may pass a mutex to the releaser's own waiter over the queue's head (ww-rules.ts). */
 export const COHORT_BOUND = 8;
 
-/** A mutex's cohort count: the participant whose releases passed it last, and how many times in a row. */
+/** A mutex's cohort count: the head (its request id) passed over last, and how many times. */
 export interface Cohort {
-  part: number | undefined;
+  head: number | undefined;
   passes: number;
 }
 
@@ -99,7 +100,7 @@ export class LockModel {
   constructor(readonly kind: Kind, readonly keys: readonly bigint[]) {
     this.holders = keys.map(() => []);
     this.queues = keys.map(() => []);
-    this.cohorts = keys.map(() => ({ part: undefined, passes: 0 }));
+    this.cohorts = keys.map(() => ({ head: undefined, passes: 0 }));
   }
 
   /** Whether a lock of `key` by ordered context `r` breaks ascending order (EINVAL). */
@@ -166,7 +167,7 @@ export class LockModel {
     const at = insertionIndex(q, r.stamp);
     const ahead = q.slice(0, at);
     let out: Outcome;
-    if (!this.blocked(key, r.mode, ahead)) {
+    if (!this.blocked(key, r.mode, ahead) || this.cohortArrival(key, r)) {
       this.grant(key, r);
       out = 'granted';
     } else if (r.stamp !== null && ww && this.mustBackOff(key, r, ahead)) {
@@ -237,19 +238,37 @@ export class LockModel {
   private cohortPass(key: number, part: number | undefined): void {
     const q = this.queues[key] as Waiter[];
     const head = q[0];
-    if (head === undefined) return;
-    const cohort = this.cohorts[key] as Cohort;
-    if (head.part === part) {
-      cohort.passes = 0;
-      return;
-    }
-    const passes = cohort.part === part ? cohort.passes : 0;
-    if (passes >= COHORT_BOUND) return;
+    if (head === undefined || head.part === part || this.passesOver(key) >= COHORT_BOUND) return;
     const w = q.find((x) => x.part === part);
     if (w === undefined || !this.unlockedFor(key, w.mode)) return;
     this.remove(w, 'granted');
     this.grant(key, w);
-    cohort.part = part;
+    this.countPass(key);
+  }
+
+  /**
+   * The cohort pass at arrival: request `r` (a lock(), not a tryLock) that no holder blocks, of a participant
+   * with nothing queued, while the head is another participant's, is granted at once (true; counted).
+   */
+  private cohortArrival(key: number, r: Hold): boolean {
+    const q = this.queues[key] as Waiter[];
+    const head = q[0];
+    if (head === undefined || head.part === r.part || this.passesOver(key) >= COHORT_BOUND) return false;
+    if (!this.unlockedFor(key, r.mode) || q.some((x) => x.part === r.part)) return false;
+    this.countPass(key);
+    return true;
+  }
+
+  /** How many passes went over the current head of `key`'s queue. */
+  private passesOver(key: number): number {
+    const cohort = this.cohorts[key] as Cohort;
+    return cohort.head === (this.queues[key] as Waiter[])[0]?.req ? cohort.passes : 0;
+  }
+
+  private countPass(key: number): void {
+    const passes = this.passesOver(key);
+    const cohort = this.cohorts[key] as Cohort;
+    cohort.head = (this.queues[key] as Waiter[])[0]?.req;
     cohort.passes = passes + 1;
     this.cohortPasses++;
   }

@@ -635,7 +635,8 @@ function cloneModel(m: LockModel): LockModel {
 function stateKey(m: LockModel): string {
   const hs = m.holders.map((h) => h.map((x) => `${x.actor}:${x.mode}`).sort().join(','));
   const qs = m.queues.map((q) => q.map((x) => `${x.actor}:${x.mode}:${x.ww ? 'ww' : 'slow'}`).join(','));
-  const cs = m.cohorts.map((c) => `${c.part ?? '-'}x${c.passes}`);
+  // Passes over the current head of each queue (a count over an earlier head no longer matters).
+  const cs = m.cohorts.map((c, i) => (c.head !== undefined && c.head === (m.queues[i] as Waiter[])[0]?.req ? c.passes : 0));
   return JSON.stringify([hs, qs, [...m.wounded].sort(), [...m.lastKey].map(([a, k]) => `${a}>${k}`).sort(), cs]);
 }
 

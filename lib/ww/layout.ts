@@ -87,8 +87,8 @@ export const M_OWNER_DIED = 11;
 /** The last record of the wait queue (+ 1; 0: empty): a request usually goes there (ww-rules.ts queueSpot). */
 export const M_WAIT_TAIL = 12;
 /**
- * Cohort passes (ww-rules.ts handOff, cohortArrival): how many times the mutex went to a participant's own
- * request over the head of the queue, and that head's record (+ 1): passes over one head are bounded, whoever
+ * Cohort passes (ww-rules.ts handOff): how many times a release passed the mutex to its participant's own
+ * waiter over the head of the queue, and that head's record (+ 1): passes over one head are bounded, whoever
  * makes them (a reused record may count on: fewer passes, never more).
  */
 export const M_COHORT_PASSES = 13;

@@ -391,7 +391,7 @@ export function acquire(k: Core, m: number, c: number, write: boolean, flags: nu
     }
     const v = verdict(t, c, write, ahead, (flags & (F_WW | F_TRY)) === F_WW, summarizeMutex(t, moff, opMutex));
     if (v === V_FORCED) return FORCED;
-    if (v === V_GRANT || (queued && (flags & F_TRY) === 0 && cohortArrival(t, moff, write))) {
+    if (v === V_GRANT) {
       const r = allocRecord(t);
       addHold(t, m, moff, r, c, write, monoNow(), t.self);
       k.ownerDied = takeOwnerDied(t, moff);
@@ -602,8 +602,7 @@ const COHORT_BOUND = 8;
  * - the head is another participant's (a thread of this or another process): the cohort pass (lock
  *   cohorting, Dice, Marathe and Shavit, PPoPP 2012): our first waiter that a grant would take now, were
  *   nothing queued ahead of it, is granted here: no wake of another thread or process, whose wake-up costs tens
- *   to hundreds of µs. At most COHORT_BOUND passes go over one head (at releases or arrivals, by whichever
- *   participants), then the queue's order rules again: the head is late by at most that many critical
+ *   to hundreds of µs. At most COHORT_BOUND passes go over one head (by whichever participants), then the queue's order rules again: the head is late by at most that many critical
  *   sections, never starved. Every holder
  *   and waiter stays in the table, so other processes' ww checks see them as before (the passed-over waiters
  *   are kicked by the wake that follows and re-check against the new holder: an older context wounds it, a
@@ -638,26 +637,6 @@ function handOff(k: Core, m: number, moff: number): void {
 /** How many times the mutex at `moff` went to another request over `head`, the first request of its queue. */
 function passesOver(t: Table, moff: number, head: number): number {
   return t.i32[moff + M_COHORT_HEAD] === head + 1 ? (t.i32[moff + M_COHORT_PASSES] as number) : 0;
-}
-
-/**
- * The cohort pass at arrival (acquire; not tryLock): a new request of this participant that only the queue
- * keeps from the mutex (no holder conflicts with it) while the queue's head is another participant's, and no
- * request of ours is queued, takes it now, counted as a pass over that head (at most COHORT_BOUND). The head
- * was kicked by the release that freed the mutex and is on its way (tens to hundreds of µs to another thread
- * or process); until it comes, this participant's tasks go on. The head then re-checks against the new
- * holder, as after a pass at release. Returns true (and counts the pass) if the request is to be granted.
- */
-function cohortArrival(t: Table, moff: number, write: boolean): boolean {
-  if (heldAgainst(t, moff, write)) return false;
-  const head = firstRequest(t, moff);
-  if (head < 0 || recPart(t, head) === t.self) return false;
-  const passes = passesOver(t, moff, head);
-  if (passes >= COHORT_BOUND) return false;
-  for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) if (!recWatch(t, r) && recPart(t, r) === t.self) return false;
-  t.i32[moff + M_COHORT_HEAD] = head + 1;
-  t.i32[moff + M_COHORT_PASSES] = passes + 1;
-  return true;
 }
 
 /**

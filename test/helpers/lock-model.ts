@@ -13,9 +13,8 @@
  * A request with a deadline already passed is never re-checked once queued: it times out (ETIMEDOUT).
  * - a cohort hand-off (ww-rules.ts cohortPass, docs/design.md "Cohort hand-offs"): every hold and request belongs
  *   to a participant (a thread; `part`). A release whose queue head is another participant's first grants the
- *   releaser's own first queued request behind it, if no holder conflicts with it; a new lock() (not a
- *   tryLock) that only the queue blocks, while the head is another participant's and none of its own is
- *   queued, is granted at once; at most COHORT_BOUND such passes over one head; the fixpoint follows;
+ *   releaser's own first queued request behind it, if no holder conflicts with it, at most COHORT_BOUND
+ *   passes over one head (whoever passes); the fixpoint follows;
  * A waitUnlocked() watcher is in no queue (it is ahead of nobody); it resolves once nothing conflicting holds the
  * mutex. Right after a release it races the waiters that the release lets in: if the mutex was free for it
  * between the two, it may have resolved (`mayResolve`), and if it is still free after them, it has.
@@ -167,7 +166,7 @@ export class LockModel {
     const at = insertionIndex(q, r.stamp);
     const ahead = q.slice(0, at);
     let out: Outcome;
-    if (!this.blocked(key, r.mode, ahead) || this.cohortArrival(key, r)) {
+    if (!this.blocked(key, r.mode, ahead)) {
       this.grant(key, r);
       out = 'granted';
     } else if (r.stamp !== null && ww && this.mustBackOff(key, r, ahead)) {
@@ -244,19 +243,6 @@ export class LockModel {
     this.remove(w, 'granted');
     this.grant(key, w);
     this.countPass(key);
-  }
-
-  /**
-   * The cohort pass at arrival: request `r` (a lock(), not a tryLock) that no holder blocks, of a participant
-   * with nothing queued, while the head is another participant's, is granted at once (true; counted).
-   */
-  private cohortArrival(key: number, r: Hold): boolean {
-    const q = this.queues[key] as Waiter[];
-    const head = q[0];
-    if (head === undefined || head.part === r.part || this.passesOver(key) >= COHORT_BOUND) return false;
-    if (!this.unlockedFor(key, r.mode) || q.some((x) => x.part === r.part)) return false;
-    this.countPass(key);
-    return true;
   }
 
   /** How many passes went over the current head of `key`'s queue. */

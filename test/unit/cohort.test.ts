@@ -150,35 +150,3 @@ test('a waiter aborted after a release passed it the lock, before it ran, holds 
   expect(checkTable(store.t)).toEqual([]);
   m.dispose();
 });
-
-test(`a new lock() takes the mutex over another process's head that has not run yet, ${COHORT_BOUND} times over that head, then queues`, async () => {
-  const key = nextKey++;
-  const m = new WwMutex(cls, key);
-  let ctx = cls.acquireContext({ name: 'arrival-0' });
-  await m.lock(ctx, 'write');
-  const child = await remoteWaiter(key);
-  // Stopped, the other process cannot take the mutex between a release here and the next lock().
-  child.kill('SIGSTOP');
-  for (let i = 1; i <= COHORT_BOUND; i++) {
-    m.unlock(ctx); // free, the remote head kicked
-    ctx.fini();
-    ctx = cls.acquireContext({ name: `arrival-${i}` });
-    const granted = m.lock(ctx, 'write');
-    expect(state(key)).toEqual({ holders: [`arrival-${i}`], waiters: ['remote'] });
-    await granted;
-  }
-  m.unlock(ctx);
-  ctx.fini();
-  const last = cls.acquireContext({ name: 'arrival-last' });
-  let settled = false;
-  const granted = m.lock(last, 'write').then(() => void (settled = true));
-  expect(state(key)).toEqual({ holders: [], waiters: ['remote', 'arrival-last'] });
-  child.kill('SIGCONT');
-  await until('the other process holds it', () => state(key).holders[0] === 'remote');
-  expect(settled).toBe(false);
-  child.kill('SIGKILL');
-  await granted; // the dead holder is reaped
-  m.unlock(last);
-  last.fini();
-  m.dispose();
-});

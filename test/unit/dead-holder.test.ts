@@ -89,7 +89,7 @@ test.each(['write', 'read'] as const)('SIGKILL of a %s holder: a waiter gets the
   expect(consistent()).toEqual([]);
 });
 
-test('SIGKILL of a waiter queued ahead: the next locks proceed within 1 s each, and its record is gone', async () => {
+test('SIGKILL of a waiter queued ahead: the next lock proceeds within 1 s, its record is gone', async () => {
   const key = nextKey++;
   const m = new WwMutex(cls, key);
   await m.lock(null, 'write');
@@ -97,15 +97,10 @@ test('SIGKILL of a waiter queued ahead: the next locks proceed within 1 s each, 
   await new Promise((r) => setTimeout(r, 100));
   expect(queryLocks(DOMAIN).locks.find((l) => l.key === key)?.waiters).toEqual([expect.objectContaining({ pid: child.pid })]);
   await kill(child);
-  // The dead waiter is the head of the queue until someone reaps it. The first 8 locks pass over it (cohort
-  // passes at arrival: a head of another process is on its way); the 9th waits behind it, and its wait's
-  // liveness check reaps it.
-  for (let i = 0; i <= 8; i++) {
-    m.unlock();
-    const t0 = Date.now();
-    await m.lock(null, 'write');
-    expect({ i, ms: Date.now() - t0 < 1000 }).toEqual({ i, ms: true });
-  }
+  m.unlock();
+  const t0 = Date.now();
+  await m.lock(null, 'write'); // the dead waiter is ahead in the queue until someone reaps it
+  expect(Date.now() - t0).toBeLessThan(1000);
   expect(queryLocks(DOMAIN).locks.find((l) => l.key === key)?.waiters).toEqual([]);
   m.unlock();
   m.dispose();

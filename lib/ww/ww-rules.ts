@@ -484,8 +484,8 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
   t.lock();
   try {
     if (!isWaitOf(t, w, m, c)) {
-      // A release of this thread passed w the lock (handOff) before it slept or while it ran; or, for a context forced since, the forced
-      // release freed that hold (and w may be reused: leave it alone).
+      // A release of this thread handed w the lock (handOff) while it ran (or before it saw it); or, for a
+      // context forced since, the forced release freed that hold (and w may be reused: leave it alone).
       if (c >= 0 && ctxForced(t, c)) return FORCED;
       if (!isHandedTo(t, w, m, c)) return NOT_HELD; // cannot happen: reported as EIO
       clearKick(t, w);
@@ -596,17 +596,17 @@ const COHORT_BOUND = 8;
 
 /**
  * The hand-offs of a release to a waiter of its own participant (this thread), inside the release's critical
- * section (docs/design.md "Cohort hand-offs"):
+ * section (docs/design.md "Direct hand-offs", "Cohort hand-offs"):
  * - the queue's head is ours and a grant would take it now: it is granted here (a direct hand-off), as its
- *   own re-check would once woken, and the count of cohort passes starts again;
+ *   own re-check would once woken;
  * - the head is another participant's (a thread of this or another process): the cohort pass (lock
  *   cohorting, Dice, Marathe and Shavit, PPoPP 2012): our first waiter that a grant would take now, were
- *   nothing queued ahead of it, is granted here: no wake of another thread or process, whose wake-up costs tens
- *   to hundreds of µs. At most COHORT_BOUND passes go over one head (by whichever participants), then the queue's order rules again: the head is late by at most that many critical
- *   sections, never starved. Every holder
- *   and waiter stays in the table, so other processes' ww checks see them as before (the passed-over waiters
- *   are kicked by the wake that follows and re-check against the new holder: an older context wounds it, a
- *   younger one dies for it).
+ *   nothing queued ahead of it, is granted here: no wake of another thread or process, whose wake-up costs
+ *   tens to hundreds of µs. At most COHORT_BOUND passes go over one head (by whichever participants), then
+ *   the queue's order rules again: the head is late by at most that many critical sections, never starved.
+ *   Every holder and waiter stays in the table, so other processes' ww checks see them as before (the
+ *   passed-over waiters are kicked by the wake that follows and re-check against the new holder: an older
+ *   context wounds it, a younger one dies for it).
  */
 function handOff(k: Core, m: number, moff: number): void {
   const t = k.t;

@@ -8,12 +8,14 @@
  * never awaits; waiting is the caller's.
  * @internal
  */
-import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED, C_REVOKED, C_TOKEN, M_COHORT_HEAD, M_COHORT_PASSES, M_NHOLDERS, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
+import { CF_FORCED, CF_ORDERED, CF_USED, CF_WOUNDED } from './layout';
 import { addHold, allocRecord, findHold, freeRecord, initWaitRecord, linkWaiter, removeHold, removeWaiter } from './records';
-import { native } from '../kernel/native';
+import { ctxToken, isForeign, revocationPending } from './revocation';
 import { monoNow, type Table } from './table';
 import {
   clearKick,
+  cohortPassesOver,
+  countCohortPass,
   ctxAcquired,
   ctxFirstHold,
   ctxFlags,
@@ -27,6 +29,7 @@ import {
   hasWaiters,
   heldAgainst,
   isHeld,
+  isHeldNow,
   isWaitDie,
   mutexKey,
   markForced,
@@ -610,7 +613,6 @@ const COHORT_BOUND = 8;
  */
 function handOff(k: Core, m: number, moff: number): void {
   const t = k.t;
-  const i32 = t.i32;
   // The mutex is free for a moment, between the release and the hand-off: a watcher (waitUnlocked) that it
   // lets through has seen it unlocked, as after a release without a hand-off (else a chain of hand-offs
   // could keep it from ever seeing the mutex free).
@@ -621,22 +623,16 @@ function handOff(k: Core, m: number, moff: number): void {
     if (verdict(t, recCtx(t, head), recWrite(t, head), 0, false, summarizeMutex(t, moff, opMutex)) === V_GRANT) grantHandOff(k, m, moff, head);
     return;
   }
-  const passes = passesOver(t, moff, head);
+  const passes = cohortPassesOver(t, moff, head);
   if (passes >= COHORT_BOUND) return;
   const ms = summarizeMutex(t, moff, opMutex);
   for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) {
     if (recWatch(t, r) || recPart(t, r) !== t.self) continue;
     if (verdict(t, recCtx(t, r), recWrite(t, r), 0, false, ms) !== V_GRANT) return;
     grantHandOff(k, m, moff, r);
-    i32[moff + M_COHORT_HEAD] = head + 1;
-    i32[moff + M_COHORT_PASSES] = passes + 1;
+    countCohortPass(t, moff, head, passes + 1);
     return;
   }
-}
-
-/** How many times the mutex at `moff` went to another request over `head`, the first request of its queue. */
-function passesOver(t: Table, moff: number, head: number): number {
-  return t.i32[moff + M_COHORT_HEAD] === head + 1 ? (t.i32[moff + M_COHORT_PASSES] as number) : 0;
 }
 
 /**
@@ -699,7 +695,7 @@ export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean 
 export function holds(k: Core, m: number, c: number): boolean {
   const t = k.t;
   const moff = t.mutexOff(m);
-  if (Atomics.load(t.i32, moff + M_NHOLDERS) === 0) return false;
+  if (!isHeldNow(t, moff)) return false;
   return t.critical(() => findHold(t, moff, c) >= 0);
 }
 
@@ -719,33 +715,7 @@ export function earliestDeadline(k: Core, c: number): number {
  */
 export function viewToken(k: Core, c: number): bigint {
   const t = k.t;
-  const off = t.ctxOff(c);
-  return t.critical(() => {
-    if (ctxForced(t, c)) return 0n;
-    let token = t.i64[(off + C_TOKEN) >> 1] as bigint;
-    if (token === 0n) {
-      token = native.newRevocationToken();
-      t.i64[(off + C_TOKEN) >> 1] = token;
-    }
-    return token;
-  });
-}
-
-/**
- * Asks the revoker thread of participant `part` (another process) to revoke `token` and acknowledge into
- * the C_REVOKED field of the context at `coff`. A seqlock on P_REVOKE_REQ (odd while written); the table
- * lock makes the poster unique. Called with the table locked.
- */
-function postRevocation(t: Table, part: number, token: bigint, coff: number): void {
-  const i32 = t.i32;
-  const poff = t.partOff(part);
-  let v = Atomics.load(i32, poff + P_REVOKE_REQ);
-  if ((v & 1) !== 0) v++; // a poster died mid-request: its half-written request is void
-  Atomics.store(i32, poff + P_REVOKE_REQ, v + 1);
-  Atomics.store(t.i64, (poff + P_REVOKE_TOKEN) >> 1, token);
-  Atomics.store(i32, poff + P_REVOKE_ACK_AT, coff + C_REVOKED);
-  Atomics.store(i32, poff + P_REVOKE_REQ, v + 2);
-  native.futexWake(t.buffer, poff + P_REVOKE_REQ, 1);
+  return t.critical(() => (ctxForced(t, c) ? 0n : ctxToken(t, c)));
 }
 
 /**
@@ -761,14 +731,12 @@ function postRevocation(t: Table, part: number, token: bigint, coff: number): vo
  */
 export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: number) => string, maybeFree: (m: number) => void): ForcedRelease | null {
   const t = k.t;
-  const i32 = t.i32;
   if (!Number.isInteger(c) || c < 0 || c >= t.nCtx) return null;
-  const coff = t.ctxOff(c);
   return t.critical((): ForcedRelease | null => {
     const flags = ctxFlags(t, c);
     if ((flags & CF_USED) === 0 || (flags & CF_FORCED) !== 0) return null;
     const part = ctxPart(t, c);
-    const foreign = i32[t.partOff(part) + P_PID] !== process.pid;
+    const foreign = isForeign(t, part);
     let expired = false;
     for (let r = ctxFirstHold(t, c); r >= 0; r = recCtxNext(t, r)) {
       if (recDeadline(t, r) <= now) {
@@ -777,13 +745,7 @@ export function forceIfExpired(k: Core, c: number, now: number, ctxName: (c: num
       }
     }
     if (!expired) return null;
-    if (foreign) {
-      const token = Atomics.load(t.i64, (coff + C_TOKEN) >> 1);
-      if (token !== 0n && Atomics.load(t.i64, (coff + C_REVOKED) >> 1) !== token) {
-        postRevocation(t, part, token, coff);
-        return null;
-      }
-    }
+    if (foreign && revocationPending(t, c, part)) return null;
     markForced(t, c);
     const keys: bigint[] = [];
     const tags: bigint[] = [];

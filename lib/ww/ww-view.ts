@@ -18,6 +18,8 @@ import {
   C_STAMP,
   C_WAITING_ON,
   KIND_WAIT_DIE,
+  M_COHORT_HEAD,
+  M_COHORT_PASSES,
   M_HOLD_HEAD,
   M_KEY,
   M_KIND,
@@ -157,6 +159,23 @@ export function takeOwnerDied(t: Table, moff: number): boolean {
   if (t.i32[moff + M_OWNER_DIED] === 0) return false;
   t.i32[moff + M_OWNER_DIED] = 0;
   return true;
+}
+
+/**
+ * How many cohort passes went over `head`, the first request of the mutex's queue, since it became the head
+ * (layout.ts M_COHORT_HEAD/M_COHORT_PASSES; the count of an earlier head does not carry over).
+ */
+export function cohortPassesOver(t: Table, moff: number, head: number): number {
+  return t.i32[moff + M_COHORT_HEAD] === head + 1 ? (t.i32[moff + M_COHORT_PASSES] as number) : 0;
+}
+/** Records that the mutex went to another request over `head`, the `passes`-th time (cohortPassesOver). */
+export function countCohortPass(t: Table, moff: number, head: number, passes: number): void {
+  t.i32[moff + M_COHORT_HEAD] = head + 1;
+  t.i32[moff + M_COHORT_PASSES] = passes;
+}
+/** Whether the mutex has any holder, read without the table lock (a hint, re-checked under it). */
+export function isHeldNow(t: Table, moff: number): boolean {
+  return Atomics.load(t.i32, moff + M_NHOLDERS) !== 0;
 }
 
 // ---- contexts (c is a context slot) ----

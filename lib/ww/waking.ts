@@ -12,8 +12,7 @@
  * Every other participant (thread, any process) with a kicked record gets its doorbell rung: its P_DOORBELL
  * word is bumped and futex-woken; a helper thread of that participant sleeps in FUTEX_WAIT on it and hands
  * the ring to its event loop, which resolves its sleepers whose records are kicked. V8's Atomics.notify
- * cannot do this across processes (it is emulated per process); a thread of this process is rung through
- * its own SharedArrayBuffer word instead when it announced one (thread-bells.ts): one thread woken, not two.
+ * cannot do this: it is emulated per process.
  *
  * The waiter clears its kick when it re-checks under the table lock (ww-rules.ts poll/watch), so a kick that
  * lands between that check and its sleep is seen by wait() and never lost.
@@ -23,7 +22,6 @@ import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
 import { M_NWAITERS, M_WAIT_HEAD, P_DOORBELL, RF_KICK, R_FLAGS, R_NEXT, R_PART } from './layout';
 import { monoNow, type Table } from './table';
-import { ThreadBells } from './thread-bells';
 
 /** How many same-thread waiters one wake resolves directly. */
 const LOCAL_WAKE_BATCH = 8;
@@ -73,8 +71,6 @@ export class Waker {
   /** This thread's sleepers by wait record, oldest first. */
   private readonly sleepers = new Map<number, Sleeper>();
   private bell: NativeDoorbell | undefined;
-  /** Doorbells to and from the other threads of this process (thread-bells.ts). */
-  private readonly threadBells: ThreadBells;
   private draining = false;
   /** Participants to ring after the current wake (de-duplication scratch; the first nRung count). */
   private readonly rung: number[] = [];
@@ -94,7 +90,6 @@ export class Waker {
   constructor(t: Table, ready: ReadyWaiters) {
     this.t = t;
     this.ready = ready;
-    this.threadBells = new ThreadBells(t, () => this.onRing());
     wakers.add(this);
   }
 
@@ -176,9 +171,8 @@ export class Waker {
     }
   }
 
-  /** Rings participant `part`'s doorbell (table locked): its word if a thread of this process, else its futex. */
+  /** Rings participant `part`'s doorbell. */
   ring(part: number): void {
-    if (this.threadBells.ring(part)) return;
     const idx = this.t.partOff(part) + P_DOORBELL;
     Atomics.add(this.t.i32, idx, 1);
     native.futexWake(this.t.buffer, idx, 1);
@@ -193,7 +187,6 @@ export class Waker {
     if ((Atomics.load(this.t.i32, this.t.recOff(w) + R_FLAGS) & RF_KICK) !== 0) return undefined;
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
-      this.threadBells.listen();
     }
     return new Promise<number>((resolve) => {
       const until = (now ?? monoNow()) + timeoutMs;

@@ -162,8 +162,9 @@ export function takeOwnerDied(t: Table, moff: number): boolean {
 }
 
 /**
- * How many cohort passes went over `head`, the first request of the mutex's queue, since it became the head
- * (layout.ts M_COHORT_HEAD/M_COHORT_PASSES; the count of an earlier head does not carry over).
+ * How many cohort passes went over `head`, the first request of the mutex's queue (layout.ts
+ * M_COHORT_HEAD/M_COHORT_PASSES). The count is kept per head record: a record reused as a later head may find
+ * an earlier head's count, which only allows fewer passes, never more.
  */
 export function cohortPassesOver(t: Table, moff: number, head: number): number {
   return t.i32[moff + M_COHORT_HEAD] === head + 1 ? (t.i32[moff + M_COHORT_PASSES] as number) : 0;

@@ -146,6 +146,18 @@ const LIVENESS_CHECK_MS = 150;
  */
 const PARKED_CONTEXTS = 8;
 
+/** How many context names a thread keeps encoded (TableLockStore.nameBytes). */
+const NAME_CACHE = 256;
+
+/** A context name as stored in its slot: UTF-8, truncated to NAME_BYTES on a character boundary. */
+function encodeName(name: string): Uint8Array {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length <= NAME_BYTES) return bytes;
+  let end = NAME_BYTES;
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end);
+}
+
 /** LockStore over a store file (shared by every thread of every process of the domain). */
 export class TableLockStore implements LockStore, rules.Core {
   lastRecord = -1;
@@ -162,13 +174,17 @@ export class TableLockStore implements LockStore, rules.Core {
   /** This thread's WwMutex objects per mutex slot, and the reference record that stands for them. */
   private readonly refs = new Map<number, { count: number; record: number }>();
   private readonly nameOf = (c: number): string => this.ctxName(c);
-  /** The last context name encoded (openContext), and its bytes. */
-  private lastName = '';
+  /**
+   * Context names already encoded (openContext), truncated to NAME_BYTES: tasks and sync objects lock again
+   * and again under a few names each (a swap chain's buffers by turns), and encoding one costs as much as a
+   * third of an uncontended lock. Emptied when it reaches NAME_CACHE entries (names made per call, e.g.
+   * with a counter, must not grow it).
+   */
+  private readonly nameBytes = new Map<string, Uint8Array>();
   /** This thread's parked context slots (see PARKED_CONTEXTS). */
   private readonly parked: number[] = [];
   /** The name encoding last written into each context slot by this thread (skips rewriting it). */
   private readonly slotNames: Array<Uint8Array | undefined> = [];
-  private lastNameBytes: Uint8Array = new Uint8Array(0);
 
   constructor(domain: string, gid?: number) {
     this.domain = domain;
@@ -281,16 +297,12 @@ export class TableLockStore implements LockStore, rules.Core {
   // ---------------------------------------------------------------- contexts
 
   openContext(_kind: number, name: string, maxHoldMs: number, ordered: boolean): number {
-    // Encode once per name; truncate on a character boundary. A sync object locks again and again under one
-    // name: the last encoding is reused.
-    let bytes = this.lastName === name ? this.lastNameBytes : Buffer.from(name, 'utf8');
-    if (bytes.length > NAME_BYTES) {
-      let end = NAME_BYTES;
-      while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
-      bytes = bytes.subarray(0, end);
+    let bytes = this.nameBytes.get(name);
+    if (bytes === undefined) {
+      bytes = encodeName(name);
+      if (this.nameBytes.size >= NAME_CACHE) this.nameBytes.clear();
+      this.nameBytes.set(name, bytes);
     }
-    this.lastName = name;
-    this.lastNameBytes = bytes;
     const t = this.t;
     const i32 = t.i32;
     // A slot this thread parked at a fini() needs no table lock: it is off the free list and nobody else

@@ -395,6 +395,24 @@ describe.each(KINDS)('%s', (kind) => {
     b.dispose();
   });
 
+  test('context names by turns (more than the encoded-name cache holds): each holder shows its own name, a long one cut on a character boundary', () => {
+    const m = new WwMutex(cls);
+    const holderName = (): string | undefined => queryLocks().locks.find((l) => l.key === m.key)?.holders[0]?.ctxName;
+    // 47 ASCII bytes then a 2-byte 'é': 49 bytes, stored as the 47 before it (48 would split the 'é').
+    const long = `${'x'.repeat(47)}é-tail`;
+    const names = ['a', 'b', long, 'ü', ...Array.from({ length: 300 }, (_, i) => `n${i}`), 'a', long];
+    for (let round = 0; round < 2; round++) {
+      for (const name of names) {
+        const ctx = cls.acquireContext({ name });
+        expect(m.tryLock('write', ctx)).toBe(true);
+        expect(holderName()).toBe(name === long ? 'x'.repeat(47) : name);
+        m.unlock(ctx);
+        ctx.fini();
+      }
+    }
+    m.dispose();
+  });
+
   test('stamps are monotonic, and a context keeps its stamp across an EDEADLK retry (so it ages)', async () => {
     const a = new WwMutex(cls), b = new WwMutex(cls);
     const old = cls.acquireContext({ name: 'old' });

@@ -101,6 +101,8 @@ export interface LockStore {
   poll(w: number, m: number, c: number, write: boolean, flags: number): number;
   cancel(w: number, m: number, c: number): void;
   release(m: number, c: number, r: number): number;
+  /** Counts a lock() of this thread waiting on m (+1 when it starts, -1 when it ends, however it ends). */
+  noteWait(m: number, delta: 1 | -1): void;
   setHoldTag(m: number, c: number, tag: bigint): boolean;
   /** Whether context c holds mutex m. */
   holds(m: number, c: number): boolean;
@@ -181,6 +183,8 @@ export class TableLockStore implements LockStore, rules.Core {
    * with a counter, must not grow it).
    */
   private readonly nameBytes = new Map<string, Uint8Array>();
+  /** lock() calls of this thread waiting, per mutex slot (noteWait). */
+  private readonly localWaits: Int32Array;
   /** This thread's parked context slots (see PARKED_CONTEXTS). */
   private readonly parked: number[] = [];
   /** The name encoding last written into each context slot by this thread (skips rewriting it). */
@@ -191,6 +195,7 @@ export class TableLockStore implements LockStore, rules.Core {
     const file = openStore(domain, gid);
     this.t = new Table(file);
     this.waker = new Waker(this.t, rules.forEachReady);
+    this.localWaits = new Int32Array(this.t.nMutex);
     this.t.recover = () => recoverTable(this.t, this.waker);
     this.t.reap = (p) => void reapParticipant(this.t, this.waker, p);
     this.t.start();
@@ -428,7 +433,13 @@ export class TableLockStore implements LockStore, rules.Core {
   cancel(w: number, m: number, c: number): void {
     rules.cancel(this, w, m, c);
   }
+  noteWait(m: number, delta: 1 | -1): void {
+    this.localWaits[m] = (this.localWaits[m] as number) + delta;
+  }
   release(m: number, c: number, r: number): number {
+    // No lock() of this thread waits for m, so no cohort pass can keep it here: whoever waits first will be
+    // woken, and its ring can start now (see Waker.ringAhead).
+    if (this.localWaits[m] === 0) this.waker.ringAhead(this.t.mutexOff(m));
     return rules.release(this, m, c, r, this.maybeFree);
   }
   setHoldTag(m: number, c: number, tag: bigint): boolean {

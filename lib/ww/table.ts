@@ -104,6 +104,8 @@ export class Table {
   recover: () => void = () => {};
   /** Removes what dead participant p left (set by the store). */
   reap: (p: number) => void = () => {};
+  /** Run once right after the critical section is left (see afterUnlock). */
+  private deferred: (() => void) | undefined;
 
   constructor(file: StoreFile) {
     this.file = file;
@@ -235,10 +237,29 @@ export class Table {
     }
   }
 
-  /** Leaves the critical section, waking one sleeper if any. */
+  /** Leaves the critical section, waking one sleeper if any, then runs what afterUnlock() deferred. */
   unlock(): void {
     if (this.csSpinUs > 0) this.testPause();
     if ((Atomics.exchange(this.i32, H_LOCK, 0) & CONTENDED) !== 0) native.futexWake(this.buffer, H_LOCK, 1);
+    const deferred = this.deferred;
+    if (deferred !== undefined) {
+      this.deferred = undefined;
+      deferred();
+    }
+  }
+
+  /** Whether this thread is inside the critical section. */
+  isLockedByMe(): boolean {
+    return (Atomics.load(this.i32, H_LOCK) & ~CONTENDED) === this.lockValue;
+  }
+
+  /**
+   * Runs `fn` once this thread leaves the critical section (it must be inside it): work that needs no
+   * table lock and would only make others wait for it, such as ringing doorbells (a futex wake that
+   * reaches an idle CPU can take tens of µs). One at a time: a second call before the unlock replaces it.
+   */
+  afterUnlock(fn: () => void): void {
+    this.deferred = fn;
   }
 
   /** @internal Leaves the table locked as a thread stopped mid-section would (tests only). */

@@ -295,6 +295,7 @@ export class WwMutex {
     if (ctx !== null) contextState(ctx).busy = true;
     else this.ctxlessWaits++;
     waiterBlocked(1);
+    store.noteWait(m, 1);
     try {
       for (;;) {
         // How the wait ended: WOKEN (re-check), or HANDED (_OWNER_DIED): a release of this thread made w our hold.
@@ -339,6 +340,7 @@ export class WwMutex {
         if (code !== WAITING) throw this.failure(code, ctx, write);
       }
     } finally {
+      store.noteWait(m, -1);
       waiterBlocked(-1);
       if (ctx !== null) contextState(ctx).busy = false;
       else this.ctxlessWaits--;

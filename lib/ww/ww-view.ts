@@ -174,6 +174,19 @@ export function countCohortPass(t: Table, moff: number, head: number, passes: nu
   t.i32[moff + M_COHORT_HEAD] = head + 1;
   t.i32[moff + M_COHORT_PASSES] = passes;
 }
+/**
+ * The participant of the first waiter of a mutex held by one holder, read without the table lock: who a
+ * release by that holder is likely to wake (a hint, -1 for none; records change under it, so it may name
+ * anybody, or nobody that still waits).
+ */
+export function soleHolderNextPart(t: Table, moff: number): number {
+  const i32 = t.i32;
+  if (Atomics.load(i32, moff + M_NHOLDERS) !== 1) return -1;
+  const head = Atomics.load(i32, moff + M_WAIT_HEAD);
+  if (head <= 0 || head > t.nRec) return -1;
+  const part = Atomics.load(i32, t.recOff(head - 1) + R_PART);
+  return part >= 0 && part < t.nPart ? part : -1;
+}
 /** Whether the mutex has any holder, read without the table lock (a hint, re-checked under it). */
 export function isHeldNow(t: Table, moff: number): boolean {
   return Atomics.load(t.i32, moff + M_NHOLDERS) !== 0;

@@ -150,3 +150,65 @@ test('a waiter aborted after a release passed it the lock, before it ran, holds 
   expect(checkTable(store.t)).toEqual([]);
   m.dispose();
 });
+
+/** Runs `body` and returns what it did to the table lock and the doorbells, in order ('ring' notes if the lock was held). */
+function trace(body: () => void): string[] {
+  const t = store.t;
+  const waker = store.waker;
+  const events: string[] = [];
+  const lock = t.lock.bind(t);
+  const unlock = t.unlock.bind(t);
+  const ring = waker.ring.bind(waker);
+  t.lock = () => {
+    lock();
+    events.push('lock');
+  };
+  t.unlock = () => {
+    events.push('unlock');
+    unlock();
+  };
+  waker.ring = (part: number) => {
+    events.push(t.isLockedByMe() ? 'ring inside the lock' : 'ring');
+    ring(part);
+  };
+  try {
+    body();
+  } finally {
+    delete (t as Partial<typeof t>).lock;
+    delete (t as Partial<typeof t>).unlock;
+    delete (waker as Partial<typeof waker>).ring;
+  }
+  return events;
+}
+
+test("a release rings another process's head before it takes the table lock, and again only after leaving it; with a waiter of its own thread queued, not before", async () => {
+  const key = nextKey++;
+  const m = new WwMutex(cls, key);
+  const ctx = cls.acquireContext({ name: 'holder' });
+  await m.lock(ctx, 'write');
+  await remoteWaiter(key);
+  // Nobody of this thread waits: the head's wake-up starts before the release's own work; its kick's ring
+  // (the one it cannot miss) comes after the table lock is left.
+  expect(trace(() => m.unlock(ctx))).toEqual(['ring', 'lock', 'unlock', 'ring']);
+  await until('the other process holds it', () => state(key).holders[0] === 'remote');
+  // Now the other process holds it and this thread queues behind: its release is not ours to trace. Take
+  // it back through a cohort case instead: a holder here, the other process queued, a waiter of ours too.
+  const key2 = nextKey++;
+  const m2 = new WwMutex(cls, key2);
+  const first = cls.acquireContext({ name: 'first' });
+  await m2.lock(first, 'write');
+  await remoteWaiter(key2);
+  const second = cls.acquireContext({ name: 'second' });
+  const granted = m2.lock(second, 'write');
+  // The release may pass the lock to 'second' (a cohort pass): no ring ahead of it, and none inside the lock.
+  const events = trace(() => m2.unlock(first));
+  expect(events[0]).toBe('lock');
+  expect(events).not.toContain('ring inside the lock');
+  await granted;
+  expect(state(key2).holders).toEqual(['second']);
+  m2.unlock(second);
+  for (const c of [ctx, first, second]) c.fini();
+  await until('the other process holds it', () => state(key2).holders[0] === 'remote');
+  m.dispose();
+  m2.dispose();
+});

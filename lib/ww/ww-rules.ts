@@ -32,6 +32,7 @@ import {
   isHeldNow,
   isWaitDie,
   mutexKey,
+  ownerDiedPending,
   markForced,
   markUnlockedSeen,
   markWounded,
@@ -598,8 +599,8 @@ export function release(k: Core, m: number, c: number, r: number, maybeFree: (m:
 const COHORT_BOUND = 8;
 
 /**
- * The hand-offs of a release to a waiter of its own participant (this thread), inside the release's critical
- * section (docs/design.md "Direct hand-offs", "Cohort hand-offs"):
+ * The hand-offs of a release, inside its critical section (docs/design.md "Direct hand-offs", "Cohort
+ * hand-offs", "Hand-offs to another participant"):
  * - the queue's head is ours and a grant would take it now: it is granted here (a direct hand-off), as its
  *   own re-check would once woken;
  * - the head is another participant's (a thread of this or another process): the cohort pass (lock
@@ -609,7 +610,12 @@ const COHORT_BOUND = 8;
  *   the queue's order rules again: the head is late by at most that many critical sections, never starved.
  *   Every holder and waiter stays in the table, so other processes' ww checks see them as before (the
  *   passed-over waiters are kicked by the wake that follows and re-check against the new holder: an older
- *   context wounds it, a younger one dies for it).
+ *   context wounds it, a younger one dies for it);
+ * - no cohort pass: the lock leaves this participant, and the head, if a grant would take it now, is granted
+ *   here and kicked (the kernel's hand-off, MUTEX_FLAG_HANDOFF): its re-check, once woken, only finds the
+ *   hold (poll, isHandedTo) instead of deciding again under the table lock, and the mutex would have waited
+ *   for its wake-up anyway (every later request queues behind it). Not while an owner-died mark is pending:
+ *   that one goes with a grant decided by the waiter itself.
  */
 function handOff(k: Core, m: number, moff: number): void {
   const t = k.t;
@@ -619,19 +625,25 @@ function handOff(k: Core, m: number, moff: number): void {
   if (specialWaiters(t, moff) > 0) releaseWatchers(k, moff);
   const head = firstRequest(t, moff);
   if (head < 0) return;
+  const ms = summarizeMutex(t, moff, opMutex);
   if (recPart(t, head) === t.self) {
-    if (verdict(t, recCtx(t, head), recWrite(t, head), 0, false, summarizeMutex(t, moff, opMutex)) === V_GRANT) grantHandOff(k, m, moff, head);
+    if (verdict(t, recCtx(t, head), recWrite(t, head), 0, false, ms) === V_GRANT) grantHandOff(k, m, moff, head);
     return;
   }
   const passes = cohortPassesOver(t, moff, head);
-  if (passes >= COHORT_BOUND) return;
-  const ms = summarizeMutex(t, moff, opMutex);
-  for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) {
-    if (recWatch(t, r) || recPart(t, r) !== t.self) continue;
-    if (verdict(t, recCtx(t, r), recWrite(t, r), 0, false, ms) !== V_GRANT) return;
-    grantHandOff(k, m, moff, r);
-    countCohortPass(t, moff, head, passes + 1);
-    return;
+  if (passes < COHORT_BOUND) {
+    for (let r = recNext(t, head); r >= 0; r = recNext(t, r)) {
+      if (recWatch(t, r) || recPart(t, r) !== t.self) continue;
+      if (verdict(t, recCtx(t, r), recWrite(t, r), 0, false, ms) !== V_GRANT) break;
+      grantHandOff(k, m, moff, r);
+      countCohortPass(t, moff, head, passes + 1);
+      return;
+    }
+  }
+  if (!ownerDiedPending(t, moff) && verdict(t, recCtx(t, head), recWrite(t, head), 0, false, ms) === V_GRANT) {
+    removeWaiter(t, moff, head);
+    addHold(t, m, moff, head, recCtx(t, head), recWrite(t, head), monoNow(), recPart(t, head));
+    k.waker.kickWaiter(head);
   }
 }
 

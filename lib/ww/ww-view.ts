@@ -154,6 +154,10 @@ export function isWaitDie(t: Table, moff: number): boolean {
 export function unreferenced(t: Table, moff: number): boolean {
   return t.i32[moff + M_REFS] === 0;
 }
+/** Whether the mutex carries an owner-died mark that the next grant must take (takeOwnerDied). */
+export function ownerDiedPending(t: Table, moff: number): boolean {
+  return t.i32[moff + M_OWNER_DIED] !== 0;
+}
 /** Reads and clears the mutex's owner-died mark (at a grant). */
 export function takeOwnerDied(t: Table, moff: number): boolean {
   if (t.i32[moff + M_OWNER_DIED] === 0) return false;

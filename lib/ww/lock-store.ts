@@ -122,7 +122,7 @@ export interface LockStore {
    * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or `timeoutMs` after
    * monotonic time `now` (default: the clock now); undefined if it already was.
    */
-  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined;
+  wait(w: number, timeoutMs: number, now?: number, m?: number, c?: number): Promise<number> | undefined;
   query(): LockSnapshot;
 }
 
@@ -460,8 +460,8 @@ export class TableLockStore implements LockStore, rules.Core {
 
   // ---------------------------------------------------------------- waiting, query
 
-  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined {
-    return this.waker.wait(w, timeoutMs, now);
+  wait(w: number, timeoutMs: number, now?: number, m?: number, c?: number): Promise<number> | undefined {
+    return this.waker.wait(w, timeoutMs, now, m, c);
   }
 
   query(): LockSnapshot {

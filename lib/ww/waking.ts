@@ -22,7 +22,7 @@ import { clearTimeout as clearNap, setTimeout as nap } from 'node:timers';
 import { native, type NativeDoorbell } from '../kernel/native';
 import { M_NWAITERS, M_WAIT_HEAD, P_DOORBELL, RF_KICK, R_FLAGS, R_NEXT, R_PART } from './layout';
 import { monoNow, type Table } from './table';
-import { soleHolderNextPart } from './ww-view';
+import { isHandedHold, soleHolderNextPart } from './ww-view';
 
 /** How many same-thread waiters one wake resolves directly. */
 const LOCAL_WAKE_BATCH = 8;
@@ -40,6 +40,9 @@ export type ReadyWaiters = (t: Table, moff: number, kick: (r: number) => void) =
 interface Sleeper {
   /** The waiter's record. */
   w: number;
+  /** Its mutex slot and context slot (-1: not given, or a ctx-less waiter). */
+  m: number;
+  c: number;
   resolve: (how: number) => void;
   /** When its nap ends (monotonic ms). */
   until: number;
@@ -206,16 +209,18 @@ export class Waker {
   /**
    * Resolves when wait record `w` is kicked, or `timeoutMs` after monotonic time `now` (default: read the
    * clock), with WOKEN; with HANDED or HANDED_OWNER_DIED when a release of this thread handed it the lock
-   * (handOff). Undefined if it already is kicked (re-check now).
+   * (handOff), and with HANDED when another participant's release did (ww-rules.ts handOff), which a waiter of
+   * context slot `c` on mutex slot `m` learns without the table lock. Undefined if it already is kicked
+   * (re-check now).
    */
-  wait(w: number, timeoutMs: number, now?: number): Promise<number> | undefined {
+  wait(w: number, timeoutMs: number, now?: number, m = -1, c = -1): Promise<number> | undefined {
     if ((Atomics.load(this.t.i32, this.t.recOff(w) + R_FLAGS) & RF_KICK) !== 0) return undefined;
     if (this.bell === undefined) {
       this.bell = native.doorbell(this.t.buffer, this.t.partOff(this.t.self) + P_DOORBELL, () => this.onRing());
     }
     return new Promise<number>((resolve) => {
       const until = (now ?? monoNow()) + timeoutMs;
-      this.sleepers.set(w, { w, resolve, until });
+      this.sleepers.set(w, { w, m, c, resolve, until });
       if (until < this.napAt) this.armNap(until);
     });
   }
@@ -249,9 +254,9 @@ export class Waker {
   }
 
   /** Wakes a sleeper. */
-  private settle(s: Sleeper): void {
+  private settle(s: Sleeper, how = WOKEN): void {
     if (this.sleepers.get(s.w) === s) this.sleepers.delete(s.w);
-    s.resolve(WOKEN);
+    s.resolve(how);
   }
 
   private drainLater(): void {
@@ -274,7 +279,10 @@ export class Waker {
         this.drainLater();
         return;
       }
-      this.settle(s);
+      // Handed the lock by another participant's release: the kick was set after the hold, so the hold is
+      // seen; only this thread makes records of its context, so a hold of it on m is this waiter's. The
+      // waiter still checks that its context was not forced since.
+      this.settle(s, s.c >= 0 && isHandedHold(this.t, s.w, s.m, s.c) ? HANDED : WOKEN);
       woken++;
     }
   }

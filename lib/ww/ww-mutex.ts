@@ -298,7 +298,7 @@ export class WwMutex {
     store.noteWait(m, 1);
     try {
       for (;;) {
-        // How the wait ended: WOKEN (re-check), or HANDED (_OWNER_DIED): a release of this thread made w our hold.
+        // How the wait ended: WOKEN (re-check), or HANDED (_OWNER_DIED): a release made w our hold (ww-rules.ts handOff).
         let how = WOKEN;
         // store.waitUntil/victim were set by the acquire()/poll() that returned WAITING.
         const victim = store.victim;
@@ -307,14 +307,14 @@ export class WwMutex {
         } else if (victim >= 0) {
           // The expired holder is in another process whose revoker has not acknowledged yet (or is stopped):
           // ask again shortly; the caller's deadline still ends the wait.
-          const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())));
+          const p = store.wait(w, Math.max(1, Math.min(REVOKE_POLL_MS, end - monoNow())), undefined, m, c);
           if (p !== undefined) how = await p;
         } else {
           // Clock reads are a good part of a hand-off: the nap is measured from the time the acquire/poll that
           // returned WAITING read (store.now), not from a fresh read.
           const now = store.now;
           const t = Math.max(1, Math.min(MAX_SLEEP_MS, store.waitUntil - now, end - now));
-          const p = store.wait(w, t, now);
+          const p = store.wait(w, t, now, m, c);
           if (p !== undefined) how = await p;
         }
         if (signal?.aborted) {

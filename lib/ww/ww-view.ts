@@ -191,6 +191,21 @@ export function soleHolderNextPart(t: Table, moff: number): number {
   const part = Atomics.load(i32, t.recOff(head - 1) + R_PART);
   return part >= 0 && part < t.nPart ? part : -1;
 }
+/**
+ * Whether record r is a hold of context c on mutex m by this thread, read without the table lock by that
+ * context's waiter after it saw r kicked (a release that handed it the lock wrote the hold before the kick).
+ */
+export function isHandedHold(t: Table, r: number, m: number, c: number): boolean {
+  const roff = t.recOff(r);
+  const f = Atomics.load(t.i32, roff + R_FLAGS);
+  return (
+    f !== 0 &&
+    (f & (RF_WAITER | RF_REF)) === 0 &&
+    t.i32[roff + R_MUTEX] === m &&
+    t.i32[roff + R_CTX] === c + 1 &&
+    t.i32[roff + R_PART] === t.self
+  );
+}
 /** Whether the mutex has any holder, read without the table lock (a hint, re-checked under it). */
 export function isHeldNow(t: Table, moff: number): boolean {
   return Atomics.load(t.i32, moff + M_NHOLDERS) !== 0;

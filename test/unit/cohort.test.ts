@@ -9,7 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { WwClass } from '../../lib/ww/ww-class';
 import { WwMutex, queryLocks } from '../../lib/ww/ww-mutex';
-import { lockStore, type TableLockStore } from '../../lib/ww/lock-store';
+import { F_WW, GRANTED, WAITING, TableLockStore, lockStore } from '../../lib/ww/lock-store';
+import { KIND_WOUND_WAIT } from '../../lib/ww/layout';
+import { HANDED, WOKEN } from '../../lib/ww/waking';
 import { checkTable } from '../../lib/ww/recovery';
 
 jest.setTimeout(60_000);
@@ -19,6 +21,8 @@ const DOMAIN = 'cohort';
 const cls = new WwClass('wound-wait', 'cohort', { domain: DOMAIN });
 // Attached before fd-guard's snapshot (a store's fd lives as long as the thread).
 const store = lockStore(DOMAIN) as TableLockStore;
+// A second participant of the same table in this thread (its own open of the file, its own doorbell).
+const storeB = new TableLockStore(DOMAIN);
 let nextKey = 0x7100_0000n;
 const COHORT_BOUND = 8;
 
@@ -211,4 +215,40 @@ test("a release rings another process's head before it takes the table lock, and
   await until('the other process holds it', () => state(key2).holders[0] === 'remote');
   m.dispose();
   m2.dispose();
+});
+
+test("a release hands the lock to another participant's head; its waiter learns it from the kick, without a re-check under the table lock", async () => {
+  for (const lockFree of [true, false]) {
+    const key = nextKey++;
+    const mA = store.openMutex(key, KIND_WOUND_WAIT);
+    const mB = storeB.openMutex(key, KIND_WOUND_WAIT);
+    const cA = store.openContext(KIND_WOUND_WAIT, 'a', 0, false);
+    const cB = storeB.openContext(KIND_WOUND_WAIT, 'b', 0, false);
+    expect(store.acquire(mA, cA, true, F_WW)).toBe(GRANTED);
+    expect(storeB.acquire(mB, cB, true, F_WW)).toBe(WAITING);
+    const w = storeB.lastRecord;
+    let polls = 0;
+    const poll = storeB.poll.bind(storeB);
+    storeB.poll = (...args) => {
+      polls++;
+      return poll(...args);
+    };
+    try {
+      // Without its mutex and context, the waiter cannot tell a hand-off from a kick: it re-checks.
+      const woken = lockFree ? storeB.wait(w, 10_000, undefined, mB, cB) : storeB.wait(w, 10_000);
+      expect(store.release(mA, cA, -1)).toBe(GRANTED);
+      expect(storeB.holds(mB, cB)).toBe(true); // granted by the release itself
+      expect(await woken).toBe(lockFree ? HANDED : WOKEN);
+      if (!lockFree) expect(storeB.poll(w, mB, cB, true, F_WW)).toBe(GRANTED);
+      expect(polls).toBe(lockFree ? 0 : 1);
+    } finally {
+      delete (storeB as Partial<TableLockStore>).poll;
+    }
+    expect(storeB.release(mB, cB, -1)).toBe(GRANTED);
+    expect(store.closeContext(cA) && storeB.closeContext(cB)).toBe(true);
+    store.closeMutex(mA);
+    storeB.closeMutex(mB);
+    // (Not checkTable: the processes of the tests before may have been killed holding locks, not reaped yet.)
+    expect(queryLocks(DOMAIN).locks.find((l) => l.key === key)).toBeUndefined();
+  }
 });

@@ -29,6 +29,7 @@ import {
   hasWaiters,
   heldAgainst,
   isHeld,
+  isHandedHold,
   isHeldNow,
   isWaitDie,
   mutexKey,
@@ -491,7 +492,7 @@ export function poll(k: Core, w: number, m: number, c: number, write: boolean, f
       // A release of this thread handed w the lock (handOff) while it ran (or before it saw it); or, for a
       // context forced since, the forced release freed that hold (and w may be reused: leave it alone).
       if (c >= 0 && ctxForced(t, c)) return FORCED;
-      if (!isHandedTo(t, w, m, c)) return NOT_HELD; // cannot happen: reported as EIO
+      if (!isHandedHold(t, w, m, c)) return NOT_HELD; // cannot happen: reported as EIO
       clearKick(t, w);
       k.ownerDied = takeOwnerDied(t, moff);
       k.lastRecord = w;
@@ -566,7 +567,7 @@ export function cancel(k: Core, w: number, m: number, c: number): void {
   const moff = t.mutexOff(m);
   t.critical(() => {
     if (recWaiting(t, w)) removeWaiter(t, moff, w);
-    else if (isHandedTo(t, w, m, c) && !(c >= 0 && ctxForced(t, c))) {
+    else if (isHandedHold(t, w, m, c) && !(c >= 0 && ctxForced(t, c))) {
       // Passed the lock (handOff) before the waiter saw it: the cancelled lock() must not keep it.
       removeHold(t, moff, w);
     } else return;
@@ -613,7 +614,7 @@ const COHORT_BOUND = 8;
  *   context wounds it, a younger one dies for it);
  * - no cohort pass: the lock leaves this participant, and the head, if a grant would take it now, is granted
  *   here and kicked (the kernel's hand-off, MUTEX_FLAG_HANDOFF): its re-check, once woken, only finds the
- *   hold (poll, isHandedTo) instead of deciding again under the table lock, and the mutex would have waited
+ *   hold (poll, isHandedHold) instead of deciding again under the table lock, and the mutex would have waited
  *   for its wake-up anyway (every later request queues behind it). Not while an owner-died mark is pending:
  *   that one goes with a grant decided by the waiter itself.
  */
@@ -641,21 +642,20 @@ function handOff(k: Core, m: number, moff: number): void {
     }
   }
   if (!ownerDiedPending(t, moff) && verdict(t, recCtx(t, head), recWrite(t, head), 0, false, ms) === V_GRANT) {
-    removeWaiter(t, moff, head);
-    addHold(t, m, moff, head, recCtx(t, head), recWrite(t, head), monoNow(), recPart(t, head));
-    k.waker.kickWaiter(head);
+    grantHandOff(k, m, moff, head);
   }
 }
 
 /**
- * Makes wait record r of this thread a hold of mutex m and tells its waiter: asleep, its wait() resolves
- * granted (Waker.handOff, with the grant's ownerDied), so it needs no re-check under the table lock; not
- * asleep (already woken, running), a kick: its poll finds the hold (isHandedTo) and takes the ownerDied.
+ * Makes wait record r a hold of mutex m for its context and participant, and tells its waiter: asleep in this
+ * thread, its wait() resolves granted (Waker.handOff, with the grant's ownerDied), so it needs no re-check
+ * under the table lock; running, or in another thread or process, a kick: its doorbell or its poll finds the
+ * hold (isHandedHold), and its poll takes the ownerDied.
  */
 function grantHandOff(k: Core, m: number, moff: number, r: number): void {
   const t = k.t;
   removeWaiter(t, moff, r);
-  addHold(t, m, moff, r, recCtx(t, r), recWrite(t, r), monoNow(), t.self);
+  addHold(t, m, moff, r, recCtx(t, r), recWrite(t, r), monoNow(), recPart(t, r));
   if (k.waker.isAsleep(r)) k.waker.handOff(r, takeOwnerDied(t, moff) ? HANDED_OWNER_DIED : HANDED);
   else k.waker.kickWaiter(r);
 }
@@ -681,11 +681,6 @@ function firstRequest(t: Table, moff: number): number {
 /** Whether record w is still context c's (-1: a ctx-less) wait record on mutex m (not handed the lock). */
 function isWaitOf(t: Table, w: number, m: number, c: number): boolean {
   return recWaiting(t, w) && !recWatch(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
-}
-
-/** Whether record w is a hold of context c (-1: ctx-less) on mutex m: a release handed it the lock (handOff). */
-function isHandedTo(t: Table, w: number, m: number, c: number): boolean {
-  return recHold(t, w) && recMutex(t, w) === m && recCtx(t, w) === c;
 }
 
 /** Whether record r is a ctx-less hold of mutex m (a release by record checks it is one). */

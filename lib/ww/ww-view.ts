@@ -74,10 +74,13 @@ export function recWrite(t: Table, r: number): boolean {
 export function recWatch(t: Table, r: number): boolean {
   return ((t.i32[t.recOff(r) + R_FLAGS] as number) & RF_WATCH) !== 0;
 }
+/** Whether record flags `f` are a hold's (in use, neither a wait nor a reference record). */
+function holdFlags(f: number): boolean {
+  return f !== 0 && (f & (RF_WAITER | RF_REF)) === 0;
+}
 /** Whether record r is a hold (in use, neither a wait nor a reference record). */
 export function recHold(t: Table, r: number): boolean {
-  const f = t.i32[t.recOff(r) + R_FLAGS] as number;
-  return f !== 0 && (f & (RF_WAITER | RF_REF)) === 0;
+  return holdFlags(t.i32[t.recOff(r) + R_FLAGS] as number);
 }
 /** Whether record r is a wait (or watch) record still queued. */
 export function recWaiting(t: Table, r: number): boolean {
@@ -192,15 +195,15 @@ export function soleHolderNextPart(t: Table, moff: number): number {
   return part >= 0 && part < t.nPart ? part : -1;
 }
 /**
- * Whether record r is a hold of context c on mutex m by this thread, read without the table lock by that
- * context's waiter after it saw r kicked (a release that handed it the lock wrote the hold before the kick).
+ * Whether record r, the wait record of context c (-1: a ctx-less request) on mutex m of this thread, is now a
+ * hold of it: a release handed it the lock (ww-rules.ts handOff). Read under the table lock by the waiter's
+ * re-check, and without it by the waiter's doorbell once it saw r kicked (the release wrote the hold before
+ * the kick).
  */
 export function isHandedHold(t: Table, r: number, m: number, c: number): boolean {
   const roff = t.recOff(r);
-  const f = Atomics.load(t.i32, roff + R_FLAGS);
   return (
-    f !== 0 &&
-    (f & (RF_WAITER | RF_REF)) === 0 &&
+    holdFlags(Atomics.load(t.i32, roff + R_FLAGS)) &&
     t.i32[roff + R_MUTEX] === m &&
     t.i32[roff + R_CTX] === c + 1 &&
     t.i32[roff + R_PART] === t.self

@@ -820,7 +820,7 @@ export class DmabufSync {
     const entries = this.#batch?.entries ?? [...this.#entries.values()];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as Entry;
-      if (e.mutex.isHeldBy(ctx)) e.mutex.unlock(ctx);
+      e.mutex.unlockIfHeld(ctx);
     }
     ctx.fini();
     this.#ctx = undefined;

@@ -428,6 +428,20 @@ export class WwMutex {
   }
 
   /**
+   * @internal Releases `ctx`'s hold on this mutex if it has one, and says whether it did; no error when it has
+   * none (the cleanup of a lock that failed half way, or of a context the watchdog forced off). One pass
+   * through the table where isHeldBy() then unlock() make two.
+   */
+  unlockIfHeld(ctx: AcquireContext): boolean {
+    if (!(ctx instanceof AcquireContext)) throw argTypeError('ctx', 'an AcquireContext', ctx);
+    this.checkUsable();
+    const c = contextState(ctx).slot;
+    // Not held by anybody (read without the lock): nothing to release, and no release to ring ahead for.
+    if (c < 0 || !this.store.isLocked(this.slot)) return false;
+    return this.store.release(this.slot, c, -1) === GRANTED;
+  }
+
+  /**
    * Sets the opaque tag of `ctx`'s hold on this mutex; the force hook receives it if the hold is forced off.
    * Throws EPERM if `ctx` does not hold this mutex.
    */

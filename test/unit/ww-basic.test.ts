@@ -350,6 +350,34 @@ describe.each(KINDS)('%s', (kind) => {
     n.dispose();
   });
 
+  test('unlockIfHeld: releases only its own hold, says so, and is quiet about the rest', async () => {
+    const m = new WwMutex(cls);
+    const mine = cls.acquireContext({ name: 'mine' }), theirs = cls.acquireContext({ name: 'theirs' });
+    expect(m.unlockIfHeld(mine)).toBe(false); // nobody holds it
+    await m.lock(theirs, 'read');
+    expect(m.unlockIfHeld(mine)).toBe(false); // held, not by mine: theirs keeps it
+    expect(m.isHeldBy(theirs)).toBe(true);
+    await m.lock(mine, 'read');
+    expect(m.unlockIfHeld(mine)).toBe(true);
+    expect(m.isHeldBy(mine)).toBe(false);
+    expect(m.isHeldBy(theirs)).toBe(true);
+    expect(m.unlockIfHeld(mine)).toBe(false); // twice: no error
+    m.unlock(theirs);
+    // A waiter queued behind mine's hold gets the lock from unlockIfHeld as from unlock().
+    await m.lock(mine);
+    const got = m.lock(theirs);
+    expect(m.unlockIfHeld(mine)).toBe(true);
+    await got;
+    expect(m.isHeldBy(theirs)).toBe(true);
+    m.unlock(theirs);
+    mine.fini();
+    expect(m.unlockIfHeld(mine)).toBe(false); // fini()ed
+    expect(thrownCode(() => m.unlockIfHeld({} as never))).toBe('ERR_INVALID_ARG_TYPE');
+    theirs.fini();
+    m.dispose();
+    expect(thrownCode(() => m.unlockIfHeld(theirs))).toBe('EBADF');
+  });
+
   // A ctx-less hold belongs to the object it was taken through: disposing an object whose ctx-less lock() is
   // still pending would let that lock be granted to an object that can no longer unlock it (EBADF), while
   // every other object gets EPERM: the mutex would stay held until the process exits.

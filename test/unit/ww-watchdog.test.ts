@@ -112,6 +112,7 @@ describe.each(KINDS)('%s', (kind) => {
     expect(tags).toEqual([7n]);
     expect(holder.forced).toBe(true);
     expect(thrownCode(() => m.unlock(holder))).toBe('ETIMEDOUT');
+    expect(m.unlockIfHeld(holder)).toBe(false); // the cleanup of a forced context: quiet, and takes nothing from the waiter
     const holders = queryLocks().locks.find((l) => l.key === m.key)!.holders;
     expect(holders.map((h) => h.ctxName)).toEqual(['waiter']);
     m.unlock(waiter);

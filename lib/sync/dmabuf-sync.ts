@@ -388,43 +388,58 @@ export class DmabufSync {
     }
     this.#state = 'locking';
     this.#ctx = ctx;
+    let busy: number;
     try {
-      if (this.#tryAcquireAll(batch.entries, ctx)) {
+      busy = this.#tryAcquireAll(batch.entries, ctx);
+      if (busy === batch.entries.length) {
         const pending = this.#acquired(batch, ctx);
         if (pending < 0) {
           this.#lockedNow(ctx);
           return RESOLVED;
         }
-        return this.#lockSlow(batch, ctx, { signal, deadline }, wait, pending);
+        return this.#lockSlow(batch, ctx, { signal, deadline }, wait, pending, 0);
       }
       if (!wait) throw usageError('EBUSY', `${this.name}: a buffer is locked by another user (wait: false); try again later, or lock() with wait`);
     } catch (err) {
       this.#releaseAll(ctx);
       return Promise.reject(err);
     }
-    return this.#lockSlow(batch, ctx, { signal, deadline }, wait, undefined);
+    return this.#lockSlow(batch, ctx, { signal, deadline }, wait, undefined, busy);
   }
 
   /**
    * The rest of a lock() that has to wait: for the mutexes (`pending` undefined) and then for device
-   * fences, or only for the fences of entry `pending` onwards. Releases everything on failure.
+   * fences, or only for the fences of entry `pending` onwards. `busy`: the entry that #tryAcquireAll found
+   * busy, the ones before it held. Releases everything on failure.
    */
-  async #lockSlow(batch: Batch, ctx: AcquireContext, opts: { signal?: AbortSignal; deadline: number }, wait: boolean, pending: number | undefined): Promise<void> {
+  async #lockSlow(
+    batch: Batch,
+    ctx: AcquireContext,
+    opts: { signal?: AbortSignal; deadline: number },
+    wait: boolean,
+    pending: number | undefined,
+    busy: number,
+  ): Promise<void> {
     try {
       let i = pending;
       // Take every mutex, in order (inline, not an async helper: one promise and a few microtask hops less
       // per contended lock, which 1000 waiters pay 1000 times).
       if (i === undefined) {
         const entries = batch.entries;
+        // The first pass goes on from the busy entry, keeping what the synchronous attempt took before it (in
+        // order, as this loop would take it again); a pass after a back-off starts from nothing.
+        let from = busy;
         for (;;) {
-          const held: Entry[] = [];
+          const held: Entry[] = entries.slice(0, from);
           let failed: Entry | undefined;
           try {
-            for (const e of entries) {
+            for (let k = from; k < entries.length; k++) {
+              const e = entries[k] as Entry;
               const mode = writes(e.access) ? 'write' : 'read';
               // Take a free lock without yielding; only a busy one is awaited. Each await lets other tasks of
-              // this thread interleave their acquisitions with ours, which is what makes them conflict.
-              if (!e.mutex.tryLock(mode, ctx)) {
+              // this thread interleave their acquisitions with ours, which is what makes them conflict. The
+              // entry found busy a moment ago goes straight to lock(): one pass through the table less.
+              if (k === busy || !e.mutex.tryLock(mode, ctx)) {
                 failed = e;
                 await e.mutex.lock(ctx, mode, opts);
               }
@@ -432,7 +447,9 @@ export class DmabufSync {
             }
             break;
           } catch (err) {
-            for (const e of held) e.mutex.unlock(ctx);
+            for (const e of held) e.mutex.unlockIfHeld(ctx);
+            from = 0;
+            busy = -1;
             if ((err as { code?: string }).code !== 'EDEADLK') throw err;
             // Backed off for an unordered WwMutex user (syncs never make each other back off): drop everything,
             // wait until the contended lock is free, keep the stamp (age) and retry in order. Not lockSlow(): an
@@ -678,16 +695,18 @@ export class DmabufSync {
     if (error) throw error;
   }
 
-  /** Takes every lock if all are free, synchronously (the uncontended case); otherwise takes none. */
-  #tryAcquireAll(entries: Entry[], ctx: AcquireContext): boolean {
+  /**
+   * Takes the locks in order, synchronously, up to the first busy one: returns its index (the ones before it
+   * stay held, as #lockSlow would take them), or entries.length when all were free (the uncontended case).
+   */
+  #tryAcquireAll(entries: Entry[], ctx: AcquireContext): number {
     let n = 0;
-    for (; n < entries.length; n++) {
+    while (n < entries.length) {
       const e = entries[n] as Entry;
       if (!e.mutex.tryLock(writes(e.access) ? 'write' : 'read', ctx)) break;
+      n++;
     }
-    if (n === entries.length) return true;
-    for (let i = 0; i < n; i++) (entries[i] as Entry).mutex.unlock(ctx);
-    return false;
+    return n;
   }
 
   #makeBatch(): Batch {

@@ -193,13 +193,19 @@ test('watchdog: a holder past maxHoldMs is forced off, the waiter goes on, late 
 });
 
 test('abort and timeout bound the whole lock and leave nothing held', async () => {
-  const [a, b] = [cpuBuffer(PAGE), cpuBuffer(PAGE)];
+  // a below b in inode order: a lock takes a first.
+  const [a, b] = [cpuBuffer(PAGE), cpuBuffer(PAGE)].sort((x, y) => (x.inode < y.inode ? -1 : 1)) as [DmaBuf, DmaBuf];
   const holder = DmabufSync.init({ name: 'holder' });
   holder.get(b, 'write');
   await holder.lock();
   const s = DmabufSync.init({ name: 'blocked' });
   s.get(a, 'write');
   s.get(b, 'write');
+  // a is taken before b is found busy: wait: false gives it back at once.
+  await expect(s.lock({ wait: false })).rejects.toMatchObject({ code: 'EBUSY' });
+  const first = await DmabufSync.single(a, 'write', { wait: false });
+  await first.unlock();
+  first.fini();
   await expect(s.lock({ timeoutMs: 80 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
   const ac = new AbortController();
   const p = s.lock({ signal: ac.signal });

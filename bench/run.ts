@@ -8,7 +8,7 @@
  * scripts/bench.sh extracts it), and written to bench/results.json (or DMABUF_BENCH_RESULTS) too when that is
  * writable.
  *
- * Environment: DMABUF_BENCH_ONLY=1,3p,9,10 (figures to run; 9 includes 9a, not 9c), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
+ * Environment: DMABUF_BENCH_ONLY=1,1t,3p,9,10 (figures to run; 9 includes 9a, not 9c), DMABUF_BENCH_EXCLUDE=1c,2,3c (figures not to run),
  * DMABUF_BENCH_SCALE=0.2 (shorter loops), DMABUF_BENCH_RESULTS (path of the JSON file), DMABUF_BENCH_RAW_BASELINE
  * (path); the BENCH_* spellings work too outside the VM.
  */
@@ -21,6 +21,7 @@ import { fig3pc } from './core-stress-processes';
 import { FIGURES, devices, log, results, rows } from './figures';
 import { fig9, fig9a } from './handoff';
 import { fig3Processes } from './stress-processes';
+import { fig1t } from './table-passes';
 import { fig10 } from './v4l2';
 import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
 
@@ -31,7 +32,7 @@ import { ROOT, SCALE, formatTable, nowMs, setting, type Row } from './util';
  * that needs no devices is a lock-core figure: its rows go to the lock-core table.
  */
 const ALL_FIGURES: typeof FIGURES = FIGURES.flatMap((f): typeof FIGURES => {
-  if (f[0] === '1') return [f, ['1c', 'lock core of lock+unlock vs async-mutex', false, fig1c]];
+  if (f[0] === '1') return [f, ['1t', 'lock-table passes per DmabufSync operation', true, fig1t], ['1c', 'lock core of lock+unlock vs async-mutex', false, fig1c]];
   if (f[0] === '3') return [f, ['3p', 'stress_reorder over 4 processes', true, fig3Processes], ['3c', 'lock-core stress_reorder', false, fig3c], ['3pc', 'lock-core stress_reorder over 4 processes', false, fig3pc]];
   return [f];
 });

@@ -5,6 +5,7 @@
  * allocator on ARM boards); DRM drivers export theirs with PRIME and come in through fromFd().
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { native } from './native';
 import { argRangeError, argTypeError, DmabufError, fromNative, kernelCall, optionsOf } from '../errors';
 import { OwnedFd, checkFd } from './owned-fd';
@@ -28,6 +29,18 @@ function checkSize(size: unknown): number {
   }
   const page = native.constants.PAGE_SIZE;
   return Math.ceil(size / page) * page;
+}
+
+/**
+ * ENOMEM for an allocation of `bytes` larger than the machine's RAM, which can never succeed: the system
+ * dma-heap allocates (and zeroes) page after page until memory runs out, and the kernel's OOM killer then
+ * ends a process (often the caller) instead of the call failing.
+ */
+function checkFitsInRam(bytes: number, what: string): void {
+  const ram = os.totalmem();
+  if (bytes > ram) {
+    throw new DmabufError('ENOMEM', `${what}: ${bytes} bytes is more than this machine's RAM (${ram} bytes); allocate less`);
+  }
 }
 
 let closeHook: ((closed: DmaBuf) => void) | undefined;
@@ -105,6 +118,7 @@ export class DmaBuf {
    */
   static allocUdmabuf(size: number): DmaBuf {
     const bytes = checkSize(size);
+    checkFitsInRam(bytes, 'allocating a udmabuf');
     return DmaBuf.adopt(kernelCall(`allocating a ${bytes}-byte udmabuf`, () => native.udmabufCreate(bytes)));
   }
 
@@ -114,6 +128,7 @@ export class DmaBuf {
     if (typeof heap !== 'string' || heap === '' || heap.includes('/') || heap === '.' || heap === '..') {
       throw argTypeError('heap', "a dma-heap name such as 'system'", heap);
     }
+    checkFitsInRam(bytes, `allocating from /dev/dma_heap/${heap}`);
     return DmaBuf.adopt(kernelCall(`allocating ${bytes} bytes from /dev/dma_heap/${heap}`, () => native.heapAlloc(heap, bytes)));
   }
 

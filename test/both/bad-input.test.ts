@@ -69,6 +69,13 @@ test.each([0, -4096, 2 ** 60, 1.5, NaN, Infinity, 2 ** 53 - 4095, 2 ** 53 - 3583
   expect(() => DmaBuf.allocHeap(size)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
 });
 
+// A valid size larger than the RAM can never be allocated, and the system heap would not fail the call: it
+// zeroes page after page until the kernel's OOM killer ends a process (the test VM's jest process, once).
+test.each([os.totalmem() + 8192, 2 ** 52])('size %p, more than the RAM, is ENOMEM before any syscall', (size) => {
+  expect(() => DmaBuf.allocHeap(size)).toThrow(expect.objectContaining({ code: 'ENOMEM', message: expect.stringContaining('RAM') }));
+  expect(() => DmaBuf.allocUdmabuf(size)).toThrow(expect.objectContaining({ code: 'ENOMEM', message: expect.stringContaining('RAM') }));
+});
+
 test('a bad heap name is a TypeError; the native shim checks its arguments too', () => {
   expect(() => DmaBuf.allocHeap(4096, '../udmabuf')).toThrow(TypeError);
   expect(() => native.heapAlloc('../x', 4096)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));

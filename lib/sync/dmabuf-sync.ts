@@ -427,9 +427,9 @@ export class DmabufSync {
       if (i === undefined) {
         const entries = batch.entries;
         // The first pass goes on from the busy entry, keeping what the synchronous attempt took before it (in
-        // order, as this loop would take it again); a pass after a back-off starts from nothing.
-        let from = busy;
+        // order, as this loop would take it again); a pass after a back-off (busy -1) starts from nothing.
         for (;;) {
+          const from = Math.max(busy, 0);
           const held: Entry[] = entries.slice(0, from);
           let failed: Entry | undefined;
           try {
@@ -447,10 +447,10 @@ export class DmabufSync {
             }
             break;
           } catch (err) {
-            for (const e of held) e.mutex.unlockIfHeld(ctx);
-            from = 0;
-            busy = -1;
+            // Any other failure: the outer catch releases everything (#releaseAll).
             if ((err as { code?: string }).code !== 'EDEADLK') throw err;
+            for (const e of held) e.mutex.unlockIfHeld(ctx);
+            busy = -1;
             // Backed off for an unordered WwMutex user (syncs never make each other back off): drop everything,
             // wait until the contended lock is free, keep the stamp (age) and retry in order. Not lockSlow(): an
             // ordered context may not take that buffer before the ones below it.
@@ -701,10 +701,9 @@ export class DmabufSync {
    */
   #tryAcquireAll(entries: Entry[], ctx: AcquireContext): number {
     let n = 0;
-    while (n < entries.length) {
+    for (; n < entries.length; n++) {
       const e = entries[n] as Entry;
       if (!e.mutex.tryLock(writes(e.access) ? 'write' : 'read', ctx)) break;
-      n++;
     }
     return n;
   }

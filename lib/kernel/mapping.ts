@@ -23,17 +23,23 @@ export class Mapping {
 
   /** For a view lent by a KeptMapping: ends the loan instead of munmapping (returns native.returnView's code). */
   readonly #giveBack: ((view: ArrayBuffer) => number) | undefined;
+  /** For a lent view: its registry address, known to the KeptMapping (0n: ask the addon). */
+  readonly #address: bigint;
 
-  private constructor(buffer: ArrayBuffer, writable: boolean, label: string, giveBack?: (view: ArrayBuffer) => number) {
+  private constructor(buffer: ArrayBuffer, writable: boolean, label: string, giveBack?: (view: ArrayBuffer) => number, address = 0n) {
     this.#buffer = buffer;
     this.#writable = writable;
     this.#label = label;
     this.#giveBack = giveBack;
+    this.#address = address;
   }
 
-  /** @internal A Mapping over a view lent by a KeptMapping: release() gives the view back (see KeptMapping). */
-  static lent(view: ArrayBuffer, writable: boolean, label: string, giveBack: (view: ArrayBuffer) => number): Mapping {
-    return new Mapping(view, writable, label, giveBack);
+  /**
+   * @internal A Mapping over a view lent by a KeptMapping: release() gives the view back (see KeptMapping).
+   * `address` is the kept mapping's registry address, which the view shares.
+   */
+  static lent(view: ArrayBuffer, writable: boolean, label: string, giveBack: (view: ArrayBuffer) => number, address: bigint): Mapping {
+    return new Mapping(view, writable, label, giveBack, address);
   }
 
   /**
@@ -67,7 +73,12 @@ export class Mapping {
 
   /** @internal The registry address, for replacing the mapping from another thread. 0n once released. */
   get address(): bigint {
-    return this.#released ? 0n : native.mappingAddress(this.#buffer);
+    if (this.#released) return 0n;
+    // A lent view is attached only while its kept mapping is registered (KeptMapping.close() detaches it
+    // before the munmap): then its address is the kept one's, with no addon call. Detached (byteLength 0:
+    // a mapping is never empty), it is 0n, as the addon would answer.
+    if (this.#address !== 0n) return this.#buffer.byteLength === 0 ? 0n : this.#address;
+    return native.mappingAddress(this.#buffer);
   }
 
   /** @internal Replaces the pages with private scratch memory; returns false if already released/replaced. */
@@ -122,6 +133,8 @@ export class KeptMapping {
   /** Whether views of it are writable (PROT_WRITE). */
   readonly writable: boolean;
   readonly #owner: ArrayBuffer;
+  /** The registry address of #owner, which every lent view shares (Mapping.address without an addon call). */
+  readonly #address: bigint;
   readonly #label: string;
   /** The view lent out, if any. */
   #view: ArrayBuffer | undefined;
@@ -136,6 +149,7 @@ export class KeptMapping {
 
   private constructor(owner: ArrayBuffer, writable: boolean, label: string) {
     this.#owner = owner;
+    this.#address = native.mappingAddress(owner);
     this.writable = writable;
     this.#label = label;
   }
@@ -161,7 +175,7 @@ export class KeptMapping {
     const view = kernelCall('DmaBuf.map', () => native.lendView(this.#owner, token));
     Object.defineProperty(view, OWNER, { value: this.#owner });
     this.#view = view;
-    return Mapping.lent(view, this.writable, this.#label, this.#giveBack);
+    return Mapping.lent(view, this.writable, this.#label, this.#giveBack, this.#address);
   }
 
   /** munmaps it (a lent view, if any, is detached first: it reads as length 0 from then on); idempotent. */

@@ -12,16 +12,31 @@
  * Every function runs inside the table's critical section.
  * @internal
  */
+import { threadId } from 'node:worker_threads';
 import { native } from '../kernel/native';
 import { C_REVOKED, C_TOKEN, P_PID, P_REVOKE_ACK_AT, P_REVOKE_REQ, P_REVOKE_TOKEN } from './layout';
 import type { Table } from './table';
+
+/**
+ * This thread's revocation tokens: its threadId (unique in the process for the process's life) above bit 40,
+ * a counter below. A token only has to be unique in its process (the process's revoker revokes it there) and
+ * never 0n; made here, assigning one costs no addon call inside the table's critical section. (The addon's
+ * own newRevocationToken() counts from 1 and stays far below 2^40: the two never meet.)
+ */
+const TOKEN_BASE = (BigInt(threadId) + 1n) << 40n;
+let tokensMade = 0;
+
+/** A revocation token never made before in this process (never 0n). */
+export function newRevocationToken(): bigint {
+  return TOKEN_BASE + BigInt(++tokensMade);
+}
 
 /** Context c's revocation token, assigned on first use (never 0n). */
 export function ctxToken(t: Table, c: number): bigint {
   const idx = (t.ctxOff(c) + C_TOKEN) >> 1;
   let token = t.i64[idx] as bigint;
   if (token === 0n) {
-    token = native.newRevocationToken();
+    token = newRevocationToken();
     t.i64[idx] = token;
   }
   return token;

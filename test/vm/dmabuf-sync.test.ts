@@ -5,6 +5,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
 import { DmabufSync, VgemDevice, WwClass, query, type DmaBuf, type VgemBuffer } from '../../lib';
 import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
+import { native } from '../../lib/kernel/native';
 import { cpuBuffer, needs } from './fixtures/kernel-features';
 import { stateAfter } from './fixtures/until';
 
@@ -344,5 +345,33 @@ test('an idle registration is closed after a second without use, with its kept m
   await new Promise((r) => setTimeout(r, 3000));
   expect(fds()).toBe(before);
   other.close();
+  buf.close();
+});
+
+test("map()'s view carries its kept mapping's address (no addon call per lock), 0n once unlocked", async () => {
+  const buf = cpuBuffer(PAGE);
+  const s = DmabufSync.init({ name: 'address' });
+  s.get(buf, 'rw');
+  await s.lock();
+  const first = s.map(buf);
+  const kept = first.address;
+  expect(kept).toBe(native.mappingAddress(first.buffer));
+  expect(kept).not.toBe(0n);
+  await s.unlock();
+  expect(first.address).toBe(0n);
+  // The next lock lends a new view of the same kept mapping: same address, and reading it asks the addon nothing.
+  await s.lock();
+  const second = s.map(buf);
+  const asked = jest.spyOn(native, 'mappingAddress');
+  try {
+    expect(second.address).toBe(kept);
+    expect(asked).not.toHaveBeenCalled();
+  } finally {
+    asked.mockRestore();
+  }
+  expect(native.mappingAddress(second.buffer)).toBe(kept);
+  await s.unlock();
+  expect(second.address).toBe(0n);
+  s.fini();
   buf.close();
 });

@@ -169,10 +169,25 @@ export class KeptMapping {
     return this.#view === undefined && (!this.#reusable || this.#closed);
   }
 
-  /** A view for one lock, revoked (scratch) with `token`; its release() gives it back. */
+  /** The registry address of the mapping, which every view it lends shares (what a hold's tag names). */
+  get address(): bigint {
+    return this.#address;
+  }
+
+  /**
+   * A view for one lock, revoked (scratch) with `token`; its release() gives it back. EIO if the mapping was
+   * replaced by scratch memory while not lent (a forcer of this process scratched it by its address between
+   * the hold's tag and the loan): it is spent from then on.
+   */
   lend(token: bigint): Mapping {
     if (!this.available) throw new DmabufError('EBUSY', `${this.#label}: kept mapping lent twice or unusable`);
-    const view = kernelCall('DmaBuf.map', () => native.lendView(this.#owner, token));
+    let view: ArrayBuffer;
+    try {
+      view = kernelCall('DmaBuf.map', () => native.lendView(this.#owner, token));
+    } catch (err) {
+      this.#reusable = false;
+      throw err;
+    }
     Object.defineProperty(view, OWNER, { value: this.#owner });
     this.#view = view;
     return Mapping.lent(view, this.writable, this.#label, this.#giveBack, this.#address);

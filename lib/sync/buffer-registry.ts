@@ -14,7 +14,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { setTimeout } from 'node:timers';
 import { setDmaBufCloseHook, type DmaBuf } from '../kernel/dma-buf';
-import { KeptMapping, type Mapping } from '../kernel/mapping';
+import { KeptMapping } from '../kernel/mapping';
 import { WwMutex } from '../ww/ww-mutex';
 import type { WwClass } from '../ww/ww-class';
 
@@ -30,7 +30,7 @@ export interface RegisteredBuffer {
   /** The buffer's ww mutex in this class (keyed by inode: the same lock in every thread). */
   readonly mutex: WwMutex;
   refs: number;
-  /** CPU mappings kept across locks (see lendMapping): mmap/munmap cost far more than a lock. */
+  /** CPU mappings kept across locks (see keptMappingFor): mmap/munmap cost far more than a lock. */
   readonly kept: KeptMapping[];
   /** The class it is registered in. */
   readonly cls: WwClass;
@@ -120,11 +120,11 @@ function close(r: RegisteredBuffer): void {
 }
 
 /**
- * A CPU view of `r`'s buffer for one lock, revocable with `token` (the lock's view token): lent by a mapping
- * this thread keeps for the buffer, mapped on first need. Several holders of the thread (readers) each get
- * their own mapping, so forcing one off scratches only its view. Release the view at unlock.
+ * The mapping this thread keeps for `r`'s buffer that will lend the next CPU view (KeptMapping.lend: one
+ * view per lock, released at unlock), mapped on first need. Several holders of the thread (readers) each get
+ * their own mapping, so forcing one off scratches only its view.
  */
-export function lendMapping(r: RegisteredBuffer, writable: boolean, token: bigint): Mapping {
+export function keptMappingFor(r: RegisteredBuffer, writable: boolean): KeptMapping {
   let found: KeptMapping | undefined;
   for (let i = r.kept.length - 1; i >= 0; i--) {
     const k = r.kept[i] as KeptMapping;
@@ -142,5 +142,5 @@ export function lendMapping(r: RegisteredBuffer, writable: boolean, token: bigin
     found = KeptMapping.open(r.buf.fd, r.buf.size, writable, `dma-buf inode ${r.buf.inode} (${r.buf.exporter})`);
     r.kept.push(found);
   }
-  return found.lend(token);
+  return found;
 }

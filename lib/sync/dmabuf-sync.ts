@@ -32,8 +32,8 @@ import { deadlineOf } from '../kernel/fd-wait';
 import { firstPending, importFence, pollEvents } from '../kernel/implicit-fences';
 import { waitForFences } from '../kernel/shared-fence-wait';
 import { WwClass } from '../ww/ww-class';
-import { WwMutex, queryLocks, setForceHook, takeOwnerDied, viewToken, type LockSnapshot } from '../ww/ww-mutex';
-import { lendMapping, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
+import { WwMutex, queryLocks, setForceHook, takeOwnerDied, type LockSnapshot } from '../ww/ww-mutex';
+import { keptMappingFor, registerBuffer, unregisterBuffer, type RegisteredBuffer } from './buffer-registry';
 import type { AcquireContext } from '../ww/acquire-context';
 import { bracketFlags, startWhenReady, syncEach } from '../kernel/cache-bracket';
 
@@ -510,14 +510,26 @@ export class DmabufSync {
     if (!e) throw usageError('ENOENT', `${this.name}: map() of a buffer that was not added with get()`);
     if (!e.cpu) throw usageError('EPERM', `${this.name}: map() of a device-access buffer (get with cpu: true for CPU access)`);
     if (!e.mapping) {
-      // The token makes the view revocable from another process while this thread's loop is blocked.
-      const token = viewToken(this.#ctx!);
+      const kept = keptMappingFor(e.reg, writes(e.access));
+      // One pass through the lock table, before the loan: the hold's tag is the view's address (a forcer of
+      // this process scratches it), the token makes the view revocable from another process while this
+      // thread's loop is blocked.
+      const token = e.mutex.tagHoldForView(this.#ctx!, kept.address);
       if (token === 0n) {
         this.#onForced();
         throw this.#forcedError();
       }
-      e.mapping = lendMapping(e.reg, writes(e.access), token);
-      e.mutex.setHoldTag(this.#ctx!, e.mapping.address);
+      try {
+        e.mapping = kept.lend(token);
+      } catch (err) {
+        // A forcer of this process ran between the tag and the loan: it scratched the kept mapping by its
+        // address, which the loan then refuses (EIO; that mapping is spent).
+        if (this.#ctx!.forced) {
+          this.#onForced();
+          throw this.#forcedError();
+        }
+        throw err;
+      }
     }
     return e.mapping;
   }

@@ -117,7 +117,7 @@ export const C_NEXT_FREE = 8;
 export const C_NAME_LEN = 9;
 /**
  * i64 revocation token of the context's CPU views (words 10..11; 0 = it handed out none yet, see
- * viewToken), and the last token its process's revoker acknowledged revoking (words 12..13).
+ * tagHoldForView), and the last token its process's revoker acknowledged revoking (words 12..13).
  */
 export const C_TOKEN = 10;
 export const C_REVOKED = 12;

@@ -114,10 +114,11 @@ export interface LockStore {
    */
   forceIfExpired(c: number, now: number): ForcedRelease | null;
   /**
-   * The revocation token for CPU views that context c hands out (a mapping made with it is revoked when c is
-   * forced, from any process); 0n if c was already forced (it must not hand out views).
+   * For a CPU view handed out under c's hold on m: tags the hold (setHoldTag) and returns the revocation token
+   * of c's views (a mapping made with it is revoked when c is forced, from any process), in one pass. 0n if c
+   * was already forced (it must not hand out views), -1n if c does not hold m.
    */
-  viewToken(c: number): bigint;
+  tagHoldForView(m: number, c: number, tag: bigint): bigint;
   /**
    * Resolves when wait record `w` is kicked (its mutex changed so that it may proceed), or `timeoutMs` after
    * monotonic time `now` (default: the clock now); undefined if it already was.
@@ -454,8 +455,8 @@ export class TableLockStore implements LockStore, rules.Core {
   forceIfExpired(c: number, now: number): ForcedRelease | null {
     return rules.forceIfExpired(this, c, now, this.nameOf, this.maybeFree);
   }
-  viewToken(c: number): bigint {
-    return rules.viewToken(this, c);
+  tagHoldForView(m: number, c: number, tag: bigint): bigint {
+    return rules.tagHoldForView(this, m, c, tag);
   }
 
   // ---------------------------------------------------------------- waiting, query

@@ -1,7 +1,7 @@
 /**
  * Revocation across processes: what the lock core does so that a holder in another process can be forced
  * off safely. The lock core knows nothing of views or mappings: a context has one opaque 64-bit *token*
- * (assigned under the table lock when the context first asks for it: ww-rules.ts viewToken, at the sync
+ * (assigned under the table lock when the context first asks for it: ww-rules.ts tagHoldForView, at the sync
  * layer's first map()), the layer that hands out CPU views registers them
  * under it (native/mapping.cc), and forcing a holder of another process first asks that process's revoker
  * thread (native/futex.cc, which revokes every mapping made with the token) and waits for its

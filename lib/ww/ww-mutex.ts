@@ -46,15 +46,6 @@ export function takeOwnerDied(ctx: AcquireContext): bigint[] {
   return keys;
 }
 
-/**
- * The revocation token under which `ctx` hands out CPU views (see LockStore.viewToken): when ctx is forced
- * off, from any process, every mapping made with it becomes scratch memory. 0n if ctx was already forced.
- */
-export function viewToken(ctx: AcquireContext): bigint {
-  const s = contextState(ctx);
-  return s.slot < 0 ? 0n : s.store.viewToken(s.slot);
-}
-
 /** 'read': shared with other readers; 'write': exclusive. */
 export type LockMode = 'read' | 'write';
 
@@ -452,6 +443,22 @@ export class WwMutex {
     this.checkUsable();
     if (contextState(ctx).slot < 0) throw finied(ctx);
     if (!this.store.setHoldTag(this.slot, contextState(ctx).slot, tag)) throw eperm(`context "${ctx.name}"`);
+  }
+
+  /**
+   * @internal For a CPU view about to be handed out under `ctx`'s hold on this mutex, in one pass through the
+   * table: sets the hold's tag to `tag` (as setHoldTag: what the force hook gets) and returns the revocation
+   * token of ctx's views (a mapping made with it becomes scratch memory when ctx is forced off, from any
+   * process). 0n, tagging nothing, if ctx was already forced off (or fini()ed); EPERM if ctx does not hold
+   * this mutex.
+   */
+  tagHoldForView(ctx: AcquireContext, tag: bigint): bigint {
+    this.checkUsable();
+    const c = contextState(ctx).slot;
+    if (c < 0) return 0n;
+    const token = this.store.tagHoldForView(this.slot, c, tag);
+    if (token < 0n) throw eperm(`context "${ctx.name}"`);
+    return token;
   }
 
   /** True if `ctx` holds this mutex (any mode). */

@@ -717,12 +717,20 @@ export function earliestDeadline(k: Core, c: number): number {
 }
 
 /**
- * The revocation token of context c's CPU views, assigned on first use; 0n if c is forced. Taken under the
- * table lock, so a forcer either sees the token (and has it revoked before forcing) or c sees CF_FORCED.
+ * For a CPU view about to be handed out under c's hold on m, in one pass: tags the hold with `tag` (the
+ * view's address, what a forcer of this process scratches) and returns c's revocation token (what a forcer
+ * of another process has revoked), assigned on first use. 0n, tagging nothing, if c is forced; -1n if c
+ * does not hold m. Under the table lock, so a forcer either sees tag and token or c sees CF_FORCED.
  */
-export function viewToken(k: Core, c: number): bigint {
+export function tagHoldForView(k: Core, m: number, c: number, tag: bigint): bigint {
   const t = k.t;
-  return t.critical(() => (ctxForced(t, c) ? 0n : ctxToken(t, c)));
+  return t.critical(() => {
+    if (ctxForced(t, c)) return 0n;
+    const r = findHold(t, t.mutexOff(m), c);
+    if (r < 0) return -1n;
+    setRecTag(t, r, BigInt.asIntN(64, tag));
+    return ctxToken(t, c);
+  });
 }
 
 /**

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { DmabufSync, VgemDevice, WwClass, query, type DmaBuf, type VgemBuffer } from '../../lib';
 import { exportSyncFileSupported, setExportSyncFileSupport } from '../../lib/kernel/implicit-fences';
 import { native } from '../../lib/kernel/native';
+import { KeptMapping } from '../../lib/kernel/mapping';
 import { cpuBuffer, needs } from './fixtures/kernel-features';
 import { stateAfter } from './fixtures/until';
 
@@ -373,5 +374,72 @@ test("map()'s view carries its kept mapping's address (no addon call per lock), 
   await s.unlock();
   expect(second.address).toBe(0n);
   s.fini();
+  buf.close();
+});
+
+test('a holder forced by another thread between map()\'s tag and its loan gets ETIMEDOUT, not a view, and the next lock maps afresh', async () => {
+  const buf = cpuBuffer(PAGE);
+  const s = DmabufSync.init({ name: 'tag-then-loan', maxHoldMs: 300 });
+  s.get(buf, 'rw');
+  await s.lock();
+  s.map(buf); // the thread now keeps a mapping of buf
+  await s.unlock();
+  const granted = new Int32Array(new SharedArrayBuffer(4));
+  const lib = require.resolve('../../lib');
+  const w = new Worker(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     const { DmaBuf, DmabufSync } = require(${JSON.stringify(lib)});
+     const buf = DmaBuf.fromFd(workerData.fd);
+     const s = DmabufSync.init({ name: 'forcer' });
+     s.get(buf, 'write');
+     parentPort.once('message', async () => {
+       try {
+         await s.lock({ timeoutMs: 20000 });
+         Atomics.store(workerData.granted, 0, 1);
+         await s.unlock();
+       } catch (err) {
+         Atomics.store(workerData.granted, 0, 2);
+       }
+       s.fini();
+       buf.close();
+     });
+     parentPort.postMessage('ready');`,
+    { eval: true, env: process.env, workerData: { fd: buf.fd, granted } },
+  );
+  const exited = new Promise((resolve) => w.once('exit', resolve));
+  await new Promise((resolve) => w.once('message', resolve));
+  // From the lock on, this thread stays blocked (its own watchdog timer cannot run): the loan waits until the
+  // worker, a waiter of this process, reached the deadline and forced this sync off; its force hook then
+  // scratched the kept mapping by the hold's tag, before the loan.
+  await s.lock();
+  w.postMessage('go');
+  const proto = KeptMapping.prototype;
+  const lend = proto.lend;
+  let lent = false;
+  proto.lend = function (this: KeptMapping, token: bigint) {
+    proto.lend = lend;
+    lent = true;
+    while (Atomics.load(granted, 0) === 0) Atomics.wait(granted, 0, 0, 10);
+    return lend.call(this, token);
+  };
+  try {
+    expect(() => s.map(buf)).toThrow(expect.objectContaining({ code: 'ETIMEDOUT' }));
+  } finally {
+    proto.lend = lend;
+  }
+  expect(lent).toBe(true);
+  expect(Atomics.load(granted, 0)).toBe(1);
+  await exited;
+  await s.unlock().catch(() => undefined);
+  s.fini();
+  // The scratched mapping is not lent again: a new lock maps afresh and reaches the buffer.
+  const t = DmabufSync.init({ name: 'after' });
+  t.get(buf, 'rw');
+  await t.lock();
+  new Uint32Array(t.map(buf).buffer)[0] = 0x5eed;
+  await t.unlock();
+  t.fini();
+  expect(counter(buf)).toBe(0x5eed);
+  expectNothingHeld([buf]);
   buf.close();
 });

@@ -688,14 +688,17 @@ function isCtxlessHold(t: Table, r: number, m: number): boolean {
   return recHold(t, r) && recMutex(t, r) === m && recCtx(t, r) < 0;
 }
 
+/** Sets the tag of c's hold on m (table locked); false if c does not hold m. */
+function tagHold(t: Table, m: number, c: number, tag: bigint): boolean {
+  const r = findHold(t, t.mutexOff(m), c);
+  if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
+  return r >= 0;
+}
+
 /** Sets the tag of c's hold on m; false if c does not hold m. */
 export function setHoldTag(k: Core, m: number, c: number, tag: bigint): boolean {
   const t = k.t;
-  return t.critical(() => {
-    const r = findHold(t, t.mutexOff(m), c);
-    if (r >= 0) setRecTag(t, r, BigInt.asIntN(64, tag));
-    return r >= 0;
-  });
+  return t.critical(() => tagHold(t, m, c, tag));
 }
 
 /** Whether context c holds mutex m. */
@@ -726,10 +729,7 @@ export function tagHoldForView(k: Core, m: number, c: number, tag: bigint): bigi
   const t = k.t;
   return t.critical(() => {
     if (ctxForced(t, c)) return 0n;
-    const r = findHold(t, t.mutexOff(m), c);
-    if (r < 0) return -1n;
-    setRecTag(t, r, BigInt.asIntN(64, tag));
-    return ctxToken(t, c);
+    return tagHold(t, m, c, tag) ? ctxToken(t, c) : -1n;
   });
 }
 
